@@ -1,0 +1,76 @@
+"""API calls: call every endpoint of a running API and save the answers.
+
+Writes the combined JSON responses to ``output_model_path/apireturns.txt``.
+Exit 1 with a one-line reason when the server is unreachable or an endpoint fails.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from settings import API_RETURNS_FILE, TEST_DATA_FILE, Config, PipelineError, argument_parser, load_config, run_cli, setup_logging
+from storage import write_text_atomic
+
+log = logging.getLogger("apicalls")
+
+
+def call_api(config: Config, url: str | None = None, timeout: float = 60.0) -> dict:
+    """Call /prediction, /scoring, /summarystats, /diagnostics and /health; return their JSON by endpoint."""
+    import requests
+
+    base = (url or config.api_url).rstrip("/")
+    test_file = config.test_data_file
+    try:
+        filepath = str(test_file.relative_to(config.path.parent))
+    except ValueError:
+        filepath = str(test_file)
+    calls = [
+        ("prediction", "POST", "/prediction", {"filepath": filepath}),
+        ("scoring", "GET", "/scoring", None),
+        ("summarystats", "GET", "/summarystats", None),
+        ("diagnostics", "GET", "/diagnostics", None),
+        ("health", "GET", "/health", None),
+    ]
+    answers = {}
+    with requests.Session() as session:
+        for name, method, path, body in calls:
+            try:
+                response = session.request(method, base + path, json=body, timeout=timeout)
+            except requests.ConnectionError:
+                raise PipelineError(f"API not reachable at {base} (is it running? try `make serve`)") from None
+            except requests.Timeout:
+                raise PipelineError(f"{method} {base + path} timed out after {timeout:g} s") from None
+            try:
+                payload = response.json()
+            except ValueError:
+                raise PipelineError(f"{method} {base + path} answered {response.status_code} with a non-JSON body") from None
+            if response.status_code != 200:
+                reason = payload.get("error") if isinstance(payload, dict) else payload
+                raise PipelineError(f"{method} {base + path} failed with {response.status_code}: {reason}")
+            answers[name] = payload
+    return answers
+
+
+def save_api_returns(config: Config, answers: dict):
+    target = config.model_folder / API_RETURNS_FILE
+    write_text_atomic(target, json.dumps(answers, indent=2) + "\n")
+    return target
+
+
+def main(argv=None) -> int:
+    def body(argv):
+        parser = argument_parser("Call every API endpoint and save the responses to apireturns.txt.")
+        parser.add_argument("--url", help="base URL of the API (default: api_url in the config, http://127.0.0.1:8000)")
+        args = parser.parse_args(argv)
+        config = load_config(args.config)
+        setup_logging()
+        target = save_api_returns(config, call_api(config, args.url))
+        print(f"wrote {target}")
+        return 0
+
+    return run_cli("apicalls", body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

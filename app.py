@@ -1,0 +1,304 @@
+"""The risk-assessment API.
+
+``create_app(config)`` builds the Flask app; ``gunicorn app:app`` serves the
+app for the config named by the DRS_CONFIG environment variable (default:
+config.json beside this file); ``python app.py`` serves it on 127.0.0.1:8000.
+
+Endpoints (all JSON): POST /prediction, GET /scoring, GET /summarystats,
+GET /diagnostics, GET /health.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from settings import (
+    FEATURE_COLUMNS,
+    FINAL_DATA_FILE,
+    MODEL_FILE,
+    Config,
+    ConfigError,
+    PipelineError,
+    argument_parser,
+    load_config,
+    run_cli,
+    setup_logging,
+)
+from storage import CURRENT_LINK
+
+log = logging.getLogger("api")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ModelCache:
+    """Holds the deployed model in memory; reloads it when production changes.
+
+    A request costs one readlink and one stat. When the deployed files change
+    but fail their integrity check, the model already held keeps serving and
+    the problem is reported by /health.
+    """
+
+    def __init__(self, prod_folder: Path):
+        self.prod_folder = prod_folder
+        self.deployed = None
+        self.problem: str | None = None
+        self._key = None
+        self._failed_key = None
+        self._lock = threading.Lock()
+
+    def _production_key(self):
+        try:
+            target = os.readlink(self.prod_folder / CURRENT_LINK)
+            stat = os.stat(self.prod_folder / CURRENT_LINK / MODEL_FILE)
+        except OSError:
+            return None
+        return (target, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    def get(self):
+        from deployment import ModelUnavailable, load_deployed_model
+
+        key = self._production_key()
+        if key != self._key and key != self._failed_key:
+            with self._lock:
+                if key != self._key and key != self._failed_key:
+                    try:
+                        deployed = load_deployed_model(self.prod_folder)
+                    except ModelUnavailable as exc:
+                        self._failed_key = key
+                        self.problem = str(exc)
+                        log.error("%s%s", exc, "; still serving " + self.deployed.version if self.deployed else "")
+                    else:
+                        self.deployed, self._key, self._failed_key, self.problem = deployed, key, None, None
+                        log.info("serving model %s", deployed.version)
+        if self.deployed is None:
+            raise ApiError(503, self.problem or f"no model deployed in {self.prod_folder}")
+        return self.deployed
+
+
+class FileKeyedCache:
+    """Memoise a value computed from files, recomputed when any file's stat changes."""
+
+    def __init__(self):
+        self._entries: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, paths, compute):
+        key = []
+        for path in paths:
+            try:
+                stat = os.stat(path)
+                key.append((str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns))
+            except OSError:
+                key.append((str(path), None))
+        key = tuple(key)
+        entry = self._entries.get(name)
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        value = compute()
+        with self._lock:
+            self._entries[name] = (key, value)
+        return value
+
+
+def _records_to_matrix(records) -> np.ndarray:
+    if not isinstance(records, list) or not records:
+        raise ApiError(400, "'records' must be a non-empty list of objects")
+    matrix = np.empty((len(records), len(FEATURE_COLUMNS)), dtype=np.float64)
+    for row, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ApiError(400, f"record {row} is not an object")
+        for col, name in enumerate(FEATURE_COLUMNS):
+            if name not in record or record[name] is None:
+                raise ApiError(400, f"record {row}: missing feature '{name}'")
+            value = record[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ApiError(400, f"record {row}: feature '{name}' must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ApiError(400, f"record {row}: feature '{name}' must be finite, got {value!r}")
+            matrix[row, col] = value
+    return matrix
+
+
+def _csv_to_matrix(source, what: str) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pacsv.read_csv(
+            source, convert_options=pacsv.ConvertOptions(column_types={n: pa.float64() for n in FEATURE_COLUMNS})
+        )
+    except pa.ArrowInvalid as exc:
+        raise ApiError(400, f"{what}: {str(exc).strip().splitlines()[0]}") from None
+    missing = [n for n in FEATURE_COLUMNS if n not in table.column_names]
+    if missing:
+        raise ApiError(400, f"{what}: missing feature column(s): {', '.join(missing)}")
+    if table.num_rows == 0:
+        raise ApiError(400, f"{what}: no rows")
+    matrix = np.column_stack([table[n].to_numpy(zero_copy_only=False) for n in FEATURE_COLUMNS]).astype(np.float64)
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise ApiError(400, f"{what}: row {row + 1}: feature '{FEATURE_COLUMNS[col]}' is missing or not finite")
+    return matrix
+
+
+def resolve_data_file(config: Config, filepath) -> Path:
+    """The CSV a client named, if it lies inside a configured data folder; never reads it."""
+    if not isinstance(filepath, str) or not filepath.strip():
+        raise ApiError(400, "'filepath' must be a non-empty string")
+    candidate = Path(filepath)
+    if not candidate.is_absolute():
+        candidate = config.path.parent / candidate
+    resolved = candidate.resolve()
+    allowed = [folder.resolve() for folder in config.data_folders]
+    if not any(resolved.is_relative_to(folder) for folder in allowed):
+        raise ApiError(403, f"filepath {filepath!r} is outside the data folders")
+    if resolved.suffix.lower() != ".csv":
+        raise ApiError(400, f"filepath {filepath!r} is not a .csv file")
+    if not resolved.is_file():
+        raise ApiError(404, f"filepath {filepath!r} not found")
+    return resolved
+
+
+def create_app(config: Config | str | Path | None = None) -> Flask:
+    """Build the API for a Config (or a config file path; default config.json)."""
+    if not isinstance(config, Config):
+        config = load_config(config)
+    app = Flask(__name__)
+    app.config.update(DRS=config, MAX_CONTENT_LENGTH=config.max_request_bytes, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False
+    models = ModelCache(config.prod_folder)
+    cache = FileKeyedCache()
+    app.extensions["drs_models"] = models
+
+    @app.before_request
+    def reject_large_bodies():
+        # Decided from the announced length, before a byte of the body is read.
+        length = request.content_length
+        if length is not None and length > config.max_request_bytes:
+            raise ApiError(413, f"request body of {length} bytes exceeds the limit of {config.max_request_bytes}")
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return jsonify(error=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return jsonify(error=exc.description or exc.name), exc.code
+
+    @app.errorhandler(PipelineError)
+    def pipeline_error(exc: PipelineError):
+        from deployment import ModelUnavailable
+
+        return jsonify(error=str(exc)), 503 if isinstance(exc, ModelUnavailable) else 409
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify(error=f"internal error: {type(exc).__name__}"), 500
+
+    @app.post("/prediction")
+    def prediction():
+        deployed = models.get()
+        mimetype = request.mimetype
+        if mimetype == "application/json":
+            payload = request.get_json(silent=True)
+            if payload is None:
+                raise ApiError(400, "body is not valid JSON")
+            if not isinstance(payload, dict):
+                raise ApiError(400, "body must be a JSON object with 'filepath' or 'records'")
+            if "records" in payload:
+                matrix = _records_to_matrix(payload["records"])
+            elif "filepath" in payload:
+                path = resolve_data_file(config, payload["filepath"])
+                matrix = _csv_to_matrix(path, path.name)
+            else:
+                raise ApiError(400, "body must have 'filepath' or 'records'")
+        elif mimetype == "text/csv":
+            import io
+
+            matrix = _csv_to_matrix(io.BytesIO(request.get_data()), "CSV body")
+        else:
+            raise ApiError(415, f"unsupported content type {mimetype or '(none)'}: use application/json or text/csv")
+        predictions = deployed.model.predict(matrix)
+        return jsonify(predictions=[int(p) for p in predictions], version=deployed.version)
+
+    @app.get("/scoring")
+    def scoring():
+        from scoring import f1_on, load_test_data
+
+        deployed = models.get()
+        f1 = cache.get(f"f1:{deployed.version}:{deployed.folder}", [config.test_data_file],
+                       lambda: f1_on(deployed.model, load_test_data(config)))
+        return jsonify(f1=f1, version=deployed.version)
+
+    @app.get("/summarystats")
+    def summarystats():
+        from diagnostics import dataframe_summary
+
+        return jsonify(cache.get("summary", [config.output_folder / FINAL_DATA_FILE], lambda: dataframe_summary(config)))
+
+    @app.get("/diagnostics")
+    def diagnostics():
+        from diagnostics import all_diagnostics
+
+        return jsonify(all_diagnostics(config))
+
+    @app.get("/health")
+    def health():
+        try:
+            deployed = models.get()
+        except ApiError as exc:
+            return jsonify(status="unavailable", error=exc.message), 503
+        body = {"status": "ok", "version": deployed.version, "f1": deployed.f1}
+        if models.problem:
+            body.update(status="degraded", problem=models.problem)
+        return jsonify(body)
+
+    return app
+
+
+_app = None
+
+
+def __getattr__(name: str):
+    # `gunicorn app:app` reads this attribute: the app is built on first use,
+    # not at import, so importing app.py has no side effects.
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_app(os.environ.get("DRS_CONFIG"))
+        return _app
+    raise AttributeError(name)
+
+
+def main(argv=None) -> int:
+    def body(argv):
+        parser = argument_parser("Serve the risk-assessment API (development server; use `make serve` for gunicorn).")
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        args = parser.parse_args(argv)
+        setup_logging()
+        flask_app = create_app(args.config)
+        flask_app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
+        return 0
+
+    return run_cli("app", body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

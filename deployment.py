@@ -1,0 +1,305 @@
+"""Deployment: promote the trained model, its score and the ingested-file record.
+
+``store_model_into_pickle()`` copies ``trainedmodel.pkl`` and ``latestscore.txt``
+(from ``output_model_path``) and ``ingestedfiles.txt`` (from ``output_folder_path``)
+into a new version folder under ``prod_deployment_path``, writes its
+``manifest.json`` and switches production to it in one atomic rename.
+The course file names in ``prod_deployment_path`` always show the deployed
+version (see storage.py for the layout). The last ``keep_versions`` versions
+are kept; ``--rollback [VERSION]`` switches back.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import pickle
+import shutil
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from settings import (
+    INGESTED_DETAIL_FILE,
+    INGESTED_RECORD_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    REFERENCE_SAMPLE_FILE,
+    SCORE_FILE,
+    Config,
+    PipelineError,
+    argument_parser,
+    load_config,
+    run_cli,
+    setup_logging,
+)
+from storage import (
+    DEPLOYMENT_LOG,
+    VERSIONS_DIR,
+    LockBusy,
+    append_jsonl,
+    current_version_dir,
+    ensure_course_links,
+    exclusive_lock,
+    list_versions,
+    next_version,
+    read_jsonl,
+    read_manifest,
+    sha256_file,
+    switch_current,
+    version_sort_key,
+    write_json_atomic,
+)
+
+log = logging.getLogger("deployment")
+
+# Named points of a deployment, in order. The kill-at-every-step test sets
+# DRS_FAULT_INJECT to one of them and the process SIGKILLs itself there.
+CHECKPOINTS = (
+    "start",
+    "staging-created",
+    "files-copied",
+    "manifest-written",
+    "version-published",
+    "links-ensured",
+    "switched",
+    "recorded",
+    "pruned",
+)
+
+
+class ModelUnavailable(PipelineError):
+    """No usable model in production (none deployed, or one that fails its check)."""
+
+
+def _checkpoint(name: str) -> None:
+    if os.environ.get("DRS_FAULT_INJECT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_score(path: Path) -> float:
+    try:
+        return float(path.read_text().strip())
+    except FileNotFoundError:
+        raise PipelineError(f"no score at {path}: run scoring.py first") from None
+    except ValueError:
+        raise PipelineError(f"{path} does not hold a number") from None
+
+
+@contextlib.contextmanager
+def _deploy_lock(prod_folder: Path):
+    try:
+        with exclusive_lock(prod_folder / ".deploy.lock"):
+            yield
+    except LockBusy:
+        raise PipelineError(f"another deployment to {prod_folder} is in progress") from None
+
+
+def store_model_into_pickle(config: Config | None = None, scores: dict | None = None, note: str = "") -> str:
+    """Publish the trained model as a new production version; returns its id (e.g. "v0004").
+
+    `scores` adds figures to the manifest (the test F1 from latestscore.txt is always there).
+    """
+    config = config or load_config()
+    sources = {
+        MODEL_FILE: config.model_folder / MODEL_FILE,
+        SCORE_FILE: config.model_folder / SCORE_FILE,
+        INGESTED_RECORD_FILE: config.output_folder / INGESTED_RECORD_FILE,
+        INGESTED_DETAIL_FILE: config.output_folder / INGESTED_DETAIL_FILE,
+        REFERENCE_SAMPLE_FILE: config.output_folder / REFERENCE_SAMPLE_FILE,
+    }
+    optional = (INGESTED_DETAIL_FILE, REFERENCE_SAMPLE_FILE)
+    for name, path in list(sources.items()):
+        if not path.is_file():
+            if name not in optional:
+                raise PipelineError(f"cannot deploy: {path} not found")
+            sources.pop(name)
+    f1 = _read_score(sources[SCORE_FILE])
+    training_files = {}
+    if INGESTED_DETAIL_FILE in sources:
+        detail = json.loads(sources[INGESTED_DETAIL_FILE].read_text())
+        training_files = {name: {"sha256": f["sha256"], "rows": f.get("rows")} for name, f in detail.get("files", {}).items()}
+    else:
+        names = [n.strip() for n in sources[INGESTED_RECORD_FILE].read_text().splitlines() if n.strip()]
+        training_files = {name: {} for name in names}
+
+    prod = config.prod_folder
+    (prod / VERSIONS_DIR).mkdir(parents=True, exist_ok=True)
+    with _deploy_lock(prod):
+        _checkpoint("start")
+        _remove_staging_leftovers(prod)
+        previous = current_version_dir(prod)
+        version = next_version(prod)
+        staging = prod / VERSIONS_DIR / f".staging-{version}"
+        staging.mkdir()
+        _checkpoint("staging-created")
+        hashes = {}
+        for name, source in sources.items():
+            shutil.copyfile(source, staging / name)
+            with open(staging / name, "rb+") as handle:
+                os.fsync(handle.fileno())
+            hashes[name] = sha256_file(staging / name)
+        _checkpoint("files-copied")
+        manifest = {
+            "version": version,
+            "created": _now(),
+            "files": hashes,
+            "training_files": training_files,
+            "scores": {"f1": f1, **(scores or {})},
+            "previous_version": previous.name if previous else None,
+            "note": note,
+        }
+        write_json_atomic(staging / MANIFEST_FILE, manifest)
+        _checkpoint("manifest-written")
+        os.rename(staging, prod / VERSIONS_DIR / version)
+        _checkpoint("version-published")
+        ensure_course_links(prod)
+        _checkpoint("links-ensured")
+        switch_current(prod, version)
+        _checkpoint("switched")
+        append_jsonl(prod / DEPLOYMENT_LOG, {"time": manifest["created"], "action": "deploy", "version": version,
+                                              "previous": manifest["previous_version"], "f1": f1, "note": note})
+        _checkpoint("recorded")
+        removed = _prune(prod, config.keep_versions)
+        _checkpoint("pruned")
+    log.info("deployed %s (F1 %.4f) to %s%s", version, f1, prod, f"; pruned {', '.join(removed)}" if removed else "")
+    return version
+
+
+def _remove_staging_leftovers(prod: Path) -> None:
+    # Under the deploy lock no other deployment is running: any staging folder is debris.
+    for entry in (prod / VERSIONS_DIR).glob(".staging-*"):
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _prune(prod: Path, keep: int) -> list[str]:
+    current = current_version_dir(prod)
+    versions = list_versions(prod)
+    doomed = [v for v in versions[:-keep] if current is None or v != current.name]
+    for version in doomed:
+        shutil.rmtree(prod / VERSIONS_DIR / version, ignore_errors=True)
+    return doomed
+
+
+def rollback(config: Config | None = None, version: str | None = None) -> str:
+    """Switch production to `version`, or to the version before the current one; returns it."""
+    config = config or load_config()
+    prod = config.prod_folder
+    with _deploy_lock(prod):
+        current = current_version_dir(prod)
+        versions = list_versions(prod)
+        if version is None:
+            if current is None:
+                raise PipelineError(f"nothing is deployed in {prod}: nothing to roll back")
+            older = [v for v in versions if version_sort_key(v) < version_sort_key(current.name)]
+            if not older:
+                raise PipelineError(f"{current.name} is the oldest kept version: nothing to roll back to")
+            version = older[-1]
+        elif version not in versions:
+            kept = ", ".join(versions) or "none"
+            raise PipelineError(f"version {version} not found in {prod / VERSIONS_DIR} (kept: {kept})")
+        target = prod / VERSIONS_DIR / version
+        manifest = read_manifest(target)
+        if manifest is None or not _files_match(target, manifest):
+            raise PipelineError(f"version {version} is damaged (files do not match its manifest): refusing to roll back to it")
+        ensure_course_links(prod)
+        switch_current(prod, version)
+        append_jsonl(prod / DEPLOYMENT_LOG, {"time": _now(), "action": "rollback", "version": version,
+                                              "previous": current.name if current else None,
+                                              "f1": manifest.get("scores", {}).get("f1")})
+    log.info("rolled back %s to %s", prod, version)
+    return version
+
+
+def _files_match(folder: Path, manifest: dict) -> bool:
+    try:
+        return all(sha256_file(folder / name) == sha for name, sha in manifest.get("files", {}).items())
+    except FileNotFoundError:
+        return False
+
+
+def deployment_history(config: Config) -> list[dict]:
+    """Every deploy and rollback recorded in production, oldest first."""
+    return read_jsonl(config.prod_folder / DEPLOYMENT_LOG)
+
+
+def deployed_score_history(config: Config) -> list[float]:
+    """Test F1 of every deployment made (not rollbacks), oldest first."""
+    return [float(r["f1"]) for r in deployment_history(config) if r.get("action") == "deploy" and r.get("f1") is not None]
+
+
+@dataclass
+class DeployedModel:
+    model: object
+    manifest: dict
+    folder: Path
+
+    @property
+    def version(self) -> str:
+        return self.manifest.get("version", "?")
+
+    @property
+    def f1(self) -> float | None:
+        return self.manifest.get("scores", {}).get("f1")
+
+
+def load_deployed_model(prod_folder: Path) -> DeployedModel:
+    """Load the deployed model after checking its sha256 against the manifest.
+
+    Raises ModelUnavailable when nothing is deployed, the manifest is missing,
+    or the model file does not match it (the file is then never unpickled).
+    """
+    folder = current_version_dir(prod_folder)
+    if folder is None:
+        raise ModelUnavailable(f"no model deployed in {prod_folder}")
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise ModelUnavailable(f"deployed version {folder.name} has no readable {MANIFEST_FILE}")
+    expected = manifest.get("files", {}).get(MODEL_FILE)
+    path = folder / MODEL_FILE
+    # Read once, hash and unpickle the same bytes: no window for a swap between check and load.
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelUnavailable(f"deployed version {folder.name} has no {MODEL_FILE}") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ModelUnavailable(
+            f"{path} fails its integrity check (sha256 {actual[:12]}..., manifest says {str(expected)[:12]}...): refusing to load it"
+        )
+    try:
+        model = pickle.loads(data)
+    except Exception as exc:  # a matching hash with a broken pickle: still not usable
+        raise ModelUnavailable(f"cannot unpickle {path}: {exc}") from None
+    return DeployedModel(model=model, manifest=manifest, folder=folder)
+
+
+def main(argv=None) -> int:
+    def body(argv):
+        parser = argument_parser("Promote the trained model to production, or roll back.")
+        parser.add_argument("--rollback", nargs="?", const="", metavar="VERSION",
+                            help="switch production back to VERSION (default: the version before the current one)")
+        args = parser.parse_args(argv)
+        config = load_config(args.config)
+        setup_logging()
+        if args.rollback is not None:
+            version = rollback(config, args.rollback or None)
+            print(f"production now serves {version}")
+        else:
+            version = store_model_into_pickle(config)
+            print(f"deployed {version} to {config.prod_folder}")
+        return 0
+
+    return run_cli("deployment", body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Scoring: F1 of the trained model on the test data.
+
+Reads ``output_model_path/trainedmodel.pkl`` and ``test_data_path/testdata.csv``;
+writes the F1 score, as a bare number, to ``output_model_path/latestscore.txt``.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from settings import MODEL_FILE, SCORE_FILE, TARGET_COLUMN, Config, PipelineError, argument_parser, load_config, run_cli, setup_logging
+from storage import write_text_atomic
+
+log = logging.getLogger("scoring")
+
+
+def load_model(path: Path):
+    """Unpickle a model file; a missing or unreadable file is a PipelineError."""
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    except FileNotFoundError:
+        raise PipelineError(f"no model at {path}: run training.py first") from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
+        raise PipelineError(f"cannot load model {path}: {exc}") from None
+
+
+def load_test_data(config: Config) -> pd.DataFrame:
+    from ingestion import read_labelled_csv
+
+    path = config.test_data_file
+    if not path.is_file():
+        raise PipelineError(f"test data not found: {path}")
+    return read_labelled_csv(path)
+
+
+def f1_on(model, data: pd.DataFrame) -> float:
+    """F1 of `model` on the labelled rows of `data` (0.0 when nothing is predicted positive)."""
+    from training import labelled_rows
+
+    features, labels = labelled_rows(data)
+    if len(labels) == 0:
+        raise PipelineError("no labelled rows to score on")
+    predictions = model.predict(features)
+    return float(f1_score(labels, predictions, zero_division=0.0))
+
+
+def score_model(config: Config | None = None, model=None, write: bool = True) -> float:
+    """F1 of the model (default: the trained one) on testdata.csv; writes latestscore.txt when `write`."""
+    config = config or load_config()
+    if model is None:
+        model = load_model(config.model_folder / MODEL_FILE)
+    score = f1_on(model, load_test_data(config))
+    if write:
+        write_text_atomic(config.model_folder / SCORE_FILE, f"{score}\n")
+        log.info("F1 on %s: %.4f; wrote %s", config.test_data_file, score, config.model_folder / SCORE_FILE)
+    return score
+
+
+def main(argv=None) -> int:
+    def body(argv):
+        args = argument_parser("Score the trained model on the test data (F1).").parse_args(argv)
+        config = load_config(args.config)
+        setup_logging()
+        score = score_model(config)
+        print(f"F1 = {score:.4f} (wrote {config.model_folder / SCORE_FILE})")
+        return 0
+
+    return run_cli("scoring", body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""Configuration, schema and command-line plumbing shared by every stage.
+
+Nothing here imports pandas, scikit-learn or matplotlib: the cron tick that
+finds no new data must stay cheap, and it goes through this module.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG = PROJECT_DIR / "config.json"
+
+# --- schema: the one source of truth for column names and order -------------
+ID_COLUMN = "corporation"
+FEATURE_COLUMNS = ("lastmonth_activity", "lastyear_activity", "number_of_employees")
+TARGET_COLUMN = "exited"
+ALL_COLUMNS = (ID_COLUMN, *FEATURE_COLUMNS, TARGET_COLUMN)
+
+# --- file names the course made public: users and tools look for these ------
+FINAL_DATA_FILE = "finaldata.csv"
+INGESTED_RECORD_FILE = "ingestedfiles.txt"
+INGESTED_DETAIL_FILE = "ingestedfiles.json"
+REFERENCE_SAMPLE_FILE = "referencedata.csv"
+REFERENCE_SAMPLE_ROWS = 50_000
+TEST_DATA_FILE = "testdata.csv"
+MODEL_FILE = "trainedmodel.pkl"
+SCORE_FILE = "latestscore.txt"
+MANIFEST_FILE = "manifest.json"
+CONFUSION_MATRIX_FILE = "confusionmatrix.png"
+REPORT_FILE = "report.pdf"
+API_RETURNS_FILE = "apireturns.txt"
+DIAGNOSTICS_FILE = "diagnostics.json"
+HISTORY_FILE = "history.jsonl"
+LOG_FILE = "fullprocess.log"
+LOCK_FILE = "fullprocess.lock"
+
+REQUIRED_KEYS = (
+    "input_folder_path",
+    "output_folder_path",
+    "test_data_path",
+    "output_model_path",
+    "prod_deployment_path",
+)
+
+# The course's LogisticRegression, written for the current scikit-learn API:
+# `multi_class` is gone (binary target: it never mattered) and the L2 penalty
+# is expressed as l1_ratio=0, which is what `penalty="l2"` meant.
+DEFAULT_TRAINING = {
+    "C": 1.0,
+    "l1_ratio": 0.0,
+    "fit_intercept": True,
+    "intercept_scaling": 1,
+    "solver": "liblinear",
+    "max_iter": 100,
+    "tol": 0.0001,
+    "random_state": 0,
+    "class_weight": None,
+    "dual": False,
+    "warm_start": False,
+}
+
+DRIFT_TESTS = ("raw", "parametric", "nonparametric", "ks", "psi")
+
+DEFAULT_DRIFT = {
+    # Which tests trigger a retrain: "any" of `tests`, "all" of them.
+    "trigger_tests": ["raw"],
+    "trigger_mode": "any",
+    "ks_pvalue": 0.01,
+    "psi_bins": 10,
+    "psi_watch": 0.1,
+    "psi_drift": 0.25,
+    "min_samples": 30,
+    "min_history": 3,
+}
+
+
+class ConfigError(Exception):
+    """The configuration file is missing or invalid (exit code 2)."""
+
+
+class PipelineError(Exception):
+    """An expected problem with inputs or state: reported in one line, exit 1."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration with every path resolved to an absolute path."""
+
+    path: Path
+    input_folder: Path
+    output_folder: Path
+    test_data_folder: Path
+    model_folder: Path
+    prod_folder: Path
+    log_folder: Path
+    training: dict = field(default_factory=dict)
+    drift: dict = field(default_factory=dict)
+    keep_versions: int = 5
+    promotion_margin: float | None = None
+    max_request_bytes: int = 16 * 1024 * 1024
+    api_url: str = "http://127.0.0.1:8000"
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def test_data_file(self) -> Path:
+        return self.test_data_folder / TEST_DATA_FILE
+
+    @property
+    def data_folders(self) -> tuple[Path, ...]:
+        """Folders the API may read a client-named CSV from."""
+        return (self.input_folder, self.output_folder, self.test_data_folder)
+
+    def with_paths(self, **paths: Path) -> "Config":
+        """A copy with some folders replaced (used to time stages off to the side)."""
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        values.update(paths)
+        return Config(**values)
+
+
+def _require_type(raw: dict, key: str, kinds, what: str, where: Path):
+    value = raw[key]
+    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+        raise ConfigError(f"{where}: '{key}' must be {what}, got {value!r}")
+    if not isinstance(value, kinds):
+        raise ConfigError(f"{where}: '{key}' must be {what}, got {value!r}")
+    return value
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a config file; relative paths resolve against its folder."""
+    config_path = Path(path) if path is not None else DEFAULT_CONFIG
+    config_path = config_path.expanduser().absolute()
+    try:
+        text = config_path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {config_path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {config_path}: {exc}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{config_path}: invalid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: top level must be a JSON object")
+
+    missing = [key for key in REQUIRED_KEYS if key not in raw]
+    if missing:
+        raise ConfigError(f"{config_path}: missing key(s): {', '.join(missing)}")
+
+    base = config_path.parent
+
+    def folder(key: str, default: str | None = None) -> Path:
+        if key not in raw and default is not None:
+            value = default
+        else:
+            value = _require_type(raw, key, str, "a non-empty string (a folder path)", config_path)
+        if not value.strip():
+            raise ConfigError(f"{config_path}: '{key}' must be a non-empty string (a folder path)")
+        return (base / Path(value).expanduser()).resolve()
+
+    training = dict(DEFAULT_TRAINING)
+    if "training" in raw:
+        overrides = _require_type(raw, "training", dict, "an object of LogisticRegression parameters", config_path)
+        training.update(overrides)
+
+    drift = dict(DEFAULT_DRIFT)
+    if "drift" in raw:
+        overrides = _require_type(raw, "drift", dict, "an object", config_path)
+        unknown = sorted(set(overrides) - set(DEFAULT_DRIFT))
+        if unknown:
+            raise ConfigError(f"{config_path}: unknown drift setting(s): {', '.join(unknown)}")
+        drift.update(overrides)
+    _validate_drift(drift, config_path)
+
+    keep_versions = 5
+    if "keep_versions" in raw:
+        keep_versions = _require_type(raw, "keep_versions", int, "an integer >= 2", config_path)
+        if keep_versions < 2:
+            raise ConfigError(f"{config_path}: 'keep_versions' must be an integer >= 2, got {keep_versions}")
+
+    promotion_margin = None
+    if raw.get("promotion_margin") is not None:
+        promotion_margin = _require_type(raw, "promotion_margin", (int, float), "a number >= 0 or null", config_path)
+        if not math.isfinite(promotion_margin) or promotion_margin < 0:
+            raise ConfigError(f"{config_path}: 'promotion_margin' must be a number >= 0 or null")
+        promotion_margin = float(promotion_margin)
+
+    max_request_bytes = 16 * 1024 * 1024
+    if "max_request_bytes" in raw:
+        max_request_bytes = _require_type(raw, "max_request_bytes", int, "a positive integer", config_path)
+        if max_request_bytes <= 0:
+            raise ConfigError(f"{config_path}: 'max_request_bytes' must be a positive integer")
+
+    api_url = "http://127.0.0.1:8000"
+    if "api_url" in raw:
+        api_url = _require_type(raw, "api_url", str, "a URL string", config_path).rstrip("/")
+
+    return Config(
+        path=config_path,
+        input_folder=folder("input_folder_path"),
+        output_folder=folder("output_folder_path"),
+        test_data_folder=folder("test_data_path"),
+        model_folder=folder("output_model_path"),
+        prod_folder=folder("prod_deployment_path"),
+        log_folder=folder("log_folder_path", "logs"),
+        training=training,
+        drift=drift,
+        keep_versions=keep_versions,
+        promotion_margin=promotion_margin,
+        max_request_bytes=max_request_bytes,
+        api_url=api_url,
+        raw=raw,
+    )
+
+
+def _validate_drift(drift: dict, where: Path) -> None:
+    tests = drift["trigger_tests"]
+    if isinstance(tests, str):
+        tests = [tests]
+    if not isinstance(tests, list) or not tests or any(t not in DRIFT_TESTS for t in tests):
+        raise ConfigError(
+            f"{where}: drift.trigger_tests must be a non-empty list drawn from {', '.join(DRIFT_TESTS)}"
+        )
+    drift["trigger_tests"] = list(tests)
+    if drift["trigger_mode"] not in ("any", "all"):
+        raise ConfigError(f"{where}: drift.trigger_mode must be \"any\" or \"all\"")
+    for key in ("ks_pvalue", "psi_watch", "psi_drift"):
+        value = drift[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value:
+            raise ConfigError(f"{where}: drift.{key} must be a positive number")
+    for key in ("psi_bins", "min_samples", "min_history"):
+        value = drift[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ConfigError(f"{where}: drift.{key} must be an integer >= 2")
+
+
+# --- command-line plumbing ---------------------------------------------------
+
+def argument_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--config",
+        default=str(DEFAULT_CONFIG),
+        help="path to the config JSON (default: config.json beside the scripts); "
+        "relative paths inside it resolve against its folder",
+    )
+    return parser
+
+
+class _StageFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(stage)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not hasattr(record, "stage"):
+            record.stage = record.name
+        return super().format(record)
+
+
+def setup_logging(log_file: Path | None = None, level: int = logging.INFO) -> None:
+    """Configure the root logger once, from an entry point: stderr, and a file if given."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    formatter = _StageFormatter()
+    stream = logging.StreamHandler(sys.stdout)
+    stream.setFormatter(formatter)
+    root.addHandler(stream)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(formatter)
+        root.addHandler(file_handler)
+    root.setLevel(level)
+
+
+def run_cli(stage: str, body, argv=None) -> int:
+    """Run a stage's body(config, args) with the shared error contract.
+
+    ConfigError -> exit 2, PipelineError -> exit 1, each as one line on stderr.
+    """
+    try:
+        return body(argv) or 0
+    except ConfigError as exc:
+        print(f"{stage}: config error: {exc}", file=sys.stderr)
+        return 2
+    except PipelineError as exc:
+        print(f"{stage}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{stage}: interrupted", file=sys.stderr)
+        return 130

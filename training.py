@@ -1,0 +1,94 @@
+"""Training: fit the churn classifier on the ingested data.
+
+Reads ``output_folder_path/finaldata.csv``, writes ``output_model_path/trainedmodel.pkl``.
+
+The model is the course's LogisticRegression (hyperparameters overridable
+under ``"training"`` in the config) behind a median imputer: a missing
+feature value is replaced by that feature's median in the training data, so
+files with gaps still train and predict. Rows with no ``exited`` label are
+not used for training.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+import sys
+
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from settings import FEATURE_COLUMNS, MODEL_FILE, TARGET_COLUMN, Config, PipelineError, argument_parser, load_config, run_cli, setup_logging
+from storage import atomic_path
+
+log = logging.getLogger("training")
+
+
+def feature_matrix(data: pd.DataFrame) -> np.ndarray:
+    """Features in schema order as a float array (n_rows, n_features)."""
+    return data.loc[:, list(FEATURE_COLUMNS)].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def labelled_rows(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) for the rows that have a label."""
+    labelled = data[data[TARGET_COLUMN].notna()]
+    return feature_matrix(labelled), labelled[TARGET_COLUMN].to_numpy(dtype=np.int64)
+
+
+def build_model(params: dict) -> Pipeline:
+    try:
+        classifier = LogisticRegression(**params)
+    except TypeError as exc:
+        raise PipelineError(f"invalid training parameter in config: {exc}") from None
+    return Pipeline([("impute", SimpleImputer(strategy="median")), ("classifier", classifier)])
+
+
+def fit_model(data: pd.DataFrame, params: dict) -> Pipeline:
+    """Fit a fresh model on a DataFrame in the schema; returns the fitted pipeline."""
+    features, labels = labelled_rows(data)
+    if len(labels) == 0:
+        raise PipelineError("no labelled rows to train on")
+    if len(np.unique(labels)) < 2:
+        raise PipelineError(f"training data has only one class ({TARGET_COLUMN}={labels[0]}): cannot fit a classifier")
+    model = build_model(params)
+    try:
+        model.fit(features, labels)
+    except ValueError as exc:
+        raise PipelineError(f"training failed: {exc}") from None
+    return model
+
+
+def save_model(model, path) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def train_model(config: Config | None = None):
+    """Train on finaldata.csv and save trainedmodel.pkl in output_model_path; returns the model."""
+    from ingestion import read_final_data
+
+    config = config or load_config()
+    data = read_final_data(config)
+    model = fit_model(data, config.training)
+    save_model(model, config.model_folder / MODEL_FILE)
+    log.info("trained on %d row(s); saved %s", int(data[TARGET_COLUMN].notna().sum()), config.model_folder / MODEL_FILE)
+    return model
+
+
+def main(argv=None) -> int:
+    def body(argv):
+        args = argument_parser("Train the model on the ingested data.").parse_args(argv)
+        config = load_config(args.config)
+        setup_logging()
+        train_model(config)
+        print(f"wrote {config.model_folder / MODEL_FILE}")
+        return 0
+
+    return run_cli("training", body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
