@@ -1,0 +1,64 @@
+# Dynamic Risk Assessment System: set-up and everyday commands.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+WORKERS ?= 2
+CONFIG ?= config_production.json
+
+.PHONY: venv run test test-slow serve bench cron-install clean-outputs
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# The storyline on the bundled data: bootstrap on practicedata (once), then a
+# production tick on sourcedata. Safe to run again: later runs find no new data.
+run: venv
+	@if [ -e production_deployment/current ]; then \
+		echo "== a model is already deployed: skipping the practice bootstrap"; \
+	else \
+		echo "== practice phase: bootstrap on practicedata/"; \
+		$(PY) fullprocess.py --config config.json; \
+	fi
+	@echo "== production phase: a tick on sourcedata/"
+	$(PY) fullprocess.py --config config_production.json
+	@echo
+	$(PY) fullprocess.py --config config_production.json --status
+	@echo
+	@echo "Outputs:"
+	@echo "  production model and records: production_deployment/ (manifest.json, trainedmodel.pkl, latestscore.txt)"
+	@echo "  ingested data:                ingesteddata/finaldata.csv"
+	@echo "  reports:                      practicemodels/ and models/ (confusionmatrix.png, report.pdf, diagnostics.json)"
+	@echo "  run history and log:          logs/history.jsonl, logs/fullprocess.log"
+	@echo "Next: make serve, then python apicalls.py --config config_production.json"
+
+test: venv
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: venv
+	$(PY) -m pytest -q -m slow
+
+serve: venv
+	DRS_CONFIG=$(abspath $(CONFIG)) $(VENV)/bin/gunicorn --chdir $(CURDIR) --workers $(WORKERS) \
+		--bind $(HOST):$(PORT) --access-logfile - app:app
+
+bench: venv
+	$(PY) bench/run.py
+
+cron-install: venv
+	@command -v crontab >/dev/null || { echo "crontab not found: install cron first" >&2; exit 1; }
+	mkdir -p logs
+	sed 's#@PROJECT_DIR@#$(CURDIR)#g' crontab.txt | grep -v '^#' > $(VENV)/crontab.line
+	( crontab -l 2>/dev/null | grep -vF '$(CURDIR)/fullprocess.py' ; cat $(VENV)/crontab.line ) | crontab -
+	@echo "installed:"; cat $(VENV)/crontab.line
+
+# Remove everything the pipeline generated (models, production, logs) - not the input data.
+clean-outputs:
+	rm -rf ingesteddata practicemodels models production_deployment logs

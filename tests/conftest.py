@@ -1,0 +1,141 @@
+"""Shared fixtures: a project in a temp folder, scripts run as subprocesses, a real API server."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from settings import load_config  # noqa: E402
+
+PYTHON = sys.executable
+COURSE_DATA = ROOT.parent / "shared" / "course-data"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Project:
+    """A workspace with its own data folders and config files; scripts run from elsewhere."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.elsewhere = root.parent / f"{root.name}-cwd"
+        self.elsewhere.mkdir(exist_ok=True)
+
+    def write_config(self, name: str = "config.json", **overrides) -> Path:
+        values = {
+            "input_folder_path": "practicedata",
+            "output_folder_path": "ingesteddata",
+            "test_data_path": "testdata",
+            "output_model_path": "models",
+            "prod_deployment_path": "production_deployment",
+            "api_url": "http://127.0.0.1:9",  # nothing listens there: in-process diagnostics
+        }
+        values.update(overrides)
+        path = self.root / name
+        path.write_text(json.dumps(values, indent=2))
+        return path
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.json"
+
+    def config(self, name: str = "config.json"):
+        return load_config(self.root / name)
+
+    def run(self, script: str, *args: str, config: str | Path | None = "config.json", env=None, timeout=120,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+        """Run a project script as cron would: by absolute path, from another folder."""
+        command = [PYTHON, str(ROOT / script)]
+        if config is not None:
+            command += ["--config", str(self.root / config)]
+        command += list(args)
+        full_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+        return subprocess.run(command, cwd=cwd or self.elsewhere, env=full_env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    """The bundled data copied into a temp project with a practice-phase config."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for folder in ("practicedata", "sourcedata", "testdata"):
+        shutil.copytree(ROOT / folder, root / folder)
+    proj = Project(root)
+    proj.write_config()
+    proj.write_config("config_production.json", input_folder_path="sourcedata")
+    return proj
+
+
+@pytest.fixture
+def deployed(project) -> Project:
+    """A project whose practice model is deployed (bootstrap done)."""
+    result = project.run("fullprocess.py")
+    assert result.returncode == 0, result.stderr
+    return project
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen, url: str, log_path: Path):
+        self.process, self.url, self.log_path = process, url, log_path
+
+    def get(self, path: str, **kwargs):
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return requests.post(self.url + path, timeout=30, **kwargs)
+
+
+def start_server(command: list[str], port: int, log_path: Path, env=None, cwd=None) -> Server:
+    log_file = open(log_path, "w")
+    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd,
+                               env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early: {log_path.read_text()}")
+        try:
+            requests.get(url + "/health", timeout=1)
+            return Server(process, url, log_path)
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not start: {log_path.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture
+def api_server(deployed, tmp_path):
+    """`python app.py` on a free port, serving the deployed practice model."""
+    port = free_port()
+    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(deployed.config_path), "--port", str(port)],
+                          port, tmp_path / "server.log", cwd=deployed.elsewhere)
+    server.project = deployed
+    yield server
+    stop_server(server)

@@ -1,0 +1,61 @@
+"""Config loading: validation, path resolution, and the exit-code contract of every script."""
+import json
+
+import pytest
+
+from settings import ConfigError, load_config
+
+SCRIPTS = ["ingestion.py", "training.py", "scoring.py", "deployment.py", "diagnostics.py",
+           "reporting.py", "apicalls.py", "fullprocess.py"]
+
+
+def test_relative_paths_resolve_against_the_config_folder(project):
+    config = project.config()
+    assert config.input_folder == project.path("practicedata")
+    assert config.prod_folder == project.path("production_deployment")
+    assert config.log_folder == project.path("logs")
+    assert config.test_data_file == project.path("testdata", "testdata.csv")
+
+
+def test_course_hyperparameters_are_the_default_and_overridable(project):
+    assert project.config().training["C"] == 1.0
+    assert project.config().training["solver"] == "liblinear"
+    project.write_config(training={"C": 0.5})
+    assert project.config().training["C"] == 0.5
+    assert project.config().training["max_iter"] == 100
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("{not json", "invalid JSON"),
+    ("[]", "JSON object"),
+    (json.dumps({"input_folder_path": "a"}), "missing key"),
+    (json.dumps({"input_folder_path": 3, "output_folder_path": "b", "test_data_path": "c",
+                 "output_model_path": "d", "prod_deployment_path": "e"}), "'input_folder_path' must be"),
+    (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
+                 "output_model_path": "d", "prod_deployment_path": "e", "keep_versions": 1}), "keep_versions"),
+    (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
+                 "output_model_path": "d", "prod_deployment_path": "e",
+                 "drift": {"trigger_tests": ["nope"]}}), "trigger_tests"),
+])
+def test_invalid_config_is_rejected_with_a_reason(tmp_path, text, fragment):
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(path)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_exits_2_with_one_line_on_a_bad_config(project, script):
+    project.path("bad.json").write_text("{")
+    result = project.run(script, config="bad.json")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "invalid JSON" in lines[0] and "bad.json" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_exits_2_on_a_missing_config(project, script):
+    result = project.run(script, config="nowhere.json")
+    assert result.returncode == 2
+    assert "config file not found" in result.stderr and "Traceback" not in result.stderr
