@@ -114,9 +114,9 @@ def start_server(command: list[str], port: int, log_path: Path, env=None, cwd=No
         if process.poll() is not None:
             raise RuntimeError(f"server exited early: {log_path.read_text()}")
         try:
-            requests.get(url + "/health", timeout=1)
+            requests.get(url + "/health", timeout=10)
             return Server(process, url, log_path)
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"server did not start: {log_path.read_text()}")

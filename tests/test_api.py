@@ -1,0 +1,212 @@
+"""The API against a real server process: every endpoint and every error case."""
+import json
+import socket
+
+import pandas as pd
+import pytest
+import requests
+
+from conftest import PYTHON, ROOT, free_port, start_server, stop_server
+from settings import FEATURE_COLUMNS
+
+RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
+
+
+def expected_predictions(project, csv_path):
+    from deployment import load_deployed_model
+
+    model = load_deployed_model(project.path("production_deployment")).model
+    data = pd.read_csv(csv_path)
+    return [int(p) for p in model.predict(data[list(FEATURE_COLUMNS)].to_numpy(dtype=float))]
+
+
+def test_prediction_from_a_file_in_a_data_folder(api_server):
+    response = api_server.post("/prediction", json={"filepath": "testdata/testdata.csv"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["predictions"] == expected_predictions(api_server.project, api_server.project.path("testdata", "testdata.csv"))
+    assert len(body["predictions"]) == 400 and body["version"] == "v0001"
+
+
+def test_prediction_from_records_and_from_a_csv_body(api_server):
+    csv_text = api_server.project.path("testdata", "testdata.csv").read_text()
+    by_csv = api_server.post("/prediction", data=csv_text, headers={"Content-Type": "text/csv"})
+    assert by_csv.status_code == 200
+    data = pd.read_csv(api_server.project.path("testdata", "testdata.csv"))
+    records = data[list(FEATURE_COLUMNS)].head(25).to_dict(orient="records")
+    by_records = api_server.post("/prediction", json={"records": records})
+    assert by_records.status_code == 200
+    assert by_records.json()["predictions"] == by_csv.json()["predictions"][:25]
+
+
+def test_scoring_summarystats_health_and_diagnostics(api_server):
+    project = api_server.project
+    scoring = api_server.get("/scoring").json()
+    assert scoring["f1"] == pytest.approx(float(project.path("production_deployment", "latestscore.txt").read_text()))
+    stats = api_server.get("/summarystats").json()
+    final = pd.read_csv(project.path("ingesteddata", "finaldata.csv"))
+    assert set(stats) == set(FEATURE_COLUMNS)
+    assert stats["lastmonth_activity"]["mean"] == pytest.approx(final["lastmonth_activity"].mean())
+    assert stats["number_of_employees"]["median"] == pytest.approx(final["number_of_employees"].median())
+    health = api_server.get("/health")
+    assert health.status_code == 200 and health.json()["version"] == "v0001"
+
+    watched = [project.path("ingesteddata", "finaldata.csv"), project.path("production_deployment", "trainedmodel.pkl"),
+               project.path("models", "trainedmodel.pkl")]
+    before = {p: p.stat().st_mtime_ns for p in watched}
+    diagnostics = api_server.get("/diagnostics")
+    assert diagnostics.status_code == 200
+    body = diagnostics.json()
+    assert body["execution_time"]["ingestion_seconds"] > 0 and body["execution_time"]["training_seconds"] > 0
+    assert set(body["missing_data"]) == {"corporation", *FEATURE_COLUMNS, "exited"}
+    assert {row["package"] for row in body["outdated_packages"]} >= {"pandas", "scikit-learn", "flask"}
+    assert {p: p.stat().st_mtime_ns for p in watched} == before  # GET changed nothing production uses
+
+
+@pytest.mark.parametrize("kwargs, status, fragment", [
+    ({"data": "{not json", "headers": {"Content-Type": "application/json"}}, 400, "not valid JSON"),
+    ({"data": '{"records": [{"lastmonth_activity": Infinity, "lastyear_activity": 1, "number_of_employees": 1}]}',
+      "headers": {"Content-Type": "application/json"}}, 400, "finite"),
+    ({"data": '{"records": [{"lastmonth_activity": NaN, "lastyear_activity": 1, "number_of_employees": 1}]}',
+      "headers": {"Content-Type": "application/json"}}, 400, "finite"),
+    ({"json": {"records": [{"lastmonth_activity": 1, "lastyear_activity": 2}]}}, 400, "missing feature 'number_of_employees'"),
+    ({"json": {"records": [{**RECORD, "number_of_employees": "many"}]}}, 400, "must be a number"),
+    ({"json": {"records": [{**RECORD, "number_of_employees": True}]}}, 400, "must be a number"),
+    ({"json": {"records": []}}, 400, "non-empty list"),
+    ({"json": {"something": 1}}, 400, "'filepath' or 'records'"),
+    ({"json": [1, 2]}, 400, "JSON object"),
+    ({"data": "lastmonth_activity,lastyear_activity\n1,2\n", "headers": {"Content-Type": "text/csv"}}, 400, "missing feature column"),
+    ({"data": "lastmonth_activity,lastyear_activity,number_of_employees\n1,x,3\n", "headers": {"Content-Type": "text/csv"}}, 400, "conversion error"),
+    ({"data": "lastmonth_activity,lastyear_activity,number_of_employees\n1,,3\n", "headers": {"Content-Type": "text/csv"}}, 400, "missing or not finite"),
+    ({"data": "hello", "headers": {"Content-Type": "text/plain"}}, 415, "unsupported content type"),
+    ({"json": {"filepath": "/etc/passwd"}}, 403, "outside the data folders"),
+    ({"json": {"filepath": "../../etc/passwd"}}, 403, "outside the data folders"),
+    ({"json": {"filepath": "config.json"}}, 403, "outside the data folders"),
+    ({"json": {"filepath": "testdata/nothere.csv"}}, 404, "not found"),
+    ({"json": {"filepath": 42}}, 400, "non-empty string"),
+])
+def test_prediction_errors_are_json_with_the_right_status(api_server, kwargs, status, fragment):
+    response = api_server.post("/prediction", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert fragment in response.json()["error"]
+
+
+def test_a_symlink_out_of_a_data_folder_is_refused(api_server, tmp_path):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("lastmonth_activity,lastyear_activity,number_of_employees\n1,2,3\n")
+    (api_server.project.path("testdata", "link.csv")).symlink_to(secret)
+    response = api_server.post("/prediction", json={"filepath": "testdata/link.csv"})
+    assert response.status_code == 403
+
+
+def test_unknown_route_and_wrong_method_are_json(api_server):
+    missing = api_server.get("/nope")
+    assert missing.status_code == 404 and "error" in missing.json()
+    wrong = api_server.get("/prediction")
+    assert wrong.status_code == 405 and "error" in wrong.json()
+
+
+def test_a_body_over_the_limit_is_refused_from_its_announced_length(deployed, tmp_path):
+    deployed.write_config(max_request_bytes=1000)
+    port = free_port()
+    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(deployed.config_path), "--port", str(port)],
+                          port, tmp_path / "server.log")
+    try:
+        big = server.post("/prediction", data="x" * 5000, headers={"Content-Type": "text/csv"})
+        assert big.status_code == 413 and "exceeds the limit" in big.json()["error"]
+        # Announce a huge body and send none of it: the answer comes without waiting for the body.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"POST /prediction HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                         b"Content-Length: 999999999\r\n\r\n")
+            reply = sock.recv(4096).decode()
+        assert reply.startswith("HTTP/1.1 413")
+        assert server.get("/health").status_code == 200  # still alive
+    finally:
+        stop_server(server)
+
+
+def test_no_model_deployed_is_503_everywhere_it_matters(project, tmp_path):
+    port = free_port()
+    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
+                          port, tmp_path / "server.log")
+    try:
+        assert server.get("/health").status_code == 503
+        for response in (server.post("/prediction", json={"records": [RECORD]}), server.get("/scoring")):
+            assert response.status_code == 503 and "no model deployed" in response.json()["error"]
+        # a model deployed while the server runs is picked up without a restart
+        assert project.run("fullprocess.py").returncode == 0
+        assert server.post("/prediction", json={"records": [RECORD]}).status_code == 200
+        assert server.get("/health").json()["version"] == "v0001"
+    finally:
+        stop_server(server)
+
+
+def test_redeploy_is_picked_up_and_a_tampered_model_is_refused(api_server):
+    project = api_server.project
+    assert api_server.post("/prediction", json={"records": [RECORD]}).json()["version"] == "v0001"
+    assert project.run("fullprocess.py", config="config_production.json").returncode == 0
+    assert api_server.post("/prediction", json={"records": [RECORD]}).json()["version"] == "v0002"
+
+    # Tamper with the deployed model: the server keeps serving the good model it holds.
+    model = project.path("production_deployment", "versions", "v0002", "trainedmodel.pkl")
+    model.write_bytes(model.read_bytes() + b"tampered")
+    response = api_server.post("/prediction", json={"records": [RECORD]})
+    assert response.status_code == 200 and response.json()["version"] == "v0002"
+    health = api_server.get("/health").json()
+    assert health["status"] == "degraded" and "integrity check" in health["problem"]
+
+    # A fresh server has no good model to fall back on: 503.
+    port = free_port()
+    fresh = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
+                         port, project.root.parent / "fresh.log")
+    try:
+        assert fresh.post("/prediction", json={"records": [RECORD]}).status_code == 503
+        health = fresh.get("/health")
+        assert health.status_code == 503 and "integrity check" in health.json()["error"]
+    finally:
+        stop_server(fresh)
+
+
+def test_gunicorn_serves_app_app(deployed, tmp_path):
+    port = free_port()
+    server = start_server([str(ROOT / ".venv" / "bin" / "gunicorn") if (ROOT / ".venv" / "bin" / "gunicorn").exists() else "gunicorn",
+                           "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}", "--workers", "1", "app:app"],
+                          port, tmp_path / "gunicorn.log", env={"DRS_CONFIG": str(deployed.config_path)}, cwd=deployed.elsewhere)
+    try:
+        response = server.post("/prediction", json={"filepath": "testdata/testdata.csv"})
+        assert response.status_code == 200 and len(response.json()["predictions"]) == 400
+        assert server.get("/nope").headers["Content-Type"].startswith("application/json")
+    finally:
+        stop_server(server)
+
+
+def test_importing_app_does_no_work(tmp_path):
+    import subprocess
+
+    result = subprocess.run([PYTHON, "-c", "import app, sys; print('_app' in vars(app) and app._app is None)"],
+                            cwd=ROOT, capture_output=True, text=True, env={"DRS_CONFIG": str(tmp_path / "missing.json"),
+                                                                             "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
+
+
+def test_apicalls_saves_every_endpoint(api_server):
+    project = api_server.project
+    result = project.run("apicalls.py", "--url", api_server.url)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(project.path("models", "apireturns.txt").read_text())
+    assert set(saved) == {"prediction", "scoring", "summarystats", "diagnostics", "health"}
+    assert len(saved["prediction"]["predictions"]) == 400
+
+
+def test_apicalls_without_a_server_fails_clearly(deployed):
+    result = deployed.run("apicalls.py", "--url", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "not reachable" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_requests_module_is_real(api_server):
+    # keep-alive sessions work against the server (used by apicalls and the benchmark)
+    with requests.Session() as session:
+        for _ in range(3):
+            assert session.post(api_server.url + "/prediction", json={"records": [RECORD]}, timeout=10).status_code == 200
