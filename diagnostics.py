@@ -32,7 +32,8 @@ from storage import write_json_atomic
 
 log = logging.getLogger("diagnostics")
 
-PYPI_JSON_URL = os.environ.get("DRS_PYPI_URL", "https://pypi.org/pypi/{package}/json")
+# DRS_PYPI_URL points the check at another index's JSON API (a mirror, or a dead one in tests).
+PYPI_JSON_URL = "https://pypi.org/pypi/{package}/json"
 REQUIREMENTS_FILE = PROJECT_DIR / "requirements.txt"
 
 
@@ -110,7 +111,8 @@ def _latest_version(package: str, timeout: float) -> str:
     import requests
 
     try:
-        response = requests.get(PYPI_JSON_URL.format(package=package), timeout=timeout)
+        url = os.environ.get("DRS_PYPI_URL", PYPI_JSON_URL)
+        response = requests.get(url.format(package=package), timeout=timeout)
         response.raise_for_status()
         return str(response.json()["info"]["version"])
     except (requests.RequestException, ValueError, KeyError):
