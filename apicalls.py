@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 
-from settings import API_RETURNS_FILE, TEST_DATA_FILE, Config, PipelineError, argument_parser, load_config, run_cli, setup_logging
+from settings import API_RETURNS_FILE, Config, PipelineError, argument_parser, load_config, run_cli, setup_logging
 from storage import write_text_atomic
 
 log = logging.getLogger("apicalls")

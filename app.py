@@ -25,7 +25,6 @@ from settings import (
     FINAL_DATA_FILE,
     MODEL_FILE,
     Config,
-    ConfigError,
     PipelineError,
     argument_parser,
     load_config,

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from settings import (
+    HISTORY_FILE,
     INGESTED_DETAIL_FILE,
     INGESTED_RECORD_FILE,
     MANIFEST_FILE,
@@ -212,9 +213,13 @@ def rollback(config: Config | None = None, version: str | None = None) -> str:
             raise PipelineError(f"version {version} is damaged (files do not match its manifest): refusing to roll back to it")
         ensure_course_links(prod)
         switch_current(prod, version)
-        append_jsonl(prod / DEPLOYMENT_LOG, {"time": _now(), "action": "rollback", "version": version,
-                                              "previous": current.name if current else None,
-                                              "f1": manifest.get("scores", {}).get("f1")})
+        record = {"time": _now(), "action": "rollback", "version": version,
+                  "previous": current.name if current else None, "f1": manifest.get("scores", {}).get("f1")}
+        append_jsonl(prod / DEPLOYMENT_LOG, record)
+    # The run history shows rollbacks beside the ticks, so `fullprocess.py --status` tells the whole story.
+    append_jsonl(config.log_folder / HISTORY_FILE, {
+        "start": record["time"], "end": record["time"], "seconds": 0.0, "stages": {}, "new_files": [],
+        "decision": f"rollback from {record['previous']}", "deployed_version": version, "exit_status": 0})
     log.info("rolled back %s to %s", prod, version)
     return version
 

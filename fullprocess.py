@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import sys
 import time
 import traceback

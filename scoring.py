@@ -10,11 +10,10 @@ import pickle
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from settings import MODEL_FILE, SCORE_FILE, TARGET_COLUMN, Config, PipelineError, argument_parser, load_config, run_cli, setup_logging
+from settings import MODEL_FILE, SCORE_FILE, Config, PipelineError, argument_parser, load_config, run_cli, setup_logging
 from storage import write_text_atomic
 
 log = logging.getLogger("scoring")

@@ -124,6 +124,8 @@ def test_rollback_to_previous_and_named_versions_is_recorded(scored):
     assert [(r["action"], r["version"]) for r in log] == [
         ("deploy", "v0001"), ("deploy", "v0002"), ("deploy", "v0003"), ("rollback", "v0002"), ("rollback", "v0003")]
     assert log[3]["previous"] == "v0003"
+    status = scored.run("fullprocess.py", "--status")
+    assert "rollback from v0003" in status.stdout and "rollback from v0002" in status.stdout
 
 
 def test_rollback_errors_are_one_line(scored):
