@@ -125,10 +125,12 @@ def tick_rows(records: list[dict], last: int = RECENT_TICKS) -> list[dict]:
     rows = []
     for record in reversed(records[-last:]):
         decision = record.get("decision") or "unknown"
+        if "end" not in record:
+            decision += " (in progress)"
         if record.get("error"):
             decision += f" [{record.get('failed_stage', '?')}: {record['error']}]"
         rows.append({
-            "start": _when(record.get("start")),
+            "start": display_time(record.get("start")),
             "decision": decision,
             "version": str(record.get("deployed_version") or "-"),
             "new_files": len(record.get("new_files") or []),
@@ -139,7 +141,7 @@ def tick_rows(records: list[dict], last: int = RECENT_TICKS) -> list[dict]:
     return rows
 
 
-def _when(timestamp) -> str:
+def display_time(timestamp) -> str:
     """An ISO timestamp as "YYYY-MM-DD HH:MM:SS" (the history writes UTC)."""
     return str(timestamp or "?")[:19].replace("T", " ")
 
@@ -341,10 +343,10 @@ def _image(png: bytes, max_width: float, max_height: float) -> Image:
 class _ReportBuilder:
     """Gathers what the report shows; each section copes with its pieces missing."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, current_tick: dict | None = None):
         self.config = config
         self.styles = _Styles()
-        self.history = read_history(config)
+        self.history = read_history(config) + ([current_tick] if current_tick else [])
         self.deployed = None
         self.deployed_problem = None
         self.final_data = None
@@ -391,7 +393,7 @@ class _ReportBuilder:
                           for name, info in sorted(training_files.items())) or NO_DATA
         facts = [
             ["version", manifest.get("version", "?")],
-            ["deployed", _when(manifest.get("created")) + " UTC"],
+            ["deployed", display_time(manifest.get("created")) + " UTC"],
             ["previous version", manifest.get("previous_version") or "-"],
             ["note", self.cell(manifest.get("note") or "-")],
             ["training data", self.cell(files)],
@@ -462,7 +464,7 @@ class _ReportBuilder:
         record = last_drift_tick(self.history)
         if record is None:
             return parts + [self.text(drift_verdict_words(None), self.styles.note)]
-        when = self.text(f"Drift tests of the tick started {_when(record.get('start'))} UTC, "
+        when = self.text(f"Drift tests of the tick started {display_time(record.get('start'))} UTC, "
                          f"new files: {', '.join(record.get('new_files') or []) or 'none'}.", self.styles.note)
         verdict = self.text(drift_verdict_words(record), self.styles.verdict)
         rows = [["test", "verdict", "statistic", "threshold", "trigger", "what it measures"]]
@@ -520,7 +522,7 @@ class _ReportBuilder:
         parts.append(_image(png, TEXT_WIDTH, 7 * cm))
         rows = [["time (UTC)", "action", "version", "F1", "note"]]
         for record in reversed(history[-RECENT_TICKS:]):
-            rows.append([_when(record.get("time")), record.get("action", "?"),
+            rows.append([display_time(record.get("time")), record.get("action", "?"),
                          record.get("version", "?"), _fixed(record.get("f1")), self.cell(record.get("note") or "")])
         parts.append(Paragraph(f"Last {min(len(history), RECENT_TICKS)} of {len(history)} deployments and rollbacks, "
                                f"newest first", self.styles.subheading))
@@ -576,20 +578,24 @@ class _ReportBuilder:
         else:
             parts.append(self.no_data(f"{INGESTED_DETAIL_FILE} of the deployed version"))
 
-        rejected = []
+        # The same file rejected for the same reason by several ticks is one row naming them all.
+        rejected: dict[tuple[str, str], list[str]] = {}
         for name, reason in sorted((detail.get("rejected") or {}).items()):
-            rejected.append(("deployed version", name, reason))
+            rejected.setdefault((name, reason), []).append(f"{self.deployed.version} ingestion")
         for record in reversed(self.history[-RECENT_TICKS:]):
             for name, reason in sorted((record.get("rejected_files") or {}).items()):
-                rejected.append((_when(record.get("start")), name, reason))
+                rejected.setdefault((name, reason), []).append(f"tick {display_time(record.get('start'))}")
         parts.append(Paragraph("Rejected files", self.styles.subheading))
         if rejected:
-            rows = [["seen by", "file", "reason"]]
-            rows += [[when, self.cell(name), self.cell(reason)] for when, name, reason in rejected]
-            parts.append(_table(rows, [3.4 * cm, 4.5 * cm, TEXT_WIDTH - 7.9 * cm]))
+            rows = [["file", "reason", "seen by"]]
+            rows += [[self.cell(name), self.cell(reason), self.cell(", ".join(seen))]
+                     for (name, reason), seen in rejected.items()]
+            parts.append(_table(rows, [4.5 * cm, TEXT_WIDTH - 9.5 * cm, 5 * cm]))
         elif self.history or detail:
-            parts.append(self.text(f"None: no file was rejected by the deployed version's ingestion or the last "
-                                   f"{min(len(self.history), RECENT_TICKS)} ticks.", self.styles.note))
+            ticks = min(len(self.history), RECENT_TICKS)
+            scope = " or the last tick" if ticks == 1 else f" or the last {ticks} ticks" if ticks else ""
+            parts.append(self.text(f"None: no file was rejected by the deployed version's ingestion{scope}.",
+                                   self.styles.note))
         else:
             parts.append(self.no_data("Rejected files"))
         return parts
@@ -620,14 +626,16 @@ def _integer(value) -> str:
     return f"{value:,}" if isinstance(value, int) else "-"
 
 
-def write_report(config: Config) -> Path:
+def write_report(config: Config, current_tick: dict | None = None) -> Path:
     """Write ``output_model_path/report.pdf`` atomically; returns its path.
 
     Reads production, the run history, the ingested data and the test data;
-    a missing piece is shown as "no data yet".
+    a missing piece is shown as "no data yet". `current_tick` is the history
+    record of a tick still running (fullprocess.py passes it), shown as the
+    newest tick: its own line reaches history.jsonl only when it ends.
     """
     target = config.model_folder / REPORT_FILE
-    builder = _ReportBuilder(config)
+    builder = _ReportBuilder(config, current_tick)
     story = builder.story()
     with atomic_path(target) as tmp:
         document = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
