@@ -290,7 +290,8 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
         deployed = None
         if model is not None:
             deployed = {"version": model.version, "f1": f"{model.f1:.4f}" if model.f1 is not None else "-",
-                        "created": reporting.display_time(model.manifest.get("created")), "note": model.manifest.get("note", "")}
+                        "created": reporting.display_time(model.manifest.get("created")),
+                        "note": model.manifest.get("note", "")}
         records = cache.get("history", [config.log_folder / HISTORY_FILE], lambda: reporting.read_history(config))
         deployments = cache.get("deployments", [config.prod_folder / DEPLOYMENT_LOG], lambda: deployment_history(config))
         drift_tick = reporting.last_drift_tick(records)
