@@ -4,11 +4,13 @@
 app for the config named by the DRS_CONFIG environment variable (default:
 config.json beside this file); ``python app.py`` serves it on 127.0.0.1:8000.
 
-Endpoints (all JSON): POST /prediction, GET /scoring, GET /summarystats,
-GET /diagnostics, GET /health.
+Endpoints (JSON): POST /prediction, GET /scoring, GET /summarystats,
+GET /diagnostics, GET /health. For people: GET / (a status page),
+GET /report.pdf, GET /confusionmatrix.png, GET /scorehistory.png.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import os
@@ -17,13 +19,16 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from settings import (
+    CONFUSION_MATRIX_FILE,
     FEATURE_COLUMNS,
     FINAL_DATA_FILE,
+    HISTORY_FILE,
     MODEL_FILE,
+    REPORT_FILE,
     Config,
     PipelineError,
     argument_parser,
@@ -31,7 +36,7 @@ from settings import (
     run_cli,
     setup_logging,
 )
-from storage import CURRENT_LINK
+from storage import CURRENT_LINK, DEPLOYMENT_LOG
 
 log = logging.getLogger("api")
 
@@ -268,7 +273,81 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
             body.update(status="degraded", problem=models.problem)
         return jsonify(body)
 
+    # --- for people: a status page and the generated reports -------------------------
+
+    @app.get("/")
+    def status_page():
+        import reporting
+        from deployment import deployment_history
+
+        try:
+            model = models.get()
+        except ApiError as exc:
+            model, problem = None, exc.message
+        else:
+            problem = models.problem
+        deployed = None
+        if model is not None:
+            deployed = {"version": model.version, "f1": f"{model.f1:.4f}" if model.f1 is not None else "-",
+                        "created": reporting.display_time(model.manifest.get("created")),
+                        "note": model.manifest.get("note", "")}
+        records = cache.get("history", [config.log_folder / HISTORY_FILE], lambda: reporting.read_history(config))
+        deployments = cache.get("deployments", [config.prod_folder / DEPLOYMENT_LOG], lambda: deployment_history(config))
+        drift_tick = reporting.last_drift_tick(records)
+        return render_template(
+            "status.html",
+            now=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            deployed=deployed,
+            problem=problem,
+            ticks=reporting.tick_rows(records),
+            drift_tick={"start": reporting.display_time(drift_tick.get("start"))} if drift_tick else None,
+            drift_words=reporting.drift_verdict_words(drift_tick),
+            drift_rows=reporting.drift_test_rows(drift_tick),
+            score_history=any(record.get("f1") is not None for record in deployments),
+            report_time=_modified(config.model_folder / REPORT_FILE),
+            matrix_time=_modified(config.model_folder / CONFUSION_MATRIX_FILE),
+        )
+
+    @app.get("/scorehistory.png")
+    def score_history_image():
+        from deployment import deployment_history
+        from reporting import score_history_png
+
+        png = cache.get("scorehistory", [config.prod_folder / DEPLOYMENT_LOG],
+                        lambda: score_history_png(deployment_history(config)))
+        if png is None:
+            raise ApiError(404, "no deployments recorded yet")
+        return Response(png, mimetype="image/png", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/" + REPORT_FILE)
+    def report_pdf():
+        return _generated_file(config.model_folder / REPORT_FILE, "application/pdf")
+
+    @app.get("/" + CONFUSION_MATRIX_FILE)
+    def confusion_matrix_png():
+        return _generated_file(config.model_folder / CONFUSION_MATRIX_FILE, "image/png")
+
     return app
+
+
+def _modified(path: Path) -> str | None:
+    """A file's modification time as "YYYY-MM-DD HH:MM:SS" (UTC), or None when it does not exist."""
+    try:
+        stamp = os.stat(path).st_mtime
+    except OSError:
+        return None
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _generated_file(path: Path, mimetype: str):
+    # Opened before answering: a file replaced meanwhile is served whole (old or new), one
+    # removed meanwhile is a 404, never a 500.
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise ApiError(404, f"{path.name} not generated yet: it is written after each deployment "
+                            f"(or run reporting.py)") from None
+    return send_file(handle, mimetype=mimetype, download_name=path.name, max_age=0)
 
 
 _app = None

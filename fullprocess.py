@@ -229,18 +229,19 @@ def _retrain_and_deploy(config: Config, tick: Tick, deployed: dict | None, note:
     if tick.record["decision"] is None:
         tick.record["decision"] = "drift, redeployed"
     with tick.stage("report"):
-        _report(config)
+        _report(config, tick.record)
     _api_or_diagnostics(config, tick)
     return True
 
 
-def _report(config: Config) -> None:
+def _report(config: Config, current_tick: dict | None = None) -> None:
     import reporting
 
     reporting.score_model(config)
     writer = getattr(reporting, "write_report", None)
     if writer is not None:
-        writer(config)
+        # This tick's history line is appended only when it ends: the report gets the record so far.
+        writer(config, current_tick=current_tick)
 
 
 def _api_or_diagnostics(config: Config, tick: Tick) -> None:

@@ -1,38 +1,182 @@
-"""Reporting: confusion matrix of the deployed model on the test data.
+"""Reporting: the deployed model and the pipeline, laid out for people.
 
-Writes ``output_model_path/confusionmatrix.png``.
+* ``save_confusion_matrix()`` writes ``output_model_path/confusionmatrix.png``
+  (the course's output): the deployed model on the test data.
+* ``write_report()`` writes ``output_model_path/report.pdf``: the deployed
+  version, its scores and confusion matrix; summary statistics and missing
+  data of the ingested data; the drift tests of the last tick that ran them,
+  with distribution plots; the score history; recent ticks with their stage
+  durations; ingested and rejected files; outdated packages. A piece that does
+  not exist yet (no history, no drift tick, no reference sample) reads
+  "no data yet" instead of failing the report.
+
+The helpers that read the run history and draw the score history are shared
+with the API's status page (``GET /`` in app.py).
 """
 from __future__ import annotations
 
+import datetime as dt
+import io
 import logging
 import sys
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display under cron or in a server
 
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from reportlab.lib import colors  # noqa: E402
+from reportlab.lib.pagesizes import A4  # noqa: E402
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet  # noqa: E402
+from reportlab.lib.units import cm  # noqa: E402
+from reportlab.lib.utils import ImageReader  # noqa: E402
+from reportlab.pdfgen import canvas as pdf_canvas  # noqa: E402
+from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Table, TableStyle  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
-from settings import CONFUSION_MATRIX_FILE, TARGET_COLUMN, Config, argument_parser, load_config, run_cli, setup_logging  # noqa: E402
-from storage import atomic_path  # noqa: E402
+from settings import (  # noqa: E402
+    CONFUSION_MATRIX_FILE,
+    DRIFT_TESTS,
+    FEATURE_COLUMNS,
+    FINAL_DATA_FILE,
+    HISTORY_FILE,
+    INGESTED_DETAIL_FILE,
+    REFERENCE_SAMPLE_FILE,
+    REPORT_FILE,
+    TARGET_COLUMN,
+    Config,
+    PipelineError,
+    argument_parser,
+    load_config,
+    run_cli,
+    setup_logging,
+)
+from storage import VERSIONS_DIR, atomic_path, read_jsonl  # noqa: E402
 
 log = logging.getLogger("reporting")
 
+NO_DATA = "no data yet"
+RECENT_TICKS = 10
+# Stage columns in the order a tick runs them; a stage no tick ran is left out.
+STAGE_ORDER = ("detect", "ingest", "drift", "train", "score", "deploy", "report", "apicalls", "diagnostics")
 
-def save_confusion_matrix(config: Config, deployed=None) -> Path:
-    """Plot the deployed model's confusion matrix on testdata.csv; returns the PNG path."""
-    from deployment import load_deployed_model
-    from scoring import load_test_data
+
+# --- the run history, read for people (also used by the status page) ----------------
+
+def read_history(config: Config) -> list[dict]:
+    """Every tick recorded in ``<log_folder>/history.jsonl``, oldest first ([] when none)."""
+    return read_jsonl(config.log_folder / HISTORY_FILE)
+
+
+def last_drift_tick(records: list[dict]) -> dict | None:
+    """The newest tick that ran the drift tests, or None."""
+    for record in reversed(records):
+        if isinstance(record.get("drift"), dict):
+            return record
+    return None
+
+
+def drift_verdict_words(record: dict | None) -> str:
+    """One or two sentences saying what the drift tests of a tick found and what was done."""
+    if record is None:
+        return f"Drift tests: {NO_DATA} (no tick has compared new data with the deployed model)."
+    drift = record["drift"]
+    tests = drift.get("tests", {})
+    trigger = drift.get("trigger", {})
+    chosen = trigger.get("tests", [])
+    fired = trigger.get("fired", [])
+    version = record.get("deployed_version_before") or "the deployed model"
+    scores = record.get("scores", {})
+    words = []
+    if "new_data_f1" in scores and "deployed_f1" in scores:
+        # Rounded as the drift tests round, so the sentence and the test table agree.
+        words.append(f"Model {version} scored F1 {_number(round(scores['new_data_f1'], 6))} on the new data "
+                     f"against {_number(round(scores['deployed_f1'], 6))} on its test data.")
+    if drift.get("drift"):
+        words.append(f"Drift: the trigger test(s) {', '.join(fired) or '?'} found drift, so the model was retrained "
+                     f"(decision: {record.get('decision') or 'unknown'}).")
+    else:
+        words.append(f"No drift: the trigger test(s) {', '.join(chosen) or '?'} found none, so {version} was kept.")
+    others = [name for name, test in tests.items() if name not in chosen and test.get("verdict") == "drift"]
+    if others:
+        words.append(f"Not used as triggers but also reporting drift: {', '.join(others)}.")
+    return " ".join(words)
+
+
+def drift_test_rows(record: dict | None) -> list[dict]:
+    """One row per drift test of a tick: test, verdict, statistic, threshold, trigger, detail (display strings)."""
+    if record is None:
+        return []
+    chosen = record["drift"].get("trigger", {}).get("tests", [])
+    tests = record["drift"].get("tests", {})
+    order = {name: position for position, name in enumerate(DRIFT_TESTS)}
+    rows = []
+    for name, test in sorted(tests.items(), key=lambda item: order.get(item[0], len(order))):
+        rows.append({"test": name, "verdict": test.get("verdict", "?"), "statistic": _number(test.get("statistic")),
+                     "threshold": _number(test.get("threshold")), "trigger": "yes" if name in chosen else "no",
+                     "detail": test.get("detail", "")})
+    return rows
+
+
+def tick_rows(records: list[dict], last: int = RECENT_TICKS) -> list[dict]:
+    """The last ticks, newest first, as display strings: start, decision, version, new files, seconds, stages."""
+    rows = []
+    for record in reversed(records[-last:]):
+        decision = record.get("decision") or "unknown"
+        if "end" not in record:
+            decision += " (in progress)"
+        if record.get("error"):
+            decision += f" [{record.get('failed_stage', '?')}: {record['error']}]"
+        rows.append({
+            "start": display_time(record.get("start")),
+            "decision": decision,
+            "version": str(record.get("deployed_version") or "-"),
+            "new_files": len(record.get("new_files") or []),
+            "seconds": _seconds(record.get("seconds")),
+            "exit_status": record.get("exit_status"),
+            "stages": {name: float(value) for name, value in (record.get("stages") or {}).items()},
+        })
+    return rows
+
+
+def display_time(timestamp) -> str:
+    """An ISO timestamp as "YYYY-MM-DD HH:MM:SS" (the history writes UTC)."""
+    return str(timestamp or "?")[:19].replace("T", " ")
+
+
+def _number(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)):
+        # Fixed decimals line up in a column; tiny p-values need an exponent.
+        return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e6 else f"{value:.3e}"
+    return str(value)
+
+
+def _seconds(value) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
+
+
+# --- figures ----------------------------------------------------------------------
+# matplotlib's object interface (Figure, no pyplot): no global state, so the API
+# can draw in several threads at once.
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def confusion_matrix_png(deployed, test_data) -> bytes:
+    """PNG of the deployed model's confusion matrix on the labelled rows of `test_data`."""
     from training import labelled_rows
 
-    deployed = deployed or load_deployed_model(config.prod_folder)
-    test_data = load_test_data(config)
     features, labels = labelled_rows(test_data)
     predictions = deployed.model.predict(features)
-
-    figure, axes = plt.subplots(figsize=(5.5, 4.8), dpi=120)
+    figure = Figure(figsize=(5.5, 4.8), dpi=120)
+    axes = figure.subplots()
     ConfusionMatrixDisplay.from_predictions(
         labels, predictions, labels=[0, 1], display_labels=["stayed (0)", "exited (1)"],
         cmap="Blues", colorbar=False, ax=axes,
@@ -43,10 +187,76 @@ def save_confusion_matrix(config: Config, deployed=None) -> Path:
     axes.set_xlabel(f"predicted {TARGET_COLUMN}")
     axes.set_ylabel(f"actual {TARGET_COLUMN}")
     figure.tight_layout()
+    return _png(figure)
+
+
+def score_history_png(history: list[dict]) -> bytes | None:
+    """PNG of the test F1 of every deployment and rollback, oldest first; None when there is none."""
+    points = [r for r in history if r.get("f1") is not None]
+    if not points:
+        return None
+    figure = Figure(figsize=(7.5, 3.2), dpi=120)
+    axes = figure.subplots()
+    positions = list(range(1, len(points) + 1))
+    axes.plot(positions, [float(r["f1"]) for r in points], color="tab:blue", linewidth=1.5, zorder=1)
+    for action, marker, colour in (("deploy", "o", "tab:blue"), ("rollback", "s", "tab:orange")):
+        chosen = [(x, float(r["f1"])) for x, r in zip(positions, points) if r.get("action", "deploy") == action]
+        if chosen:
+            axes.scatter(*zip(*chosen), marker=marker, color=colour, zorder=2, label=action)
+    # Label every point only while the labels stay readable.
+    step = max(1, len(points) // 12)
+    axes.set_xticks(positions[::step], [str(r.get("version", "?")) for r in points][::step], fontsize=8)
+    axes.set_xlim(0.5, len(points) + 0.5)
+    low = min(float(r["f1"]) for r in points)
+    high = max(float(r["f1"]) for r in points)
+    margin = max(0.05, (high - low) * 0.2)
+    axes.set_ylim(max(0.0, low - margin), min(1.0, high + margin))
+    axes.set_xlabel("deployment (version)")
+    axes.set_ylabel("F1 on the test data")
+    axes.set_title("Score history")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="best", fontsize=8)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def distribution_png(reference, new, reference_label: str) -> bytes:
+    """PNG with one histogram per feature: the training data against the new data (densities)."""
+    import numpy as np
+
+    figure = Figure(figsize=(10, 3.2), dpi=120)
+    axes_row = figure.subplots(1, len(FEATURE_COLUMNS))
+    for axes, name in zip(axes_row, FEATURE_COLUMNS):
+        old = reference[name].dropna().to_numpy(dtype=float)
+        cur = new[name].dropna().to_numpy(dtype=float)
+        both = np.concatenate([old, cur])
+        if len(both) == 0:
+            axes.set_title(f"{name}\n({NO_DATA})", fontsize=9)
+            continue
+        # Heavy right tails would squeeze the bulk into one bar: cut the view at the 99th percentile.
+        upper = float(np.quantile(both, 0.99))
+        lower = float(both.min())
+        bins = np.linspace(lower, upper if upper > lower else lower + 1, 31)
+        axes.hist(old, bins=bins, density=True, alpha=0.55, color="tab:blue", label=reference_label)
+        axes.hist(cur, bins=bins, density=True, alpha=0.55, color="tab:orange", label="new data")
+        axes.set_title(name, fontsize=9)
+        axes.tick_params(labelsize=7)
+        axes.set_yticks([])
+    axes_row[0].legend(fontsize=7, loc="upper right")
+    figure.suptitle("Feature distributions (densities; values above the 99th percentile not shown)", fontsize=9)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def save_confusion_matrix(config: Config, deployed=None) -> Path:
+    """Plot the deployed model's confusion matrix on testdata.csv; returns the PNG path."""
+    from deployment import load_deployed_model
+    from scoring import load_test_data
+
+    deployed = deployed or load_deployed_model(config.prod_folder)
     target = config.model_folder / CONFUSION_MATRIX_FILE
     with atomic_path(target) as tmp:
-        figure.savefig(tmp, format="png")
-    plt.close(figure)
+        tmp.write_bytes(confusion_matrix_png(deployed, load_test_data(config)))
     log.info("wrote %s", target)
     return target
 
@@ -56,13 +266,393 @@ def score_model(config: Config | None = None) -> Path:
     return save_confusion_matrix(config or load_config())
 
 
+# --- the PDF ------------------------------------------------------------------------
+
+PAGE_WIDTH, PAGE_HEIGHT = A4
+MARGIN = 2 * cm
+TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN
+
+
+class _NumberedCanvas(pdf_canvas.Canvas):
+    """Draws "page N of M" in each footer: pages are held back until the total is known."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pages = []
+
+    def showPage(self):  # noqa: N802 (reportlab's name)
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self):
+        total = len(self._pages)
+        for page in self._pages:
+            self.__dict__.update(page)
+            self.setFont("Helvetica", 8)
+            self.setFillColor(colors.grey)
+            self.drawString(MARGIN, 1.2 * cm, "Dynamic Risk Assessment System: model report")
+            self.drawRightString(PAGE_WIDTH - MARGIN, 1.2 * cm, f"page {self._pageNumber} of {total}")
+            super().showPage()
+        super().save()
+
+
+class _Styles:
+    def __init__(self):
+        sheet = getSampleStyleSheet()
+        self.title = sheet["Title"]
+        self.heading = ParagraphStyle("section", parent=sheet["Heading1"], fontSize=15, spaceBefore=14, spaceAfter=6,
+                                      keepWithNext=1)
+        self.subheading = ParagraphStyle("subsection", parent=sheet["Heading3"], spaceBefore=8, spaceAfter=4,
+                                         keepWithNext=1)
+        self.body = ParagraphStyle("body", parent=sheet["BodyText"], fontSize=9.5, leading=12.5)
+        self.note = ParagraphStyle("note", parent=self.body, textColor=colors.HexColor("#555555"), fontSize=8.5)
+        self.cell = ParagraphStyle("cell", parent=sheet["BodyText"], fontSize=8, leading=10)
+        self.verdict = ParagraphStyle("verdict", parent=self.body, backColor=colors.HexColor("#f2f2f2"),
+                                      borderPadding=6, spaceBefore=4, spaceAfter=10)
+
+
+def _table(rows: list[list], widths: list[float], numeric_columns=(), font_size: float = 8, padding: float = 6) -> Table:
+    """A table with a shaded header row, light grid and right-aligned numeric columns."""
+    table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
+    style = [
+        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", font_size),
+        ("FONT", (0, 1), (-1, -1), "Helvetica", font_size),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde6f0")),
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#b0b0b0")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+        ("LEFTPADDING", (0, 0), (-1, -1), padding / 2),
+        ("RIGHTPADDING", (0, 0), (-1, -1), padding / 2),
+    ]
+    for column in numeric_columns:
+        style.append(("ALIGN", (column, 0), (column, -1), "RIGHT"))
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def _image(png: bytes, max_width: float, max_height: float) -> Image:
+    """The PNG scaled to fit the box, keeping its aspect ratio."""
+    width, height = ImageReader(io.BytesIO(png)).getSize()
+    scale = min(max_width / width, max_height / height)
+    image = Image(io.BytesIO(png), width=width * scale, height=height * scale)
+    image.hAlign = "CENTER"
+    return image
+
+
+class _ReportBuilder:
+    """Gathers what the report shows; each section copes with its pieces missing."""
+
+    def __init__(self, config: Config, current_tick: dict | None = None):
+        self.config = config
+        self.styles = _Styles()
+        self.history = read_history(config) + ([current_tick] if current_tick else [])
+        self.deployed = None
+        self.deployed_problem = None
+        self.final_data = None
+        try:
+            from deployment import load_deployed_model
+
+            self.deployed = load_deployed_model(config.prod_folder)
+        except PipelineError as exc:
+            self.deployed_problem = str(exc)
+        try:
+            from ingestion import read_final_data
+
+            self.final_data = read_final_data(config)
+        except PipelineError:
+            pass
+
+    def text(self, words: str, style=None) -> Paragraph:
+        return Paragraph(escape(words), style or self.styles.body)
+
+    def cell(self, words) -> Paragraph:
+        return Paragraph(escape(str(words)), self.styles.cell)
+
+    def no_data(self, what: str = "") -> Paragraph:
+        return self.text(f"{what}: {NO_DATA}." if what else f"{NO_DATA.capitalize()}.", self.styles.note)
+
+    def story(self) -> list:
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        title = "Model report" + (f": {self.deployed.version}" if self.deployed else "")
+        story = [Paragraph(escape(title), self.styles.title),
+                 self.text(f"Generated {now} from {self.config.path.name}.", self.styles.note)]
+        for section in (self.deployed_section, self.data_section, self.drift_section, self.history_section,
+                        self.ticks_section, self.files_section, self.packages_section):
+            story += section()
+        return story
+
+    # 1
+    def deployed_section(self) -> list:
+        parts = [Paragraph("1. Deployed model", self.styles.heading)]
+        if self.deployed is None:
+            return parts + [self.text(f"No model deployed yet ({self.deployed_problem}).", self.styles.note)]
+        manifest = self.deployed.manifest
+        training_files = manifest.get("training_files") or {}
+        files = ", ".join(f"{name} ({info['rows']} rows)" if info.get("rows") is not None else name
+                          for name, info in sorted(training_files.items())) or NO_DATA
+        facts = [
+            ["version", manifest.get("version", "?")],
+            ["deployed", display_time(manifest.get("created")) + " UTC"],
+            ["previous version", manifest.get("previous_version") or "-"],
+            ["note", self.cell(manifest.get("note") or "-")],
+            ["training data", self.cell(files)],
+        ]
+        table = Table(facts, colWidths=[3.5 * cm, TEXT_WIDTH - 3.5 * cm], hAlign="LEFT")
+        table.setStyle(TableStyle([("FONT", (0, 0), (0, -1), "Helvetica-Bold", 8.5),
+                                   ("FONT", (1, 0), (1, -1), "Helvetica", 8.5),
+                                   ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                   ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d0d0d0"))]))
+        parts += [table, Paragraph("Scores on the test data", self.styles.subheading)]
+        try:
+            parts += self._scores()
+        except PipelineError as exc:
+            parts.append(self.text(f"Test data: {NO_DATA} ({exc}).", self.styles.note))
+        return parts
+
+    def _scores(self) -> list:
+        from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+
+        from scoring import load_test_data
+        from training import labelled_rows
+
+        test_data = load_test_data(self.config)
+        features, labels = labelled_rows(test_data)
+        if len(labels) == 0:
+            raise PipelineError("no labelled rows in the test data")
+        predictions = self.deployed.model.predict(features)
+        try:
+            auc = f"{roc_auc_score(labels, self.deployed.model.predict_proba(features)[:, 1]):.4f}"
+        except (ValueError, AttributeError):  # one class only, or a model without probabilities
+            auc = "n/a"
+        rows = [["metric", "value"],
+                ["F1", f"{f1_score(labels, predictions, zero_division=0.0):.4f}"],
+                ["precision", f"{precision_score(labels, predictions, zero_division=0.0):.4f}"],
+                ["recall", f"{recall_score(labels, predictions, zero_division=0.0):.4f}"],
+                ["ROC AUC", auc],
+                ["test rows", f"{len(labels)}"],
+                ["positives (exited = 1)", f"{int(labels.sum())}"]]
+        scores = _table(rows, [4.2 * cm, 2.2 * cm], numeric_columns=(1,), font_size=8.5)
+        matrix = _image(confusion_matrix_png(self.deployed, test_data), TEXT_WIDTH - 7.4 * cm, 8 * cm)
+        side_by_side = Table([[scores, matrix]], colWidths=[7.2 * cm, TEXT_WIDTH - 7.2 * cm], hAlign="LEFT")
+        side_by_side.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+        return [side_by_side]
+
+    # 2
+    def data_section(self) -> list:
+        from diagnostics import dataframe_summary, missing_data
+
+        parts = [Paragraph(f"2. Ingested data ({FINAL_DATA_FILE})", self.styles.heading)]
+        if self.final_data is None:
+            return parts + [self.no_data("Ingested data")]
+        data = self.final_data
+        summary = dataframe_summary(self.config, data=data)
+        missing = missing_data(self.config, data=data)
+        parts.append(self.text(f"{len(data)} rows. Summary statistics of each feature and the share of missing "
+                               f"values in every column."))
+        rows = [["column", "mean", "median", "std", "missing %"]]
+        for column in data.columns:
+            stats = summary.get(column, {})
+            rows.append([column, *(_fixed(stats.get(stat)) for stat in ("mean", "median", "std")),
+                         f"{missing.get(column, 0.0):.2f}"])
+        parts.append(_table(rows, [5 * cm, 2.8 * cm, 2.8 * cm, 2.8 * cm, 2.2 * cm], numeric_columns=(1, 2, 3, 4)))
+        return parts
+
+    # 3
+    def drift_section(self) -> list:
+        parts = [Paragraph("3. Drift", self.styles.heading)]
+        record = last_drift_tick(self.history)
+        if record is None:
+            return parts + [self.text(drift_verdict_words(None), self.styles.note)]
+        when = self.text(f"Drift tests of the tick started {display_time(record.get('start'))} UTC, "
+                         f"new files: {', '.join(record.get('new_files') or []) or 'none'}.", self.styles.note)
+        verdict = self.text(drift_verdict_words(record), self.styles.verdict)
+        rows = [["test", "verdict", "statistic", "threshold", "trigger", "what it measures"]]
+        for row in drift_test_rows(record):
+            rows.append([row["test"], row["verdict"], row["statistic"], row["threshold"], row["trigger"],
+                         self.cell(row["detail"])])
+        table = _table(rows, [2.4 * cm, 2.4 * cm, 1.7 * cm, 1.7 * cm, 1.3 * cm, TEXT_WIDTH - 9.5 * cm],
+                       numeric_columns=(2, 3))
+        parts = [KeepTogether(parts + [when, verdict, table])]
+        tests = record["drift"].get("tests", {})
+        if any("features" in tests.get(name, {}) for name in ("ks", "psi")):
+            parts.append(Paragraph("Per feature", self.styles.subheading))
+            rows = [["feature", "KS statistic", "KS p-value", "KS verdict", "PSI", "PSI verdict"]]
+            for name in FEATURE_COLUMNS:
+                ks = tests.get("ks", {}).get("features", {}).get(name, {})
+                psi = tests.get("psi", {}).get("features", {}).get(name, {})
+                rows.append([name, _number(ks.get("statistic")), _number(ks.get("pvalue")), ks.get("verdict", "-"),
+                             _number(psi.get("statistic")), psi.get("verdict", "-")])
+            parts.append(_table(rows, [4.2 * cm, 2.3 * cm, 2.3 * cm, 2.7 * cm, 2 * cm, 2.7 * cm], numeric_columns=(1, 2, 4)))
+        parts += self._distributions(record)
+        return parts
+
+    def _distributions(self, record: dict) -> list:
+        from ingestion import read_final_data
+
+        heading = Paragraph("Training data against new data", self.styles.subheading)
+        # The drift tests compared the new data with the training data of the version
+        # deployed *before* the tick; after a redeploy that is no longer the current one.
+        candidates = [record.get("deployed_version_before"), self.deployed.version if self.deployed else None]
+        reference_path, reference_version = None, None
+        for version in candidates:
+            if version and (self.config.prod_folder / VERSIONS_DIR / version / REFERENCE_SAMPLE_FILE).is_file():
+                reference_path = self.config.prod_folder / VERSIONS_DIR / version / REFERENCE_SAMPLE_FILE
+                reference_version = version
+                break
+        if reference_path is None:
+            return [heading, self.no_data("Reference sample of the training data")]
+        if self.final_data is None:
+            return [heading, self.no_data("New data")]
+        reference = read_final_data(self.config, reference_path)
+        png = distribution_png(reference, self.final_data, f"training data of {reference_version}")
+        note = self.text(f"Blue: a sample of the data {reference_version} was trained on ({len(reference)} rows). "
+                         f"Orange: the ingested data ({len(self.final_data)} rows).", self.styles.note)
+        return [KeepTogether([heading, _image(png, TEXT_WIDTH, 7 * cm), note])]
+
+    # 4
+    def history_section(self) -> list:
+        from deployment import deployment_history
+
+        parts = [Paragraph("4. Score history", self.styles.heading)]
+        history = deployment_history(self.config)
+        png = score_history_png(history)
+        if png is None:
+            return parts + [self.no_data("Deployments")]
+        parts.append(_image(png, TEXT_WIDTH, 7 * cm))
+        rows = [["time (UTC)", "action", "version", "F1", "note"]]
+        for record in reversed(history[-RECENT_TICKS:]):
+            rows.append([display_time(record.get("time")), record.get("action", "?"),
+                         record.get("version", "?"), _fixed(record.get("f1")), self.cell(record.get("note") or "")])
+        parts.append(Paragraph(f"Last {min(len(history), RECENT_TICKS)} of {len(history)} deployments and rollbacks, "
+                               f"newest first", self.styles.subheading))
+        parts.append(_table(rows, [3.4 * cm, 1.8 * cm, 1.8 * cm, 1.8 * cm, TEXT_WIDTH - 8.8 * cm], numeric_columns=(3,)))
+        return parts
+
+    # 5
+    def ticks_section(self) -> list:
+        parts = [Paragraph("5. Recent ticks", self.styles.heading)]
+        ticks = tick_rows(self.history)
+        if not ticks:
+            return parts + [self.no_data("Run history")]
+        intro = self.text(f"The last {len(ticks)} of {len(self.history)} ticks, newest first. Times in seconds.")
+        rows = [["start (UTC)", "decision", "version", "new files", "exit", "seconds"]]
+        for tick in ticks:
+            rows.append([tick["start"], self.cell(tick["decision"]), tick["version"], str(tick["new_files"]),
+                         str(tick["exit_status"]) if tick["exit_status"] is not None else "-", tick["seconds"]])
+        table = _table(rows, [3.4 * cm, TEXT_WIDTH - 11 * cm, 1.8 * cm, 1.8 * cm, 1.2 * cm, 2.8 * cm],
+                       numeric_columns=(3, 4, 5))
+        parts = [KeepTogether(parts + [intro, table])]
+        stages = [name for name in STAGE_ORDER if any(name in tick["stages"] for tick in ticks)]
+        stages += sorted({name for tick in ticks for name in tick["stages"]} - set(stages))
+        if stages:
+            parts.append(Paragraph("Duration of each stage (seconds)", self.styles.subheading))
+            rows = [["start (UTC)", *stages]]
+            for tick in ticks:
+                rows.append([tick["start"][5:], *(_seconds(tick["stages"].get(name)) for name in stages)])
+            # Narrow padding: nine stage columns, "diagnostics" the widest, still fit the page.
+            width = min(2 * cm, (TEXT_WIDTH - 2.2 * cm) / len(stages))
+            parts.append(_table(rows, [2.2 * cm] + [width] * len(stages), numeric_columns=range(1, len(stages) + 1),
+                                font_size=7, padding=3))
+        return parts
+
+    # 6
+    def files_section(self) -> list:
+        import json
+
+        parts = [Paragraph("6. Ingested and rejected files", self.styles.heading)]
+        detail = {}
+        if self.deployed is not None:
+            try:
+                detail = json.loads((self.deployed.folder / INGESTED_DETAIL_FILE).read_text(encoding="utf-8"))
+            except (FileNotFoundError, json.JSONDecodeError):
+                detail = {}
+        ingested = detail.get("files") or {}
+        parts.append(Paragraph("Files the deployed version was trained on", self.styles.subheading))
+        if ingested:
+            rows = [["file", "rows", "bytes", "sha256"]]
+            for name, info in sorted(ingested.items()):
+                rows.append([self.cell(name), _integer(info.get("rows")), _integer(info.get("size")),
+                             str(info.get("sha256", ""))[:16]])
+            parts.append(_table(rows, [TEXT_WIDTH - 9.6 * cm, 1.8 * cm, 2.2 * cm, 5.6 * cm], numeric_columns=(1, 2)))
+        else:
+            parts.append(self.no_data(f"{INGESTED_DETAIL_FILE} of the deployed version"))
+
+        # The same file rejected for the same reason by several ticks is one row naming them all.
+        rejected: dict[tuple[str, str], list[str]] = {}
+        for name, reason in sorted((detail.get("rejected") or {}).items()):
+            rejected.setdefault((name, reason), []).append(f"{self.deployed.version} ingestion")
+        for record in reversed(self.history[-RECENT_TICKS:]):
+            for name, reason in sorted((record.get("rejected_files") or {}).items()):
+                rejected.setdefault((name, reason), []).append(f"tick {display_time(record.get('start'))}")
+        parts.append(Paragraph("Rejected files", self.styles.subheading))
+        if rejected:
+            rows = [["file", "reason", "seen by"]]
+            rows += [[self.cell(name), self.cell(reason), self.cell(", ".join(seen))]
+                     for (name, reason), seen in rejected.items()]
+            parts.append(_table(rows, [4.5 * cm, TEXT_WIDTH - 9.5 * cm, 5 * cm]))
+        elif self.history or detail:
+            ticks = min(len(self.history), RECENT_TICKS)
+            scope = " or the last tick" if ticks == 1 else f" or the last {ticks} ticks" if ticks else ""
+            parts.append(self.text(f"None: no file was rejected by the deployed version's ingestion{scope}.",
+                                   self.styles.note))
+        else:
+            parts.append(self.no_data("Rejected files"))
+        return parts
+
+    # 7
+    def packages_section(self) -> list:
+        from diagnostics import outdated_packages_list
+
+        parts = [Paragraph("7. Outdated packages", self.styles.heading)]
+        packages = outdated_packages_list()
+        if not packages:
+            return parts + [self.no_data("Requirements")]
+        rows = [["package", "installed", "latest", "status"]]
+        for package in packages:
+            status = "unknown" if package["latest"] == "unknown" else "outdated" if package["outdated"] else "up to date"
+            rows.append([package["package"], package["installed"], package["latest"], status])
+        parts.append(_table(rows, [4.5 * cm, 3 * cm, 3 * cm, 3 * cm]))
+        if any(package["latest"] == "unknown" for package in packages):
+            parts.append(self.text("\"unknown\": the package index did not answer in time.", self.styles.note))
+        return [KeepTogether(parts)]
+
+
+def _fixed(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
+def _integer(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else "-"
+
+
+def write_report(config: Config, current_tick: dict | None = None) -> Path:
+    """Write ``output_model_path/report.pdf`` atomically; returns its path.
+
+    Reads production, the run history, the ingested data and the test data;
+    a missing piece is shown as "no data yet". `current_tick` is the history
+    record of a tick still running (fullprocess.py passes it), shown as the
+    newest tick: its own line reaches history.jsonl only when it ends.
+    """
+    target = config.model_folder / REPORT_FILE
+    builder = _ReportBuilder(config, current_tick)
+    story = builder.story()
+    with atomic_path(target) as tmp:
+        document = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
+                                     topMargin=1.8 * cm, bottomMargin=2 * cm,
+                                     title="Model report", author="Dynamic Risk Assessment System")
+        document.build(story, canvasmaker=_NumberedCanvas)
+    log.info("wrote %s", target)
+    return target
+
+
 def main(argv=None) -> int:
     def body(argv):
-        args = argument_parser("Plot the deployed model's confusion matrix on the test data.").parse_args(argv)
+        args = argument_parser("Write the confusion matrix and the PDF report of the deployed model.").parse_args(argv)
         config = load_config(args.config)
         setup_logging()
-        path = score_model(config)
-        print(f"wrote {path}")
+        print(f"wrote {score_model(config)}")
+        print(f"wrote {write_report(config)}")
         return 0
 
     return run_cli("reporting", body, argv)

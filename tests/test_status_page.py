@@ -1,0 +1,143 @@
+"""The status page at GET / and the files it links, against a real server; the page in a real headless browser."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import PYTHON, ROOT, free_port, start_server, stop_server
+
+# Debian's packages (chromium, chromium-driver): selenium is given both paths and never downloads a browser.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+needs_browser = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason=f"needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver",
+)
+
+
+@pytest.fixture
+def open_browser(tmp_path):
+    """Start headless chromium (JavaScript on or off) with its console log kept; quit it afterwards."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    drivers = []
+
+    def start(javascript: bool = True):
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for flag in CHROMIUM_FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={tmp_path / f'chromium-profile-{len(drivers)}'}")
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        if not javascript:
+            options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        drivers.append(driver)
+        return driver
+
+    yield start
+    for driver in drivers:
+        driver.quit()
+
+
+@pytest.fixture
+def drifted_server(api_server):
+    """The API over a project that has had a drift tick (practice model, then a redeploy on shifted data)."""
+    result = api_server.project.run("fullprocess.py", config="config_production.json")
+    assert result.returncode == 0, result.stderr
+    return api_server
+
+
+@needs_browser
+def test_the_page_shows_the_deployed_model_and_its_links_work(drifted_server, open_browser):
+    from selenium.webdriver.common.by import By
+
+    health = drifted_server.get("/health").json()
+    browser = open_browser()
+    browser.get(drifted_server.url + "/")
+
+    assert browser.find_element(By.ID, "deployed-f1").text == f"{health['f1']:.4f}"
+    assert browser.find_element(By.ID, "deployed-version").text == health["version"] == "v0002"
+    assert "the trigger test(s) raw found drift" in browser.find_element(By.ID, "drift-verdict").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#ticks tr")) == 1 + 2  # header, bootstrap, drift tick
+    assert "drift, redeployed" in browser.find_element(By.ID, "ticks").text
+    plot = browser.find_element(By.CSS_SELECTOR, "img[src='/scorehistory.png']")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", plot) > 0
+    severe = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert severe == []
+
+    links = {element.text: element.get_attribute("href") for element in browser.find_elements(By.TAG_NAME, "a")}
+    report = drifted_server.get(links["report.pdf"].removeprefix(drifted_server.url))
+    assert report.status_code == 200
+    assert report.headers["Content-Type"] == "application/pdf"
+    assert report.content.startswith(b"%PDF")
+    matrix = drifted_server.get(links["confusionmatrix.png"].removeprefix(drifted_server.url))
+    assert matrix.status_code == 200
+    assert matrix.headers["Content-Type"] == "image/png"
+
+
+@needs_browser
+def test_the_page_works_with_javascript_off(api_server, open_browser):
+    from selenium.webdriver.common.by import By
+
+    health = api_server.get("/health").json()
+    browser = open_browser(javascript=False)
+    browser.get(api_server.url + "/")
+
+    assert browser.find_element(By.ID, "deployed-f1").text == f"{health['f1']:.4f}"
+    # No drift tick yet (bootstrap only): said in words.
+    assert "no data yet" in browser.find_element(By.ID, "drift-verdict").text
+    assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
+
+
+def test_generated_files_are_served_and_missing_ones_are_404_json(api_server):
+    assert api_server.get("/scorehistory.png").content.startswith(b"\x89PNG")
+    api_server.project.path("models", "report.pdf").unlink()
+
+    response = api_server.get("/report.pdf")
+
+    assert response.status_code == 404
+    assert "report.pdf not generated yet" in response.json()["error"]
+    page = api_server.get("/")
+    assert page.status_code == 200
+    assert "not generated yet" in page.text
+    unknown = api_server.get("/no-such-page")
+    assert unknown.status_code == 404 and "error" in unknown.json()
+
+
+def test_text_from_the_history_is_escaped(api_server):
+    history = api_server.project.path("logs", "history.jsonl")
+    with open(history, "a") as handle:
+        handle.write(json.dumps({"start": "2030-01-01T00:00:00.000+00:00", "end": "2030-01-01T00:00:01.000+00:00",
+                                 "decision": "failed", "failed_stage": "ingest", "exit_status": 1,
+                                 "error": "<script>alert('x')</script>"}) + "\n")
+
+    page = api_server.get("/")
+
+    assert page.status_code == 200
+    assert "<script>" not in page.text
+    assert "&lt;script&gt;" in page.text
+
+
+def test_the_page_without_a_deployed_model_says_so(project, tmp_path):
+    port = free_port()
+    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
+                          port, tmp_path / "server.log", cwd=project.elsewhere)
+    try:
+        page = server.get("/")
+        assert page.status_code == 200
+        assert "No usable model" in page.text
+        assert "no data yet" in page.text
+        assert 'src="/scorehistory.png"' not in page.text  # no broken image
+        for path in ("/scorehistory.png", "/report.pdf", "/confusionmatrix.png"):
+            response = server.get(path)
+            assert response.status_code == 404
+            assert response.json()["error"]
+    finally:
+        stop_server(server)
