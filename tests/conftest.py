@@ -72,9 +72,7 @@ class Project:
         return self.root.joinpath(*parts)
 
 
-@pytest.fixture
-def project(tmp_path) -> Project:
-    """The bundled data copied into a temp project with a practice-phase config."""
+def make_project(tmp_path) -> Project:
     root = tmp_path / "project"
     root.mkdir()
     for folder in ("practicedata", "sourcedata", "testdata"):
@@ -86,11 +84,28 @@ def project(tmp_path) -> Project:
 
 
 @pytest.fixture
-def deployed(project) -> Project:
-    """A project whose practice model is deployed (bootstrap done)."""
+def project(tmp_path) -> Project:
+    """The bundled data copied into a temp project with a practice-phase config."""
+    return make_project(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def deployed_template(tmp_path_factory) -> Project:
+    """One bootstrapped project, built once and copied by `deployed`."""
+    project = make_project(tmp_path_factory.mktemp("template"))
     result = project.run("fullprocess.py")
     assert result.returncode == 0, result.stderr
     return project
+
+
+@pytest.fixture
+def deployed(deployed_template, tmp_path) -> Project:
+    """A project whose practice model is deployed (bootstrap done): a private copy of the template."""
+    root = tmp_path / "project"
+    # symlinks=True keeps production's `current` link relative; copy2 keeps mtimes, so file
+    # fingerprints recorded at bootstrap still match.
+    shutil.copytree(deployed_template.root, root, symlinks=True)
+    return Project(root)
 
 
 class Server:
@@ -130,12 +145,29 @@ def stop_server(server: Server) -> None:
         server.process.kill()
 
 
+def _serve(project: Project, log_folder: Path):
+    port = free_port()
+    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
+                          port, log_folder / "server.log", cwd=project.elsewhere)
+    server.project = project
+    return server
+
+
 @pytest.fixture
 def api_server(deployed, tmp_path):
     """`python app.py` on a free port, serving the deployed practice model."""
-    port = free_port()
-    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(deployed.config_path), "--port", str(port)],
-                          port, tmp_path / "server.log", cwd=deployed.elsewhere)
-    server.project = deployed
+    server = _serve(deployed, tmp_path)
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def shared_api_server(tmp_path_factory):
+    """Like api_server, shared by a module's read-only tests (they must not change the project)."""
+    tmp_path = tmp_path_factory.mktemp("shared")
+    project = make_project(tmp_path)
+    result = project.run("fullprocess.py")
+    assert result.returncode == 0, result.stderr
+    server = _serve(project, tmp_path)
     yield server
     stop_server(server)

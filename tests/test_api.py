@@ -20,41 +20,41 @@ def expected_predictions(project, csv_path):
     return [int(p) for p in model.predict(data[list(FEATURE_COLUMNS)].to_numpy(dtype=float))]
 
 
-def test_prediction_from_a_file_in_a_data_folder(api_server):
-    response = api_server.post("/prediction", json={"filepath": "testdata/testdata.csv"})
+def test_prediction_from_a_file_in_a_data_folder(shared_api_server):
+    response = shared_api_server.post("/prediction", json={"filepath": "testdata/testdata.csv"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["predictions"] == expected_predictions(api_server.project, api_server.project.path("testdata", "testdata.csv"))
+    assert body["predictions"] == expected_predictions(shared_api_server.project, shared_api_server.project.path("testdata", "testdata.csv"))
     assert len(body["predictions"]) == 400 and body["version"] == "v0001"
 
 
-def test_prediction_from_records_and_from_a_csv_body(api_server):
-    csv_text = api_server.project.path("testdata", "testdata.csv").read_text()
-    by_csv = api_server.post("/prediction", data=csv_text, headers={"Content-Type": "text/csv"})
+def test_prediction_from_records_and_from_a_csv_body(shared_api_server):
+    csv_text = shared_api_server.project.path("testdata", "testdata.csv").read_text()
+    by_csv = shared_api_server.post("/prediction", data=csv_text, headers={"Content-Type": "text/csv"})
     assert by_csv.status_code == 200
-    data = pd.read_csv(api_server.project.path("testdata", "testdata.csv"))
+    data = pd.read_csv(shared_api_server.project.path("testdata", "testdata.csv"))
     records = data[list(FEATURE_COLUMNS)].head(25).to_dict(orient="records")
-    by_records = api_server.post("/prediction", json={"records": records})
+    by_records = shared_api_server.post("/prediction", json={"records": records})
     assert by_records.status_code == 200
     assert by_records.json()["predictions"] == by_csv.json()["predictions"][:25]
 
 
-def test_scoring_summarystats_health_and_diagnostics(api_server):
-    project = api_server.project
-    scoring = api_server.get("/scoring").json()
+def test_scoring_summarystats_health_and_diagnostics(shared_api_server):
+    project = shared_api_server.project
+    scoring = shared_api_server.get("/scoring").json()
     assert scoring["f1"] == pytest.approx(float(project.path("production_deployment", "latestscore.txt").read_text()))
-    stats = api_server.get("/summarystats").json()
+    stats = shared_api_server.get("/summarystats").json()
     final = pd.read_csv(project.path("ingesteddata", "finaldata.csv"))
     assert set(stats) == set(FEATURE_COLUMNS)
     assert stats["lastmonth_activity"]["mean"] == pytest.approx(final["lastmonth_activity"].mean())
     assert stats["number_of_employees"]["median"] == pytest.approx(final["number_of_employees"].median())
-    health = api_server.get("/health")
+    health = shared_api_server.get("/health")
     assert health.status_code == 200 and health.json()["version"] == "v0001"
 
     watched = [project.path("ingesteddata", "finaldata.csv"), project.path("production_deployment", "trainedmodel.pkl"),
                project.path("models", "trainedmodel.pkl")]
     before = {p: p.stat().st_mtime_ns for p in watched}
-    diagnostics = api_server.get("/diagnostics")
+    diagnostics = shared_api_server.get("/diagnostics")
     assert diagnostics.status_code == 200
     body = diagnostics.json()
     assert body["execution_time"]["ingestion_seconds"] > 0 and body["execution_time"]["training_seconds"] > 0
@@ -85,8 +85,8 @@ def test_scoring_summarystats_health_and_diagnostics(api_server):
     ({"json": {"filepath": "testdata/nothere.csv"}}, 404, "not found"),
     ({"json": {"filepath": 42}}, 400, "non-empty string"),
 ])
-def test_prediction_errors_are_json_with_the_right_status(api_server, kwargs, status, fragment):
-    response = api_server.post("/prediction", **kwargs)
+def test_prediction_errors_are_json_with_the_right_status(shared_api_server, kwargs, status, fragment):
+    response = shared_api_server.post("/prediction", **kwargs)
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     assert fragment in response.json()["error"]
@@ -100,10 +100,10 @@ def test_a_symlink_out_of_a_data_folder_is_refused(api_server, tmp_path):
     assert response.status_code == 403
 
 
-def test_unknown_route_and_wrong_method_are_json(api_server):
-    missing = api_server.get("/nope")
+def test_unknown_route_and_wrong_method_are_json(shared_api_server):
+    missing = shared_api_server.get("/nope")
     assert missing.status_code == 404 and "error" in missing.json()
-    wrong = api_server.get("/prediction")
+    wrong = shared_api_server.get("/prediction")
     assert wrong.status_code == 405 and "error" in wrong.json()
 
 
@@ -190,9 +190,9 @@ def test_importing_app_does_no_work(tmp_path):
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
 
 
-def test_apicalls_saves_every_endpoint(api_server):
-    project = api_server.project
-    result = project.run("apicalls.py", "--url", api_server.url)
+def test_apicalls_saves_every_endpoint(shared_api_server):
+    project = shared_api_server.project
+    result = project.run("apicalls.py", "--url", shared_api_server.url)
     assert result.returncode == 0, result.stderr
     saved = json.loads(project.path("models", "apireturns.txt").read_text())
     assert set(saved) == {"prediction", "scoring", "summarystats", "diagnostics", "health"}
@@ -205,8 +205,8 @@ def test_apicalls_without_a_server_fails_clearly(deployed):
     assert "not reachable" in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_requests_module_is_real(api_server):
+def test_requests_module_is_real(shared_api_server):
     # keep-alive sessions work against the server (used by apicalls and the benchmark)
     with requests.Session() as session:
         for _ in range(3):
-            assert session.post(api_server.url + "/prediction", json={"records": [RECORD]}, timeout=10).status_code == 200
+            assert session.post(shared_api_server.url + "/prediction", json={"records": [RECORD]}, timeout=10).status_code == 200
