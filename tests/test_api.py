@@ -210,3 +210,15 @@ def test_requests_module_is_real(shared_api_server):
     with requests.Session() as session:
         for _ in range(3):
             assert session.post(shared_api_server.url + "/prediction", json={"records": [RECORD]}, timeout=10).status_code == 200
+
+
+def test_a_redeploying_tick_calls_the_running_api(api_server):
+    project = api_server.project
+    project.write_config("config_production.json", input_folder_path="sourcedata", api_url=api_server.url)
+    result = project.run("fullprocess.py", config="config_production.json")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(project.path("models", "apireturns.txt").read_text())
+    assert saved["health"]["version"] == "v0002"  # the API answered with the model just deployed
+    assert saved["scoring"]["f1"] == pytest.approx(float(project.path("models", "latestscore.txt").read_text()))
+    record = json.loads(project.path("logs", "history.jsonl").read_text().splitlines()[-1])
+    assert "apicalls" in record["stages"] and "diagnostics" not in record["stages"]
