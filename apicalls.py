@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 
-from settings import API_RETURNS_FILE, Config, PipelineError, argument_parser, load_config, run_cli, setup_logging
+from settings import API_RETURNS_FILE, Config, PipelineError, stage_main
 from storage import write_text_atomic
 
 log = logging.getLogger("apicalls")
@@ -59,17 +59,13 @@ def save_api_returns(config: Config, answers: dict):
 
 
 def main(argv=None) -> int:
-    def body(argv):
-        parser = argument_parser("Call every API endpoint and save the responses to apireturns.txt.")
+    def add_arguments(parser) -> None:
         parser.add_argument("--url", help="base URL of the API (default: api_url in the config, http://127.0.0.1:8000)")
-        args = parser.parse_args(argv)
-        config = load_config(args.config)
-        setup_logging()
-        target = save_api_returns(config, call_api(config, args.url))
-        print(f"wrote {target}")
-        return 0
 
-    return run_cli("apicalls", body, argv)
+    def run(config: Config, args) -> str:
+        return f"wrote {save_api_returns(config, call_api(config, args.url))}"
+
+    return stage_main("apicalls", "Call every API endpoint and save the responses to apireturns.txt.", run, argv, add_arguments)
 
 
 if __name__ == "__main__":

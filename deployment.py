@@ -33,10 +33,8 @@ from settings import (
     SCORE_FILE,
     Config,
     PipelineError,
-    argument_parser,
     load_config,
-    run_cli,
-    setup_logging,
+    stage_main,
 )
 from storage import (
     DEPLOYMENT_LOG,
@@ -288,22 +286,16 @@ def load_deployed_model(prod_folder: Path) -> DeployedModel:
 
 
 def main(argv=None) -> int:
-    def body(argv):
-        parser = argument_parser("Promote the trained model to production, or roll back.")
+    def add_arguments(parser) -> None:
         parser.add_argument("--rollback", nargs="?", const="", metavar="VERSION",
                             help="switch production back to VERSION (default: the version before the current one)")
-        args = parser.parse_args(argv)
-        config = load_config(args.config)
-        setup_logging()
-        if args.rollback is not None:
-            version = rollback(config, args.rollback or None)
-            print(f"production now serves {version}")
-        else:
-            version = store_model_into_pickle(config)
-            print(f"deployed {version} to {config.prod_folder}")
-        return 0
 
-    return run_cli("deployment", body, argv)
+    def run(config: Config, args) -> str:
+        if args.rollback is not None:
+            return f"production now serves {rollback(config, args.rollback or None)}"
+        return f"deployed {store_model_into_pickle(config)} to {config.prod_folder}"
+
+    return stage_main("deployment", "Promote the trained model to production, or roll back.", run, argv, add_arguments)
 
 
 if __name__ == "__main__":

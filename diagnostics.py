@@ -23,10 +23,8 @@ from settings import (
     FEATURE_COLUMNS,
     PROJECT_DIR,
     Config,
-    argument_parser,
     load_config,
-    run_cli,
-    setup_logging,
+    stage_main,
 )
 from storage import write_json_atomic
 
@@ -153,20 +151,16 @@ def all_diagnostics(config: Config) -> dict:
 
 
 def main(argv=None) -> int:
-    def body(argv):
-        args = argument_parser("Print diagnostics of the deployed model and the ingested data.").parse_args(argv)
-        config = load_config(args.config)
-        setup_logging()
+    def run(config: Config, args) -> str:
         report = {
             "predictions": model_predictions(config=config),
             "summary_statistics": dataframe_summary(config),
             **all_diagnostics(config),
         }
         write_json_atomic(config.model_folder / DIAGNOSTICS_FILE, report)
-        print(json.dumps(report, indent=2))
-        return 0
+        return json.dumps(report, indent=2)
 
-    return run_cli("diagnostics", body, argv)
+    return stage_main("diagnostics", "Print diagnostics of the deployed model and the ingested data.", run, argv)
 
 
 if __name__ == "__main__":

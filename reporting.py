@@ -48,10 +48,8 @@ from settings import (  # noqa: E402
     TARGET_COLUMN,
     Config,
     PipelineError,
-    argument_parser,
     load_config,
-    run_cli,
-    setup_logging,
+    stage_main,
 )
 from storage import VERSIONS_DIR, atomic_path, read_jsonl  # noqa: E402
 
@@ -647,15 +645,10 @@ def write_report(config: Config, current_tick: dict | None = None) -> Path:
 
 
 def main(argv=None) -> int:
-    def body(argv):
-        args = argument_parser("Write the confusion matrix and the PDF report of the deployed model.").parse_args(argv)
-        config = load_config(args.config)
-        setup_logging()
-        print(f"wrote {score_model(config)}")
-        print(f"wrote {write_report(config)}")
-        return 0
+    def run(config: Config, args) -> str:
+        return f"wrote {score_model(config)}\nwrote {write_report(config)}"
 
-    return run_cli("reporting", body, argv)
+    return stage_main("reporting", "Write the confusion matrix and the PDF report of the deployed model.", run, argv)
 
 
 if __name__ == "__main__":

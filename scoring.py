@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from settings import MODEL_FILE, SCORE_FILE, Config, PipelineError, argument_parser, load_config, run_cli, setup_logging
+from settings import MODEL_FILE, SCORE_FILE, Config, PipelineError, load_config, stage_main
 from storage import write_text_atomic
 
 log = logging.getLogger("scoring")
@@ -63,15 +63,11 @@ def score_model(config: Config | None = None, model=None, write: bool = True) ->
 
 
 def main(argv=None) -> int:
-    def body(argv):
-        args = argument_parser("Score the trained model on the test data (F1).").parse_args(argv)
-        config = load_config(args.config)
-        setup_logging()
+    def run(config: Config, args) -> str:
         score = score_model(config)
-        print(f"F1 = {score:.4f} (wrote {config.model_folder / SCORE_FILE})")
-        return 0
+        return f"F1 = {score:.4f} (wrote {config.model_folder / SCORE_FILE})"
 
-    return run_cli("scoring", body, argv)
+    return stage_main("scoring", "Score the trained model on the test data (F1).", run, argv)
 
 
 if __name__ == "__main__":

@@ -281,6 +281,28 @@ def setup_logging(log_file: Path | None = None, level: int = logging.INFO) -> No
     root.setLevel(level)
 
 
+def stage_main(stage: str, description: str, action, argv=None, add_arguments=None) -> int:
+    """The common `main` of a stage script.
+
+    Parses --config (plus whatever `add_arguments(parser)` adds), loads the
+    config, sets up logging, runs `action(config, args)` and prints the line
+    it returns, under the error contract of run_cli.
+    """
+    def body(argv):
+        parser = argument_parser(description)
+        if add_arguments is not None:
+            add_arguments(parser)
+        args = parser.parse_args(argv)
+        config = load_config(args.config)
+        setup_logging()
+        message = action(config, args)
+        if message:
+            print(message)
+        return 0
+
+    return run_cli(stage, body, argv)
+
+
 def run_cli(stage: str, body, argv=None) -> int:
     """Run a stage's body(config, args) with the shared error contract.
 

@@ -20,7 +20,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from settings import FEATURE_COLUMNS, MODEL_FILE, TARGET_COLUMN, Config, PipelineError, argument_parser, load_config, run_cli, setup_logging
+from settings import FEATURE_COLUMNS, MODEL_FILE, TARGET_COLUMN, Config, PipelineError, load_config, stage_main
 from storage import atomic_path
 
 log = logging.getLogger("training")
@@ -79,15 +79,11 @@ def train_model(config: Config | None = None):
 
 
 def main(argv=None) -> int:
-    def body(argv):
-        args = argument_parser("Train the model on the ingested data.").parse_args(argv)
-        config = load_config(args.config)
-        setup_logging()
+    def run(config: Config, args) -> str:
         train_model(config)
-        print(f"wrote {config.model_folder / MODEL_FILE}")
-        return 0
+        return f"wrote {config.model_folder / MODEL_FILE}"
 
-    return run_cli("training", body, argv)
+    return stage_main("training", "Train the model on the ingested data.", run, argv)
 
 
 if __name__ == "__main__":
