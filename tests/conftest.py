@@ -116,7 +116,7 @@ def start_server(command: list[str], port: int, log_path: Path, env=None, cwd=No
         try:
             requests.get(url + "/health", timeout=1)
             return Server(process, url, log_path)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the app
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"server did not start: {log_path.read_text()}")
