@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -202,6 +203,7 @@ class ParsedCache:
 
     def __init__(self, folder: Path):
         self.folder = folder
+        self.stored = 0  # files parsed (not found here) in this run
 
     def _table_path(self, sha: str) -> Path:
         return self.folder / f"{sha}.arrow"
@@ -225,6 +227,7 @@ class ParsedCache:
         # Renamed into place but not fsynced: an entry lost in a power cut is
         # a cache miss (the file is parsed again), and fsync per file would
         # double the cost of a first run over many files.
+        self.stored += 1
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self._rejection_path(sha) if isinstance(outcome, InvalidFile) else self._table_path(sha)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -439,6 +442,7 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
     tables: list[pa.Table] = []
     hashes: set[str] = set()
     result = IngestionResult()
+    started = time.perf_counter()
     for path in paths:
         outcome, fingerprint = _read_input(path, previous.get(path.name), cache)
         hashes.add(fingerprint["sha256"])
@@ -450,9 +454,12 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
         result.ingested[path.name] = {**fingerprint, "rows": outcome.num_rows}
         result.rows_read += outcome.num_rows
 
+    read_seconds = time.perf_counter() - started
+    started = time.perf_counter()
     if tables:
         # The course keeps the first of identical rows; so do we.
         result.table = drop_duplicate_rows(pa.concat_tables(tables))
+    dedup_seconds = time.perf_counter() - started
     log.info(
         "read %d file(s), %d row(s); %d unique row(s); rejected %d file(s)",
         len(result.ingested), result.rows_read, result.rows, len(result.rejected),
@@ -461,8 +468,11 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
         if not result.ingested:
             reasons = "; ".join(f"{name}: {why}" for name, why in result.rejected.items())
             raise PipelineError(f"no valid CSV file in {config.input_folder}" + (f" ({reasons})" if reasons else ""))
+        started = time.perf_counter()
         write_outputs(result, config.output_folder)
         cache.prune(hashes)
+        log.info("seconds: read %.3f (%d file(s) parsed, %d from the cache), deduplicate %.3f, write %.3f",
+                 read_seconds, cache.stored, len(paths) - cache.stored, dedup_seconds, time.perf_counter() - started)
     return result
 
 
