@@ -254,8 +254,9 @@ class PredictionFastPath:
                 if answer is not None:
                     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
                     return [answer]
+                # The same bytes, and the announced length kept: a short body
+                # still reads as a client disconnect in Flask, as before.
                 environ["wsgi.input"] = io.BytesIO(body)
-                environ["CONTENT_LENGTH"] = str(len(body))
         return self.flask_wsgi(environ, start_response)
 
     def _answer(self, body: bytes) -> bytes | None:

@@ -23,7 +23,10 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,12 +66,13 @@ COLUMN_TYPES = {ID_COLUMN: pa.string(), **{name: pa.float64() for name in FEATUR
 ARROW_SCHEMA = pa.schema([(ID_COLUMN, pa.string()), *[(n, pa.float64()) for n in FEATURE_COLUMNS], (TARGET_COLUMN, pa.int8())])
 
 _NUMPY_TYPES = {pa.float64(): np.float64, pa.float32(): np.float32, pa.int8(): np.int8, pa.int16(): np.int16,
-                pa.int32(): np.int32, pa.int64(): np.int64}
+                pa.int32(): np.int32, pa.int64(): np.int64, pa.uint64(): np.uint64}
 
 # Parsed files are cached here, one Arrow IPC file per content hash. The
 # folder name carries a format number: changing how files are validated or
 # typed must change it, so that old entries are never read as new ones.
-PARSED_CACHE_DIR = ".parsed/v1"
+PARSED_CACHE_DIR = ".parsed/v2"
+ROW_HASH_COLUMN = "__row_hash"  # stored beside a cached table: deduplication then needs no rehashing
 
 
 class InvalidFile(Exception):
@@ -123,11 +127,12 @@ def read_validated_csv(path: Path) -> pa.Table:
     return _parse_validated(path)
 
 
-def _parse_validated(source) -> pa.Table:
+def _parse_validated(source, use_threads: bool = True) -> pa.Table:
     """read_validated_csv for a path or an in-memory buffer."""
     try:
         table = pacsv.read_csv(
             source,
+            read_options=pacsv.ReadOptions(use_threads=use_threads),
             convert_options=pacsv.ConvertOptions(column_types=COLUMN_TYPES, strings_can_be_null=False),
         )
     except pa.ArrowInvalid as exc:
@@ -195,7 +200,7 @@ def _empty_frame() -> "pd.DataFrame":
 # --- the parsed-file cache ---------------------------------------------------------
 
 class ParsedCache:
-    """Validated tables and rejection reasons of input files, keyed by the sha256 of their bytes.
+    """Validated tables (with their row hashes) and rejection reasons of input files, keyed by the sha256 of their bytes.
 
     An entry is written atomically, so a run killed mid-write leaves no
     half entry; an unreadable entry counts as a miss and the file is parsed again.
@@ -203,7 +208,6 @@ class ParsedCache:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.stored = 0  # files parsed (not found here) in this run
 
     def _table_path(self, sha: str) -> Path:
         return self.folder / f"{sha}.arrow"
@@ -211,35 +215,38 @@ class ParsedCache:
     def _rejection_path(self, sha: str) -> Path:
         return self.folder / f"{sha}.rejected"
 
-    def load(self, sha: str) -> pa.Table | InvalidFile | None:
-        """The cached table, an InvalidFile carrying the cached reason, or None on a miss."""
+    def load(self, sha: str) -> tuple[pa.Table, np.ndarray] | InvalidFile | None:
+        """(table, row hashes), an InvalidFile carrying the cached reason, or None on a miss."""
         try:
             with pa.OSFile(str(self._table_path(sha))) as source:
-                return pa.ipc.open_file(source).read_all()
-        except (OSError, pa.ArrowInvalid):
+                stored = pa.ipc.open_file(source).read_all()
+            hashes = _numpy_values(stored[ROW_HASH_COLUMN])[0]
+            return stored.drop_columns([ROW_HASH_COLUMN]), hashes
+        except (OSError, KeyError, pa.ArrowInvalid):
             pass
         try:
             return InvalidFile(self._rejection_path(sha).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             return None
 
-    def store(self, sha: str, outcome: pa.Table | InvalidFile) -> None:
+    def store(self, sha: str, outcome: tuple[pa.Table, np.ndarray] | InvalidFile) -> None:
         # Renamed into place but not fsynced: an entry lost in a power cut is
         # a cache miss (the file is parsed again), and fsync per file would
         # double the cost of a first run over many files.
-        self.stored += 1
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self._rejection_path(sha) if isinstance(outcome, InvalidFile) else self._table_path(sha)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             if isinstance(outcome, InvalidFile):
                 temporary.write_text(str(outcome), encoding="utf-8")
             else:
+                table, hashes = outcome
+                stored = table.append_column(ROW_HASH_COLUMN, _arrow_array(hashes, pa.uint64()))
                 # lz4 keeps the cache about the size of the CSVs and reads far faster than parsing them.
                 # pa.ipc rather than feather.write_feather, which imports pandas (~0.25 s).
                 options = pa.ipc.IpcWriteOptions(compression="lz4")
-                with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, outcome.schema, options=options) as writer:
-                    writer.write_table(outcome)
+                with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, stored.schema, options=options) as writer:
+                    writer.write_table(stored)
             os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)
@@ -255,60 +262,93 @@ class ParsedCache:
                 entry.unlink(missing_ok=True)
 
 
-def _read_input(path: Path, known: dict | None, cache: ParsedCache | None) -> tuple[pa.Table | InvalidFile, dict]:
-    """(validated table or the InvalidFile saying why not, fingerprint) of one input file.
+@dataclass
+class InputFile:
+    """One input file as read: its validated table and row hashes, or why it was rejected."""
+
+    name: str
+    fingerprint: dict
+    table: pa.Table | None = None
+    row_hashes: np.ndarray | None = None
+    rejection: InvalidFile | None = None
+    parsed: bool = False  # False when it came from the cache
+
+
+def _read_input(path: Path, known: dict | None, cache: ParsedCache | None) -> InputFile:
+    """One input file, from the cache when its hash is known there, else parsed and hashed.
 
     A file whose size and mtime match `known` keeps its recorded hash and is
     looked up in the cache without being opened. Otherwise its bytes are read
     once, hashed and parsed, so a cache entry always matches the bytes it was
-    made from.
+    made from. Safe to run in threads: the heavy parts release the GIL.
     """
     import hashlib
 
     stat = path.stat()
-    fingerprint = {"sha256": None, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    item = InputFile(path.name, {"sha256": None, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+    cached = None
     if known and known.get("size") == stat.st_size and known.get("mtime_ns") == stat.st_mtime_ns and known.get("sha256"):
-        fingerprint["sha256"] = known["sha256"]
-        cached = cache.load(fingerprint["sha256"]) if cache is not None else None
-        if cached is not None:
-            return cached, fingerprint
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return InvalidFile(f"cannot read: {exc}"), {**fingerprint, "sha256": fingerprint["sha256"] or ""}
-    fingerprint["sha256"] = hashlib.sha256(data).hexdigest()
-    cached = cache.load(fingerprint["sha256"]) if cache is not None else None
-    if cached is not None:
-        return cached, fingerprint
-    try:
-        outcome = _parse_validated(pa.BufferReader(data))
-    except InvalidFile as exc:
-        outcome = exc
-    if cache is not None:
-        cache.store(fingerprint["sha256"], outcome)
-    return outcome, fingerprint
+        item.fingerprint["sha256"] = known["sha256"]
+        cached = cache.load(known["sha256"]) if cache is not None else None
+    if cached is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            item.fingerprint["sha256"] = item.fingerprint["sha256"] or ""
+            item.rejection = InvalidFile(f"cannot read: {exc}")
+            return item
+        item.fingerprint["sha256"] = hashlib.sha256(data).hexdigest()
+        cached = cache.load(item.fingerprint["sha256"]) if cache is not None else None
+    if cached is None:
+        item.parsed = True
+        try:
+            # One thread per file: files are read in parallel, and Arrow's own
+            # thread pool inside each small read only adds contention.
+            table = _parse_validated(pa.BufferReader(data), use_threads=False)
+            cached = (table, row_hashes(table))
+        except InvalidFile as exc:
+            cached = exc
+        if cache is not None:
+            cache.store(item.fingerprint["sha256"], cached)
+    if isinstance(cached, InvalidFile):
+        item.rejection = cached
+    else:
+        item.table, item.row_hashes = cached
+    return item
 
 
 # --- deduplication without pandas ----------------------------------------------------
 
-def first_occurrences(table: pa.Table) -> np.ndarray:
+def row_hashes(table: pa.Table) -> np.ndarray:
+    """A 64-bit hash of each row (uint64), equal for rows pandas would call identical.
+
+    Each column's values hash on their own (_column_hash), folded in with a
+    splitmix64 round per column: a file's hashes can be computed once, cached,
+    and compared with any other file's. Equal rows always hash alike; unequal rows
+    collide with odds of about one in 2^64 per pair, and first_occurrences
+    checks every match exactly anyway.
+    """
+    row_hash = np.zeros(table.num_rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for key in (_column_hash(column) for column in table.columns):
+            row_hash = _mix(row_hash ^ key)
+    return row_hash
+
+
+def first_occurrences(table: pa.Table, hashes: np.ndarray | None = None) -> np.ndarray:
     """Row indices of the first of each group of identical rows, in row order.
 
     Same semantics as pandas' drop_duplicates(keep="first"): missing values
-    equal each other, and 0.0 equals -0.0. Each column becomes an exact
-    uint64 key; the keys are hashed into one row hash; rows whose hash was
-    seen before are checked key by key against the first row with that hash.
-    A hash collision (about one in 10^7 runs at 10^6 rows) falls back to
-    exact dense codes, so the answer never depends on luck.
+    equal each other, and 0.0 equals -0.0. `hashes` are the table's
+    row_hashes (computed when not given). Rows whose hash was seen before
+    are checked column by column against the first row with that hash; a
+    hash collision falls back to exact dense codes, so the answer never
+    depends on luck.
     """
     rows = table.num_rows
     if rows == 0:
         return np.empty(0, dtype=np.int64)
-    keys = [_column_key(column) for column in table.columns]
-    row_hash = np.zeros(rows, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for key in keys:
-            row_hash = _mix(row_hash ^ _mix(key))
+    row_hash = row_hashes(table) if hashes is None else hashes
     # Most rows have a hash nobody else has: find the repeated hashes with one
     # sort, and work out first occurrences only among the rows carrying them.
     ordered = np.sort(row_hash)
@@ -319,8 +359,9 @@ def first_occurrences(table: pa.Table) -> np.ndarray:
     codes = _codes_by_first_appearance(row_hash[candidates].view(np.int64))
     first = _first_of_each_code(codes)
     repeats, firsts = candidates[~first], candidates[first][codes[~first]]
-    if not all(np.array_equal(key[repeats], key[firsts]) for key in keys):
-        return _first_occurrences_exact(keys)
+    later, earlier = table.take(_index_array(repeats)), table.take(_index_array(firsts))
+    if not all(_same_values(later[name], earlier[name]) for name in table.column_names):
+        return _first_occurrences_exact([_column_key(column) for column in table.columns])
     keep = np.ones(rows, dtype=bool)
     keep[repeats] = False
     return np.flatnonzero(keep)
@@ -336,50 +377,79 @@ def _mix(values: np.ndarray) -> np.ndarray:
 _NULL_KEY = np.uint64(0xFFF8_0000_0000_0001)  # a NaN payload Arrow never produces from a CSV
 
 
+def _numeric_key(column: pa.ChunkedArray) -> np.ndarray:
+    """One uint64 per value, equal exactly when pandas would call the values equal (nulls alike, 0.0 == -0.0)."""
+    values, valid = _numpy_values(column)
+    if values.dtype.kind == "f":
+        values = values.astype(np.float64) + 0.0  # -0.0 + 0.0 is 0.0: one key for both, as in pandas
+        key = values.view(np.uint64)
+    else:
+        key = values.astype(np.int64).view(np.uint64)
+    key[~valid] = _NULL_KEY
+    return key
+
+
 def _column_key(column: pa.ChunkedArray) -> np.ndarray:
-    """One exact uint64 per row: equal keys exactly when pandas would call the values equal."""
+    """One exact uint64 per row, valid within this column: equal exactly when pandas would call the values equal."""
     if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
-        values, valid = _numpy_values(column)
-        if values.dtype.kind == "f":
-            values = values.astype(np.float64) + 0.0  # -0.0 + 0.0 is 0.0: one key for both, as in pandas
-            key = values.view(np.uint64)
-        else:
-            key = values.astype(np.int64).view(np.uint64)
-        key[~valid] = _NULL_KEY
-        return key
-    if pa.types.is_string(column.type):
-        packed = _packed_short_strings(column.combine_chunks() if column.num_chunks != 1 else column.chunk(0))
-        if packed is not None:
-            return packed
+        return _numeric_key(column)
     encoded = pc.dictionary_encode(column, null_encoding="encode")
     return np.concatenate([_numpy_values(chunk.indices)[0] for chunk in encoded.chunks]).astype(np.uint64)
 
 
-def _packed_short_strings(array: pa.StringArray) -> np.ndarray | None:
-    """Strings of at most 7 bytes packed with their length into one uint64 each, else None.
+def _column_hash(column: pa.ChunkedArray) -> np.ndarray:
+    """One uint64 per row that depends on the value alone, so hashes of different files compare.
 
-    Hashing short identifiers this way is ~10x faster than Arrow's dictionary encoding.
+    Numbers hash to their exact key; a string to its length and its bytes,
+    folded eight at a time.
     """
-    if array.null_count:
-        return None
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + len(array) + 1]
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+        return _numeric_key(column)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        raise TypeError(f"no row hash for a column of type {column.type}")
+    return np.concatenate([_string_hashes(chunk) for chunk in column.chunks] or [np.empty(0, np.uint64)])
+
+
+def _string_hashes(array: pa.StringArray) -> np.ndarray:
+    validity, offsets_buffer, data_buffer = array.buffers()
+    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[array.offset:array.offset + len(array) + 1]
     lengths = np.diff(offsets)
-    if len(lengths) and lengths.max() > 7:
-        return None
-    data = np.frombuffer(array.buffers()[2], dtype=np.uint8) if array.buffers()[2] is not None else np.empty(0, np.uint8)
-    packed = np.zeros((len(lengths), 8), dtype=np.uint8)
-    packed[:, 7] = lengths
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
+    longest = int(lengths.max()) if len(lengths) else 0
+    words = -(-longest // 8)
+    # Each string's bytes, zero-padded to whole 8-byte words, one row per string;
+    # one pass per byte position, so short identifiers cost only a few passes.
+    padded = np.zeros((len(lengths), max(words, 1) * 8), dtype=np.uint8)
     starts = offsets[:-1]
-    for position in range(int(lengths.max()) if len(lengths) else 0):
+    for position in range(longest):
         present = lengths > position
-        packed[present, position] = data[starts[present] + position]
-    return packed.view(np.uint64).ravel()
+        padded[present, position] = data[starts[present] + position]
+    padded = padded.view(np.uint64)
+    hashes = lengths.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for word in range(words):
+            # Only a string's own words: the hash must not depend on the longest string beside it.
+            hashes = np.where(lengths > word * 8, _mix(hashes ^ padded[:, word]), hashes)
+    if array.null_count:
+        hashes[~np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")[
+            array.offset:array.offset + len(array)].astype(bool)] = _NULL_KEY
+    return hashes
+
+
+def _same_values(left: pa.ChunkedArray, right: pa.ChunkedArray) -> bool:
+    """Whether two equally long columns hold the same values row by row (nulls equal nulls, 0.0 equals -0.0)."""
+    if pa.types.is_floating(left.type) or pa.types.is_integer(left.type):
+        return bool(np.array_equal(_numeric_key(left), _numeric_key(right)))
+    equal = pc.equal(left, right)
+    # No pc.fill_null(equal, False): a Python scalar would import pandas.
+    both_null = pc.and_(pc.is_null(left), pc.is_null(right))
+    return bool(pc.all(pc.or_(both_null, pc.and_kleene(pc.is_valid(equal), equal))).as_py())
 
 
 def _codes_by_first_appearance(values: np.ndarray) -> np.ndarray:
     """Dense codes 0..k-1 of int64 values, numbered in order of first appearance."""
-    array = pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(np.ascontiguousarray(values))])
-    return _numpy_values(pc.dictionary_encode(array).indices)[0].astype(np.int64)
+    return _numpy_values(pc.dictionary_encode(_arrow_array(values, pa.int64())).indices)[0].astype(np.int64)
 
 
 def _first_of_each_code(codes: np.ndarray) -> np.ndarray:
@@ -402,15 +472,19 @@ def _first_occurrences_exact(keys: list[np.ndarray]) -> np.ndarray:
     return np.flatnonzero(_first_of_each_code(row_codes))
 
 
+def _arrow_array(values: np.ndarray, kind: pa.DataType) -> pa.Array:
+    """An Arrow array over a numpy array without nulls, zero-copy (pa.array would import pandas)."""
+    values = np.ascontiguousarray(values, dtype=_NUMPY_TYPES[kind])
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+
+
 def _index_array(indices: np.ndarray) -> pa.Array:
-    """An Arrow int64 array over a numpy index array, zero-copy (pa.array would import pandas)."""
-    indices = np.ascontiguousarray(indices, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(indices), [None, pa.py_buffer(indices)])
+    return _arrow_array(indices, pa.int64())
 
 
-def drop_duplicate_rows(table: pa.Table) -> pa.Table:
+def drop_duplicate_rows(table: pa.Table, hashes: np.ndarray | None = None) -> pa.Table:
     """The table without repeated rows, keeping the first of each (like pandas' drop_duplicates)."""
-    keep = first_occurrences(table)
+    keep = first_occurrences(table, hashes)
     if len(keep) == table.num_rows:
         return table
     return table.take(_index_array(keep))
@@ -439,26 +513,25 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
     # (as the cron tick's detection does), so unchanged history is not re-read.
     previous = _previous_fingerprints(config.output_folder)
     cache = ParsedCache(config.output_folder / PARSED_CACHE_DIR) if write else None
-    tables: list[pa.Table] = []
-    hashes: set[str] = set()
     result = IngestionResult()
     started = time.perf_counter()
-    for path in paths:
-        outcome, fingerprint = _read_input(path, previous.get(path.name), cache)
-        hashes.add(fingerprint["sha256"])
-        if isinstance(outcome, InvalidFile):
-            result.rejected[path.name] = str(outcome)
-            log.warning("rejected %s: %s", path, outcome)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        items = list(pool.map(lambda path: _read_input(path, previous.get(path.name), cache), paths))
+    tables, hashes = [], []
+    for path, item in zip(paths, items):
+        if item.rejection is not None:
+            result.rejected[item.name] = str(item.rejection)
+            log.warning("rejected %s: %s", path, item.rejection)
             continue
-        tables.append(outcome)
-        result.ingested[path.name] = {**fingerprint, "rows": outcome.num_rows}
-        result.rows_read += outcome.num_rows
-
+        tables.append(item.table)
+        hashes.append(item.row_hashes)
+        result.ingested[item.name] = {**item.fingerprint, "rows": item.table.num_rows}
+        result.rows_read += item.table.num_rows
     read_seconds = time.perf_counter() - started
     started = time.perf_counter()
     if tables:
         # The course keeps the first of identical rows; so do we.
-        result.table = drop_duplicate_rows(pa.concat_tables(tables))
+        result.table = drop_duplicate_rows(pa.concat_tables(tables), np.concatenate(hashes))
     dedup_seconds = time.perf_counter() - started
     log.info(
         "read %d file(s), %d row(s); %d unique row(s); rejected %d file(s)",
@@ -470,9 +543,10 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
             raise PipelineError(f"no valid CSV file in {config.input_folder}" + (f" ({reasons})" if reasons else ""))
         started = time.perf_counter()
         write_outputs(result, config.output_folder)
-        cache.prune(hashes)
+        cache.prune({item.fingerprint["sha256"] for item in items})
+        parsed = sum(item.parsed for item in items)
         log.info("seconds: read %.3f (%d file(s) parsed, %d from the cache), deduplicate %.3f, write %.3f",
-                 read_seconds, cache.stored, len(paths) - cache.stored, dedup_seconds, time.perf_counter() - started)
+                 read_seconds, parsed, len(items) - parsed, dedup_seconds, time.perf_counter() - started)
     return result
 
 
