@@ -485,8 +485,18 @@ def _index_array(indices: np.ndarray) -> pa.Array:
 def drop_duplicate_rows(table: pa.Table, hashes: np.ndarray | None = None) -> pa.Table:
     """The table without repeated rows, keeping the first of each (like pandas' drop_duplicates)."""
     keep = first_occurrences(table, hashes)
-    if len(keep) == table.num_rows:
+    removed = table.num_rows - len(keep)
+    if removed == 0:
         return table
+    if removed <= 4096:
+        # A few repeats in a large table: the runs between them, as zero-copy
+        # slices, instead of copying every column through take (~0.5 s at 10M rows).
+        dropped_mask = np.ones(table.num_rows, dtype=bool)
+        dropped_mask[keep] = False
+        dropped = np.flatnonzero(dropped_mask)
+        starts = np.concatenate([[0], dropped + 1])
+        stops = np.concatenate([dropped, [table.num_rows]])
+        return pa.concat_tables([table.slice(start, stop - start) for start, stop in zip(starts, stops) if stop > start])
     return table.take(_index_array(keep))
 
 

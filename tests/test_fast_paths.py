@@ -179,3 +179,14 @@ def test_prediction_fast_path_is_used_and_no_model_still_answers_503(project):
     response = app.test_client().post("/prediction", json={"records": [
         {"lastmonth_activity": 1, "lastyear_activity": 2, "number_of_employees": 3}]})
     assert response.status_code == 503 and "error" in response.get_json()
+
+
+@pytest.mark.parametrize("repeats", [1, 5000])
+def test_dropping_few_or_many_repeats_gives_the_pandas_rows(repeats):
+    rng = np.random.default_rng(repeats)
+    frame = pd.DataFrame({"corporation": [f"c{i}" for i in range(20_000)], "x": rng.normal(size=20_000)})
+    copies = rng.choice(20_000, size=repeats, replace=False)
+    frame = pd.concat([frame, frame.iloc[copies]]).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    expected = frame.drop_duplicates(ignore_index=True)
+    pd.testing.assert_frame_equal(ingestion.drop_duplicate_rows(table).to_pandas(), expected)
