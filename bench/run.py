@@ -393,10 +393,10 @@ def bench_serve(args) -> dict:
     single = json.dumps(SINGLE_RECORD).encode()
     batch_body = json.dumps({"filepath": "testdata/batch10k.csv"}).encode()
     seconds = 5 if args.quick else 20
-    rounds = 1 if args.quick else 2
+    rounds = 1 if args.quick else 3
     use_wrk = shutil.which("wrk") is not None and not args.python_load
     load = throughput_wrk if use_wrk else throughput_python
-    apps = {"ours": "app:app", "course_style": "bench.course_app:app"}
+    apps = {"ours": "app:app", "course_style": "bench.course_app:app", "server_floor": "bench.floor_app:app"}
     servers = {}
     try:
         for name, app in apps.items():
@@ -409,7 +409,9 @@ def bench_serve(args) -> dict:
                 measured[name].append({
                     "latency": latency(server.port, single, count=500 if args.quick else 2000, warmup=200),
                     "throughput": load(server.port, single, 16, seconds),
-                    "batch_10k": batch(server.port, batch_body, 5 if args.quick else 20),
+                    # The floor app answers a constant: a batch would measure nothing.
+                    "batch_10k": batch(server.port, batch_body, 5 if args.quick else 20) if name != "server_floor" else
+                    {"median_ms": 0.0, "requests": 0, "predictions": 0},
                 })
     finally:
         for server in servers.values():
@@ -491,6 +493,14 @@ def table_rows(results: dict) -> list[dict]:
         row(f"serve: throughput, 16 keep-alive clients ({ours['throughput']['tool']})", ">= 5x course-style",
             f"{ours['throughput']['requests_per_s']:.0f} req/s", f"{course['throughput']['requests_per_s']:.0f} req/s",
             f"{rate:.1f}x", rate >= 5)
+        floor = results["serve"].get("server_floor")
+        if floor:
+            share = ours["throughput"]["requests_per_s"] / floor["throughput"]["requests_per_s"]
+            row("serve: throughput vs the server floor (a WSGI app answering a constant, same settings)", "(bound)",
+                f"{ours['throughput']['requests_per_s']:.0f} req/s", f"{floor['throughput']['requests_per_s']:.0f} req/s",
+                f"{share:.0%} of it", None,
+                f"no app served with these settings can exceed {floor['throughput']['requests_per_s'] / course['throughput']['requests_per_s']:.1f}x "
+                "the course-style throughput on this machine: the server's own per-request cost bounds the ratio")
         errors = ours["throughput"]["errors"] + ours["latency"]["errors"]
         row("serve: errors", "0", f"{errors} of {ours['throughput']['requests'] + ours['latency']['requests']}",
             f"{course['throughput']['errors'] + course['latency']['errors']}", "", errors == 0)
