@@ -19,6 +19,7 @@ first use.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -193,10 +194,6 @@ def _empty_table() -> pa.Table:
     return pa.Table.from_batches([], schema=ARROW_SCHEMA)
 
 
-def _empty_frame() -> "pd.DataFrame":
-    return _empty_table().to_pandas()
-
-
 # --- the parsed-file cache ---------------------------------------------------------
 
 class ParsedCache:
@@ -282,8 +279,6 @@ def _read_input(path: Path, known: dict | None, cache: ParsedCache | None) -> In
     once, hashed and parsed, so a cache entry always matches the bytes it was
     made from. Safe to run in threads: the heavy parts release the GIL.
     """
-    import hashlib
-
     stat = path.stat()
     item = InputFile(path.name, {"sha256": None, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     cached = None
