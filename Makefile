@@ -6,9 +6,17 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 WORKERS ?= 2
+THREADS ?= 2
 CONFIG ?= config_production.json
+APP ?= app:app
+# Per-request access log lines cost ~40% of single-record throughput (measured):
+# off by default; ACCESS_LOG=- writes them to stdout.
+ACCESS_LOG ?=
+# Measured by `make bench` on 2 cores (see README, Performance): one process
+# per core, a few threads each, so keep-alive connections are served.
+SERVE_FLAGS ?= --worker-class gthread --workers $(WORKERS) --threads $(THREADS)
 
-.PHONY: venv run test test-slow serve bench cron-install clean-outputs
+.PHONY: venv run test test-slow serve print-serve-flags bench cron-install clean-outputs
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,11 +54,15 @@ test-slow: venv
 	$(PY) -m pytest -q -m slow
 
 serve: venv
-	DRS_CONFIG=$(abspath $(CONFIG)) $(VENV)/bin/gunicorn --chdir $(CURDIR) --workers $(WORKERS) \
-		--bind $(HOST):$(PORT) --access-logfile - app:app
+	DRS_CONFIG=$(abspath $(CONFIG)) $(VENV)/bin/gunicorn --chdir $(CURDIR) $(SERVE_FLAGS) \
+		--bind $(HOST):$(PORT) $(if $(ACCESS_LOG),--access-logfile $(ACCESS_LOG)) $(APP)
 
+print-serve-flags:
+	@echo $(SERVE_FLAGS)
+
+# BENCH_ARGS=--quick for a smaller run; results in bench/results/latest.json.
 bench: venv
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 cron-install: venv
 	@command -v crontab >/dev/null || { echo "crontab not found: install cron first" >&2; exit 1; }
