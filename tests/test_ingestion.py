@@ -32,7 +32,7 @@ def test_merges_every_csv_in_sorted_order_and_dedupes(inbox, project):
     assert detail["files"]["a.csv"]["rows"] == 2 and len(detail["files"]["a.csv"]["sha256"]) == 64
     assert detail["rows_read"] == 4 and detail["rows"] == 3
     # atomic writes leave no temporary files behind
-    assert not [p for p in project.path("ingesteddata").iterdir() if p.name.startswith(".")]
+    assert not list(project.path("ingesteddata").rglob("*.tmp"))
 
 
 def test_accepts_bom_crlf_quotes_reordered_and_extra_columns_and_missing_values(inbox, project):
