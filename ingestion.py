@@ -49,10 +49,8 @@ from settings import (
     TARGET_COLUMN,
     Config,
     PipelineError,
-    argument_parser,
     load_config,
-    run_cli,
-    setup_logging,
+    stage_main,
 )
 from storage import atomic_path, list_input_csvs, write_json_atomic, write_text_atomic
 
@@ -608,15 +606,11 @@ def read_labelled_csv(path: Path) -> "pd.DataFrame":
 
 
 def main(argv=None) -> int:
-    def body(argv):
-        args = argument_parser("Merge every CSV of the input folder into finaldata.csv.").parse_args(argv)
-        config = load_config(args.config)
-        setup_logging()
+    def run(config: Config, args) -> str:
         result = merge_multiple_dataframe(config)
-        print(f"wrote {config.output_folder / FINAL_DATA_FILE} ({result.rows} rows from {len(result.ingested)} file(s))")
-        return 0
+        return f"wrote {config.output_folder / FINAL_DATA_FILE} ({result.rows} rows from {len(result.ingested)} file(s))"
 
-    return run_cli("ingestion", body, argv)
+    return stage_main("ingestion", "Merge every CSV of the input folder into finaldata.csv.", run, argv)
 
 
 if __name__ == "__main__":
