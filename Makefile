@@ -14,7 +14,8 @@ APP ?= app:app
 ACCESS_LOG ?=
 # Measured by `make bench` on 2 cores (see README, Performance): one process
 # per core, a few threads each, so keep-alive connections are served.
-SERVE_FLAGS ?= --worker-class gthread --workers $(WORKERS) --threads $(THREADS)
+# --no-control-socket: gunicorn's control socket defaults to one path per user, shared by every server.
+SERVE_FLAGS ?= --worker-class gthread --workers $(WORKERS) --threads $(THREADS) --no-control-socket
 
 .PHONY: venv run test test-slow serve print-serve-flags bench cron-install clean-outputs
 

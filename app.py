@@ -219,10 +219,12 @@ def _csv_to_matrix(source, what: str) -> np.ndarray:
     if table.num_rows == 0:
         raise ApiError(400, f"{what}: no rows")
     matrix = np.column_stack([table[n].to_numpy(zero_copy_only=False) for n in FEATURE_COLUMNS]).astype(np.float64)
-    bad = ~np.isfinite(matrix)
+    # An empty cell is a missing value, as in an input file: the model imputes it with the
+    # training median. An infinite value is an error.
+    bad = np.isinf(matrix)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
-        raise ApiError(400, f"{what}: row {row + 1}: feature '{FEATURE_COLUMNS[col]}' is missing or not finite")
+        raise ApiError(400, f"{what}: row {row + 1}: feature '{FEATURE_COLUMNS[col]}' is not finite")
     return matrix
 
 
@@ -285,10 +287,15 @@ def resolve_data_file(config: Config, filepath) -> Path:
     """The CSV a client named, if it lies inside a configured data folder; never reads it."""
     if not isinstance(filepath, str) or not filepath.strip():
         raise ApiError(400, "'filepath' must be a non-empty string")
+    if "\x00" in filepath:
+        raise ApiError(400, "'filepath' must not contain a NUL character")
     candidate = Path(filepath)
     if not candidate.is_absolute():
         candidate = config.path.parent / candidate
-    resolved = candidate.resolve()
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+        raise ApiError(400, f"filepath {filepath!r} cannot be resolved: {exc}") from None
     allowed = [folder.resolve() for folder in config.data_folders]
     if not any(resolved.is_relative_to(folder) for folder in allowed):
         raise ApiError(403, f"filepath {filepath!r} is outside the data folders")
@@ -323,6 +330,14 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
         length = request.content_length
         if length is not None and length > config.max_request_bytes:
             raise ApiError(413, f"request body of {length} bytes exceeds the limit of {config.max_request_bytes}")
+        if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            # No announced length: read at most one byte past the limit, so a long stream is cut
+            # off rather than buffered whole, then hand the route what was read, with its length.
+            body = request.environ["wsgi.input"].read(config.max_request_bytes + 1)
+            if len(body) > config.max_request_bytes:
+                raise ApiError(413, f"chunked request body exceeds the limit of {config.max_request_bytes} bytes")
+            request.environ["wsgi.input"] = io.BytesIO(body)
+            request.environ["CONTENT_LENGTH"] = str(len(body))
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):

@@ -2,6 +2,7 @@
 import json
 import socket
 
+import numpy as np
 import pandas as pd
 import pytest
 import requests
@@ -77,7 +78,8 @@ def test_scoring_summarystats_health_and_diagnostics(shared_api_server):
     ({"json": [1, 2]}, 400, "JSON object"),
     ({"data": "lastmonth_activity,lastyear_activity\n1,2\n", "headers": {"Content-Type": "text/csv"}}, 400, "missing feature column"),
     ({"data": "lastmonth_activity,lastyear_activity,number_of_employees\n1,x,3\n", "headers": {"Content-Type": "text/csv"}}, 400, "conversion error"),
-    ({"data": "lastmonth_activity,lastyear_activity,number_of_employees\n1,,3\n", "headers": {"Content-Type": "text/csv"}}, 400, "missing or not finite"),
+    ({"data": "lastmonth_activity,lastyear_activity,number_of_employees\n1,inf,3\n", "headers": {"Content-Type": "text/csv"}}, 400, "not finite"),
+    ({"json": {"filepath": "testdata/\u0000x.csv"}}, 400, "NUL"),
     ({"data": "hello", "headers": {"Content-Type": "text/plain"}}, 415, "unsupported content type"),
     ({"json": {"filepath": "/etc/passwd"}}, 403, "outside the data folders"),
     ({"json": {"filepath": "../../etc/passwd"}}, 403, "outside the data folders"),
@@ -90,6 +92,37 @@ def test_prediction_errors_are_json_with_the_right_status(shared_api_server, kwa
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     assert fragment in response.json()["error"]
+
+
+def test_empty_csv_cells_are_imputed_like_training_does(shared_api_server):
+    from deployment import load_deployed_model
+
+    model = load_deployed_model(shared_api_server.project.path("production_deployment")).model
+    csv_text = "lastmonth_activity,lastyear_activity,number_of_employees\n5,,40\n,900,\n"
+    response = shared_api_server.post("/prediction", data=csv_text, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200, response.text
+    expected = model.predict(np.array([[5, np.nan, 40], [np.nan, 900, np.nan]]))
+    assert response.json()["predictions"] == [int(p) for p in expected]
+
+
+def test_a_chunked_body_over_the_limit_is_refused(deployed, tmp_path):
+    deployed.write_config(max_request_bytes=1000)
+    port = free_port()
+    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(deployed.config_path), "--port", str(port)],
+                          port, tmp_path / "server.log")
+    try:
+        def chunks(total):
+            for _ in range(total // 100):
+                yield b"x" * 100
+
+        big = requests.post(server.url + "/prediction", data=chunks(5000), headers={"Content-Type": "text/csv"}, timeout=30)
+        assert big.status_code == 413 and "exceeds the limit" in big.json()["error"]
+        small_body = b'{"records": [{"lastmonth_activity": 1, "lastyear_activity": 2, "number_of_employees": 3}]}'
+        small = requests.post(server.url + "/prediction", data=iter([small_body]),
+                              headers={"Content-Type": "application/json"}, timeout=30)
+        assert small.status_code == 200 and len(small.json()["predictions"]) == 1
+    finally:
+        stop_server(server)
 
 
 def test_a_symlink_out_of_a_data_folder_is_refused(api_server, tmp_path):
@@ -171,7 +204,7 @@ def test_redeploy_is_picked_up_and_a_tampered_model_is_refused(api_server):
 def test_gunicorn_serves_app_app(deployed, tmp_path):
     port = free_port()
     server = start_server([str(ROOT / ".venv" / "bin" / "gunicorn") if (ROOT / ".venv" / "bin" / "gunicorn").exists() else "gunicorn",
-                           "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}", "--workers", "1", "app:app"],
+                           "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket", "app:app"],
                           port, tmp_path / "gunicorn.log", env={"DRS_CONFIG": str(deployed.config_path)}, cwd=deployed.elsewhere)
     try:
         response = server.post("/prediction", json={"filepath": "testdata/testdata.csv"})
