@@ -44,10 +44,13 @@ from storage import (
     current_version_dir,
     ensure_course_links,
     exclusive_lock,
+    fingerprint_files,
+    list_input_csvs,
     list_versions,
     next_version,
     read_jsonl,
     read_manifest,
+    remember_checked,
     sha256_file,
     switch_current,
     version_sort_key,
@@ -214,6 +217,12 @@ def rollback(config: Config | None = None, version: str | None = None) -> str:
         record = {"time": _now(), "action": "rollback", "version": version,
                   "previous": current.name if current else None, "f1": manifest.get("scores", {}).get("f1")}
         append_jsonl(prod / DEPLOYMENT_LOG, record)
+    # The files in the input folder now were weighed by the version rolled back from: without
+    # this, the next cron tick would take them as new data and redeploy what was just rolled back.
+    try:
+        remember_checked(config.log_folder, version, fingerprint_files(list_input_csvs(config.input_folder)))
+    except PipelineError:  # no input folder: nothing to remember
+        pass
     # The run history shows rollbacks beside the ticks, so `fullprocess.py --status` tells the whole story.
     append_jsonl(config.log_folder / HISTORY_FILE, {
         "start": record["time"], "end": record["time"], "seconds": 0.0, "stages": {}, "new_files": [],
@@ -276,7 +285,8 @@ def load_deployed_model(prod_folder: Path) -> DeployedModel:
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise ModelUnavailable(
-            f"{path} fails its integrity check (sha256 {actual[:12]}..., manifest says {str(expected)[:12]}...): refusing to load it"
+            f"{path} fails its integrity check (sha256 {actual[:12]}..., manifest says {str(expected)[:12]}...): "
+            "refusing to load it; `deployment.py --rollback` restores the previous version"
         )
     try:
         model = pickle.loads(data)

@@ -37,6 +37,7 @@ from settings import (
     setup_logging,
 )
 from storage import (
+    CHECKED_FILE,
     LockBusy,
     append_jsonl,
     deployed_state,
@@ -44,11 +45,11 @@ from storage import (
     fingerprint_files,
     list_input_csvs,
     read_jsonl,
+    remember_checked,
     write_json_atomic,
 )
 
 log = logging.getLogger("fullprocess")
-CHECKED_FILE = "checkedfiles.json"
 
 
 def _now() -> str:
@@ -116,11 +117,6 @@ def find_new_files(config: Config, deployed: dict) -> tuple[list[str], dict]:
     return new, prints
 
 
-def remember_checked(config: Config, version: str, prints: dict) -> None:
-    """Files seen by a tick that did not redeploy: not new again until production changes."""
-    write_json_atomic(config.log_folder / CHECKED_FILE, {"version": version, "files": prints})
-
-
 # --- the tick --------------------------------------------------------------------
 
 def run_tick(config: Config, tick: Tick) -> int:
@@ -145,17 +141,24 @@ def run_tick(config: Config, tick: Tick) -> int:
     log.info("new data: %s", ", ".join(new_files))
 
     ingestion = _ingest(config, tick)
+    if not set(new_files) & set(ingestion.ingested):
+        # Every new file was rejected: the data the model sees has not changed.
+        tick.record["decision"] = "no usable new data"
+        tick.record["deployed_version"] = deployed.get("version")
+        remember_checked(config.log_folder, deployed.get("version"), prints)
+        log.info("decision: every new file was rejected, keeping %s", deployed.get("version"))
+        return 0
     verdict = _check_drift(config, tick, deployed, ingestion)
     if not verdict["drift"]:
         tick.record["decision"] = "no drift"
         tick.record["deployed_version"] = deployed.get("version")
-        remember_checked(config, deployed.get("version"), prints)
+        remember_checked(config.log_folder, deployed.get("version"), prints)
         log.info("decision: no drift, keeping %s", deployed.get("version"))
         return 0
     log.info("decision: drift (%s), retraining", ", ".join(verdict["trigger"]["fired"]))
     promoted = _retrain_and_deploy(config, tick, deployed, note="drift: " + ", ".join(verdict["trigger"]["fired"]))
     if not promoted:
-        remember_checked(config, deployed.get("version"), prints)
+        remember_checked(config.log_folder, deployed.get("version"), prints)
     return 0
 
 

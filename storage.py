@@ -152,6 +152,17 @@ def fingerprint_files(paths: list[Path], known: dict | None = None) -> dict[str,
     return prints
 
 
+CHECKED_FILE = "checkedfiles.json"
+
+
+def remember_checked(log_folder: Path, version: str | None, prints: dict) -> None:
+    """Input files already weighed against deployed `version` without redeploying.
+
+    The cron tick does not treat them as new again until production changes.
+    """
+    write_json_atomic(Path(log_folder) / CHECKED_FILE, {"version": version, "files": prints})
+
+
 # --- production: versions, the current link, manifests ------------------------
 
 def version_sort_key(version: str) -> int:

@@ -96,6 +96,7 @@ def test_a_rejected_new_file_is_recorded_with_its_reason(deployed):
     assert result.returncode == 0, result.stderr
     record = history(deployed)[-1]
     assert "missing column" in record["rejected_files"]["broken.csv"]
+    assert record["decision"] == "no usable new data" and "drift" not in record
     assert "rejected file broken.csv" in result.stdout
     again = deployed.run("fullprocess.py")
     assert "no new data" in again.stdout  # not re-ingested every tick
@@ -198,3 +199,27 @@ def test_every_tick_is_one_history_line_with_its_numbers(deployed):
         assert test in record["drift"]["tests"]
         assert "verdict" in record["drift"]["tests"][test]
     assert record["rows"] == {"read": 800, "unique": 800}
+
+
+def test_a_rollback_is_not_undone_by_the_next_tick(deployed):
+    assert deployed.run("fullprocess.py", config="config_production.json").returncode == 0
+    assert deployed_version(deployed) == "v0002"
+    assert deployed.run("deployment.py", "--rollback", config="config_production.json").returncode == 0
+    assert deployed_version(deployed) == "v0001"
+    tick = deployed.run("fullprocess.py", config="config_production.json")
+    assert tick.returncode == 0 and "no new data" in tick.stdout
+    assert deployed_version(deployed) == "v0001"
+    # data that arrives after the rollback is new again
+    path = deployed.path("sourcedata", "dataset3.csv")
+    path.write_text(path.read_text() + "zzzz,1,1,1,1\n")
+    tick = deployed.run("fullprocess.py", config="config_production.json")
+    assert history(deployed)[-1]["new_files"] == ["dataset3.csv"]
+
+
+def test_a_tampered_deployed_model_fails_the_tick_with_a_hint(deployed):
+    model = deployed.path("production_deployment", "versions", "v0001", "trainedmodel.pkl")
+    model.write_bytes(model.read_bytes() + b"x")
+    result = deployed.run("fullprocess.py", config="config_production.json")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "integrity check" in result.stderr and "--rollback" in result.stderr
+    assert history(deployed)[-1]["failed_stage"] == "drift"
