@@ -164,6 +164,10 @@ def run_tick(config: Config, tick: Tick) -> int:
 
 def _ingest(config: Config, tick: Tick):
     from ingestion import merge_multiple_dataframe
+    from training import check_training_parameters
+
+    # A tick that may retrain checks the training settings first, not after ingesting.
+    check_training_parameters(config.training)
 
     with tick.stage("ingest"):
         result = merge_multiple_dataframe(config)
@@ -316,6 +320,11 @@ def main(argv=None) -> int:
         log.info("another run in progress: skipping this tick")
         tick.record["decision"] = "skipped: another run in progress"
         return tick.finish(0)
+    except ConfigError as exc:
+        log.error("tick failed: config error: %s; production unchanged", exc)
+        print(f"fullprocess: config error: {exc}", file=sys.stderr)
+        tick.record.update(error=str(exc), decision="failed (config)")
+        return tick.finish(2)
     except PipelineError as exc:
         log.error("tick failed%s: %s; production unchanged",
                   f" in stage {tick.record.get('failed_stage')}" if tick.record.get("failed_stage") else "", exc)

@@ -19,10 +19,12 @@ first use.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -70,7 +72,7 @@ _NUMPY_TYPES = {pa.float64(): np.float64, pa.float32(): np.float32, pa.int8(): n
 # Parsed files are cached here, one Arrow IPC file per content hash. The
 # folder name carries a format number: changing how files are validated or
 # typed must change it, so that old entries are never read as new ones.
-PARSED_CACHE_DIR = ".parsed/v2"
+PARSED_CACHE_DIR = ".parsed/v3"
 ROW_HASH_COLUMN = "__row_hash"  # stored beside a cached table: deduplication then needs no rehashing
 
 
@@ -135,7 +137,7 @@ def _parse_validated(source, use_threads: bool = True) -> pa.Table:
             convert_options=pacsv.ConvertOptions(column_types=COLUMN_TYPES, strings_can_be_null=False),
         )
     except pa.ArrowInvalid as exc:
-        raise InvalidFile(_first_line(str(exc))) from None
+        raise InvalidFile(_readable_reason(_first_line(str(exc)), source)) from None
     except OSError as exc:
         raise InvalidFile(f"cannot read: {exc}") from None
 
@@ -181,6 +183,36 @@ def _numpy_values(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.nd
     if not values_parts:
         return np.empty(0, dtype), np.empty(0, bool)
     return np.concatenate(values_parts), np.concatenate(valid_parts)
+
+
+MAX_REASON_CHARS = 200
+
+
+def _readable_reason(message: str, source) -> str:
+    """Arrow's message with the column named instead of numbered, cut to a log-friendly length.
+
+    Arrow quotes the offending row; a long or foreign row must not flood the log.
+    """
+    match = re.search(r"In CSV column #(\d+)", message)
+    if match:
+        names = _header_names(source)
+        index = int(match.group(1))
+        if index < len(names):
+            message = message.replace(match.group(0), f"In column {names[index]!r}")
+    return message if len(message) <= MAX_REASON_CHARS else message[: MAX_REASON_CHARS - 3] + "..."
+
+
+def _header_names(source) -> list[str]:
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as handle:
+                head = handle.readline(65536)
+        else:
+            source.seek(0)
+            head = source.read(65536)
+        return next(csv.reader([bytes(head).split(b"\n", 1)[0].decode("utf-8-sig", "replace").rstrip("\r")]))
+    except (OSError, ValueError, StopIteration, csv.Error):
+        return []
 
 
 def _first_line(message: str) -> str:

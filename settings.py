@@ -47,6 +47,15 @@ REQUIRED_KEYS = (
     "output_model_path",
     "prod_deployment_path",
 )
+OPTIONAL_KEYS = (
+    "log_folder_path",
+    "training",
+    "drift",
+    "keep_versions",
+    "promotion_margin",
+    "max_request_bytes",
+    "api_url",
+)
 
 # The course's LogisticRegression, written for the current scikit-learn API:
 # `multi_class` is gone (binary target: it never mattered) and the L2 penalty
@@ -152,6 +161,10 @@ def load_config(path: str | Path | None = None) -> Config:
     missing = [key for key in REQUIRED_KEYS if key not in raw]
     if missing:
         raise ConfigError(f"{config_path}: missing key(s): {', '.join(missing)}")
+    # A misspelt optional key would otherwise be ignored in silence; "_"-prefixed keys are comments.
+    unknown = sorted(key for key in raw if key not in REQUIRED_KEYS + OPTIONAL_KEYS and not key.startswith("_"))
+    if unknown:
+        raise ConfigError(f"{config_path}: unknown key(s): {', '.join(unknown)} (known: {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)})")
 
     base = config_path.parent
 

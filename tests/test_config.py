@@ -34,6 +34,8 @@ def test_course_hyperparameters_are_the_default_and_overridable(project):
     (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
                  "output_model_path": "d", "prod_deployment_path": "e", "keep_versions": 1}), "keep_versions"),
     (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
+                 "output_model_path": "d", "prod_deployment_path": "e", "keep_version": 3}), "unknown key.s.: keep_version"),
+    (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
                  "output_model_path": "d", "prod_deployment_path": "e",
                  "drift": {"trigger_tests": ["nope"]}}), "trigger_tests"),
 ])
@@ -59,3 +61,18 @@ def test_every_script_exits_2_on_a_missing_config(project, script):
     result = project.run(script, config="nowhere.json")
     assert result.returncode == 2
     assert "config file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_comment_keys_are_allowed(project):
+    project.write_config(_comment="practice phase")
+    assert project.config().raw["_comment"] == "practice phase"
+
+
+def test_a_bad_training_value_is_a_config_error_before_any_work(deployed):
+    deployed.write_config("config_production.json", input_folder_path="sourcedata", training={"C": -1})
+    result = deployed.run("fullprocess.py", config="config_production.json")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "invalid training parameter" in result.stderr and "'C'" in result.stderr
+    assert not deployed.path("ingesteddata", "ingestedfiles.json").read_text().count("dataset3.csv")
+    result = deployed.run("training.py", config="config_production.json")
+    assert result.returncode == 2 and "invalid training parameter" in result.stderr

@@ -54,7 +54,7 @@ def test_accepts_bom_crlf_quotes_reordered_and_extra_columns_and_missing_values(
 
 @pytest.mark.parametrize("content, reason", [
     (HEADER.replace(",exited", "") + "a,1,2,3\n", "missing column(s): exited"),
-    (HEADER + "a,one,2,3,0\n", "conversion error"),
+    (HEADER + "a,one,2,3,0\n", "In column 'lastmonth_activity'"),
     (HEADER + "a,1,inf,3,0\n", "non-finite"),
     (HEADER + "a,1,2,3,2\n", "must be 0 or 1, found 2"),
     ("", "Empty CSV file"),
