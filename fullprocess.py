@@ -333,6 +333,14 @@ def main(argv=None) -> int:
         tick.record["decision"] = tick.record.get("decision") or "failed"
         tick.record["decision"] = f"failed ({tick.record['decision']})" if not tick.record["decision"].startswith("failed") else tick.record["decision"]
         return tick.finish(1)
+    except ImportError as exc:
+        # The no-new-data path needs only the standard library, so a tick run with the wrong
+        # interpreter looks healthy until data arrives: say plainly what is wrong.
+        reason = f"{exc}: run fullprocess.py with the project's virtualenv ({Path(__file__).parent / '.venv/bin/python'})"
+        log.error("tick failed: %s", reason)
+        print(f"fullprocess: error: {reason}", file=sys.stderr)
+        tick.record.update(error=reason, decision="failed")
+        return tick.finish(1)
     except Exception as exc:  # unexpected: keep the traceback in the log, one line on stderr
         log.error("tick failed unexpectedly: %s\n%s", exc, traceback.format_exc())
         print(f"fullprocess: unexpected error: {type(exc).__name__}: {exc} (traceback in {config.log_folder / LOG_FILE})", file=sys.stderr)
