@@ -9,7 +9,7 @@ memory from that process's own rusage (os.wait4). Machines are noisy: the
 ratios, not the absolute figures, are what to compare between machines.
 
 Scale data comes from generate_data.write_scale_data and is kept in
-bench/work/ (git-ignored) for the next run; scratch projects live there too.
+bench/scratch/ (git-ignored) for the next run; scratch projects live there too.
 The baselines are the course-style programs beside this file.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-WORK_DIR = BENCH_DIR / "work"
+WORK_DIR = BENCH_DIR / "scratch"
 RESULTS_DIR = BENCH_DIR / "results"
 PYTHON = sys.executable
 UNREACHABLE_API = "http://127.0.0.1:9"  # nothing listens there: ticks run diagnostics in process
