@@ -105,24 +105,28 @@ def test_empty_csv_cells_are_imputed_like_training_does(shared_api_server):
     assert response.json()["predictions"] == [int(p) for p in expected]
 
 
-def test_a_chunked_body_over_the_limit_is_refused(deployed, tmp_path):
+@pytest.fixture
+def small_limit_server(deployed, tmp_path):
+    """A server whose request body limit is 1000 bytes."""
     deployed.write_config(max_request_bytes=1000)
     port = free_port()
     server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(deployed.config_path), "--port", str(port)],
                           port, tmp_path / "server.log")
-    try:
-        def chunks(total):
-            for _ in range(total // 100):
-                yield b"x" * 100
+    yield server
+    stop_server(server)
 
-        big = requests.post(server.url + "/prediction", data=chunks(5000), headers={"Content-Type": "text/csv"}, timeout=30)
-        assert big.status_code == 413 and "exceeds the limit" in big.json()["error"]
-        small_body = b'{"records": [{"lastmonth_activity": 1, "lastyear_activity": 2, "number_of_employees": 3}]}'
-        small = requests.post(server.url + "/prediction", data=iter([small_body]),
-                              headers={"Content-Type": "application/json"}, timeout=30)
-        assert small.status_code == 200 and len(small.json()["predictions"]) == 1
-    finally:
-        stop_server(server)
+
+def test_a_chunked_body_over_the_limit_is_refused(small_limit_server):
+    def chunks(total):
+        for _ in range(total // 100):
+            yield b"x" * 100
+
+    url = small_limit_server.url + "/prediction"
+    big = requests.post(url, data=chunks(5000), headers={"Content-Type": "text/csv"}, timeout=30)
+    assert big.status_code == 413 and "exceeds the limit" in big.json()["error"]
+    small_body = b'{"records": [{"lastmonth_activity": 1, "lastyear_activity": 2, "number_of_employees": 3}]}'
+    small = requests.post(url, data=iter([small_body]), headers={"Content-Type": "application/json"}, timeout=30)
+    assert small.status_code == 200 and len(small.json()["predictions"]) == 1
 
 
 def test_a_symlink_out_of_a_data_folder_is_refused(api_server, tmp_path):
@@ -140,23 +144,18 @@ def test_unknown_route_and_wrong_method_are_json(shared_api_server):
     assert wrong.status_code == 405 and "error" in wrong.json()
 
 
-def test_a_body_over_the_limit_is_refused_from_its_announced_length(deployed, tmp_path):
-    deployed.write_config(max_request_bytes=1000)
-    port = free_port()
-    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(deployed.config_path), "--port", str(port)],
-                          port, tmp_path / "server.log")
-    try:
-        big = server.post("/prediction", data="x" * 5000, headers={"Content-Type": "text/csv"})
-        assert big.status_code == 413 and "exceeds the limit" in big.json()["error"]
-        # Announce a huge body and send none of it: the answer comes without waiting for the body.
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"POST /prediction HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                         b"Content-Length: 999999999\r\n\r\n")
-            reply = sock.recv(4096).decode()
-        assert reply.startswith("HTTP/1.1 413")
-        assert server.get("/health").status_code == 200  # still alive
-    finally:
-        stop_server(server)
+def test_a_body_over_the_limit_is_refused_from_its_announced_length(small_limit_server):
+    server = small_limit_server
+    port = int(server.url.rsplit(":", 1)[1])
+    big = server.post("/prediction", data="x" * 5000, headers={"Content-Type": "text/csv"})
+    assert big.status_code == 413 and "exceeds the limit" in big.json()["error"]
+    # Announce a huge body and send none of it: the answer comes without waiting for the body.
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"POST /prediction HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                     b"Content-Length: 999999999\r\n\r\n")
+        reply = sock.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 413")
+    assert server.get("/health").status_code == 200  # still alive
 
 
 def test_no_model_deployed_is_503_everywhere_it_matters(project, tmp_path):
