@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ from settings import (
 from storage import CURRENT_LINK, DEPLOYMENT_LOG
 
 log = logging.getLogger("api")
+DIAGNOSTICS_TTL_SECONDS = 60
 
 
 class ApiError(Exception):
@@ -400,11 +402,21 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
         return jsonify(cache.get("summary", [config.output_folder / FINAL_DATA_FILE], lambda: dataframe_summary(config)))
 
+    diagnostics_cache = {"at": None, "value": None}
+    diagnostics_lock = threading.Lock()
+
     @app.get("/diagnostics")
     def diagnostics():
         from diagnostics import all_diagnostics
 
-        return jsonify(all_diagnostics(config))
+        # Each answer re-runs ingestion and training to time them: one measurement serves every
+        # request for DIAGNOSTICS_TTL_SECONDS (and one at a time), so polling cannot tie up the workers.
+        with diagnostics_lock:
+            now = time.monotonic()
+            if diagnostics_cache["at"] is None or now - diagnostics_cache["at"] > DIAGNOSTICS_TTL_SECONDS:
+                diagnostics_cache.update(at=now, value={**all_diagnostics(config),
+                                                        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+            return jsonify(diagnostics_cache["value"])
 
     @app.get("/health")
     def health():
