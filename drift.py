@@ -28,25 +28,29 @@ def raw_test(new_f1: float, deployed_f1: float) -> dict:
             "detail": "F1 on the new data vs the deployed model's test F1"}
 
 
-def parametric_test(new_f1: float, history: list[float], min_history: int) -> dict:
-    result = {"test": "parametric", "statistic": round(new_f1, 6), "history_size": len(history)}
+def _history_test(name: str, new_f1: float, history: list[float], min_history: int, threshold_of, detail: str) -> dict:
+    """A test of the new F1 against a threshold computed from past F1 scores."""
+    result = {"test": name, "statistic": round(new_f1, 6), "history_size": len(history)}
     if len(history) < min_history:
         return {**result, "threshold": None, "verdict": INSUFFICIENT,
                 "detail": f"needs {min_history} past scores, has {len(history)}"}
-    threshold = float(np.mean(history) - 2 * np.std(history))
+    threshold = float(threshold_of(np.asarray(history, dtype=np.float64)))
     return {**result, "threshold": round(threshold, 6), "verdict": DRIFT if new_f1 < threshold else NO_DRIFT,
-            "detail": "mean - 2 std of past F1 scores"}
+            "detail": detail}
+
+
+def parametric_test(new_f1: float, history: list[float], min_history: int) -> dict:
+    return _history_test("parametric", new_f1, history, min_history,
+                         lambda past: past.mean() - 2 * past.std(), "mean - 2 std of past F1 scores")
+
+
+def _iqr_floor(past: np.ndarray) -> float:
+    q1, q3 = np.quantile(past, [0.25, 0.75])
+    return q1 - 1.5 * (q3 - q1)
 
 
 def nonparametric_test(new_f1: float, history: list[float], min_history: int) -> dict:
-    result = {"test": "nonparametric", "statistic": round(new_f1, 6), "history_size": len(history)}
-    if len(history) < min_history:
-        return {**result, "threshold": None, "verdict": INSUFFICIENT,
-                "detail": f"needs {min_history} past scores, has {len(history)}"}
-    q1, q3 = np.quantile(history, [0.25, 0.75])
-    threshold = float(q1 - 1.5 * (q3 - q1))
-    return {**result, "threshold": round(threshold, 6), "verdict": DRIFT if new_f1 < threshold else NO_DRIFT,
-            "detail": "Q1 - 1.5 IQR of past F1 scores"}
+    return _history_test("nonparametric", new_f1, history, min_history, _iqr_floor, "Q1 - 1.5 IQR of past F1 scores")
 
 
 def _clean(values) -> np.ndarray:
