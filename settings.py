@@ -55,6 +55,8 @@ OPTIONAL_KEYS = (
     "promotion_margin",
     "max_request_bytes",
     "api_url",
+    "max_input_file_bytes",
+    "lock_wait_seconds",
 )
 
 # The course's LogisticRegression, written for the current scikit-learn API:
@@ -114,6 +116,10 @@ class Config:
     promotion_margin: float | None = None
     max_request_bytes: int = 16 * 1024 * 1024
     api_url: str = "http://127.0.0.1:8000"
+    # An input file larger than this is rejected unread (a runaway export must not stall every tick).
+    max_input_file_bytes: int = 1024 ** 3
+    # How long a hand-run stage waits for a running tick before giving up.
+    lock_wait_seconds: float = 60.0
     raw: dict = field(default_factory=dict)
 
     @property
@@ -214,6 +220,19 @@ def load_config(path: str | Path | None = None) -> Config:
     if "api_url" in raw:
         api_url = _require_type(raw, "api_url", str, "a URL string", config_path).rstrip("/")
 
+    max_input_file_bytes = 1024 ** 3
+    if "max_input_file_bytes" in raw:
+        max_input_file_bytes = _require_type(raw, "max_input_file_bytes", int, "a positive integer", config_path)
+        if max_input_file_bytes <= 0:
+            raise ConfigError(f"{config_path}: 'max_input_file_bytes' must be a positive integer")
+
+    lock_wait_seconds = 60.0
+    if "lock_wait_seconds" in raw:
+        lock_wait_seconds = _require_type(raw, "lock_wait_seconds", (int, float), "a number >= 0", config_path)
+        if not math.isfinite(lock_wait_seconds) or lock_wait_seconds < 0:
+            raise ConfigError(f"{config_path}: 'lock_wait_seconds' must be a number >= 0")
+        lock_wait_seconds = float(lock_wait_seconds)
+
     return Config(
         path=config_path,
         input_folder=folder("input_folder_path"),
@@ -228,6 +247,8 @@ def load_config(path: str | Path | None = None) -> Config:
         promotion_margin=promotion_margin,
         max_request_bytes=max_request_bytes,
         api_url=api_url,
+        max_input_file_bytes=max_input_file_bytes,
+        lock_wait_seconds=lock_wait_seconds,
         raw=raw,
     )
 

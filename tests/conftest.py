@@ -73,10 +73,13 @@ class Project:
 
 
 def make_project(tmp_path) -> Project:
+    """A project whose data folders are written by the generator: never the checkout's own
+    folders, where a user may have dropped files of their own."""
+    from generate_data import write_bundled_data
+
     root = tmp_path / "project"
     root.mkdir()
-    for folder in ("practicedata", "sourcedata", "testdata"):
-        shutil.copytree(ROOT / folder, root / folder)
+    write_bundled_data(root)
     proj = Project(root)
     proj.write_config()
     proj.write_config("config_production.json", input_folder_path="sourcedata")
