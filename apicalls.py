@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     def run(config: Config, args) -> str:
         return f"wrote {save_api_returns(config, call_api(config, args.url))}"
 
-    return stage_main("apicalls", "Call every API endpoint and save the responses to apireturns.txt.", run, argv, add_arguments)
+    return stage_main("apicalls", "Call every API endpoint and save the responses to apireturns.txt.", run, argv, add_arguments,
+                      lock=True)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ are kept; ``--rollback [VERSION]`` switches back.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
-import json
 import logging
 import os
 import pickle
@@ -48,6 +46,8 @@ from storage import (
     list_input_csvs,
     list_versions,
     next_version,
+    now_iso,
+    read_json,
     read_jsonl,
     read_manifest,
     remember_checked,
@@ -83,10 +83,6 @@ def _checkpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def _read_score(path: Path) -> float:
     try:
         return float(path.read_text().strip())
@@ -105,14 +101,31 @@ def _deploy_lock(prod_folder: Path):
         raise PipelineError(f"another deployment to {prod_folder} is in progress") from None
 
 
+class ProductionChanged(PipelineError):
+    """Production switched to another version while a tick was evaluating it: nothing deployed."""
+
+
 def store_model_into_pickle(config: Config | None = None, scores: dict | None = None, note: str = "") -> str:
     """Publish the trained model as a new production version; returns its id (e.g. "v0004").
 
     `scores` adds figures to the manifest (the test F1 from latestscore.txt is always there).
     """
-    config = config or load_config()
+    return deploy(config or load_config(), scores=scores, note=note)["version"]
+
+
+def deploy(config: Config, scores: dict | None = None, note: str = "", expected_current: str | None = "any") -> dict:
+    """store_model_into_pickle, returning the new version's manifest.
+
+    Only the model that training.py wrote (its sha256 is in trainedmodel.json)
+    is published. With `expected_current` (a version, or None for an empty
+    production), ProductionChanged is raised and nothing deployed when
+    production no longer serves that version.
+    """
+    from training import read_trained_model_bytes
+
+    # Read once and checked against training's record: these exact bytes are what is published.
+    model_bytes = read_trained_model_bytes(config, "cannot deploy")
     sources = {
-        MODEL_FILE: config.model_folder / MODEL_FILE,
         SCORE_FILE: config.model_folder / SCORE_FILE,
         INGESTED_RECORD_FILE: config.output_folder / INGESTED_RECORD_FILE,
         INGESTED_DETAIL_FILE: config.output_folder / INGESTED_DETAIL_FILE,
@@ -127,7 +140,7 @@ def store_model_into_pickle(config: Config | None = None, scores: dict | None = 
     f1 = _read_score(sources[SCORE_FILE])
     training_files = {}
     if INGESTED_DETAIL_FILE in sources:
-        detail = json.loads(sources[INGESTED_DETAIL_FILE].read_text())
+        detail = read_json(sources[INGESTED_DETAIL_FILE])
         training_files = {name: {"sha256": f["sha256"], "rows": f.get("rows")} for name, f in detail.get("files", {}).items()}
     else:
         names = [n.strip() for n in sources[INGESTED_RECORD_FILE].read_text().splitlines() if n.strip()]
@@ -139,11 +152,18 @@ def store_model_into_pickle(config: Config | None = None, scores: dict | None = 
         _checkpoint("start")
         _remove_staging_leftovers(prod)
         previous = current_version_dir(prod)
+        if expected_current != "any" and (previous.name if previous else None) != expected_current:
+            raise ProductionChanged(f"production switched from {expected_current or 'nothing'} to "
+                                    f"{previous.name if previous else 'nothing'} during this run: nothing deployed")
         version = next_version(prod)
         staging = prod / VERSIONS_DIR / f".staging-{version}"
         staging.mkdir()
         _checkpoint("staging-created")
         hashes = {}
+        with open(staging / MODEL_FILE, "wb") as handle:
+            handle.write(model_bytes)
+            os.fsync(handle.fileno())
+        hashes[MODEL_FILE] = hashlib.sha256(model_bytes).hexdigest()
         for name, source in sources.items():
             shutil.copyfile(source, staging / name)
             with open(staging / name, "rb+") as handle:
@@ -152,7 +172,7 @@ def store_model_into_pickle(config: Config | None = None, scores: dict | None = 
         _checkpoint("files-copied")
         manifest = {
             "version": version,
-            "created": _now(),
+            "created": now_iso(),
             "files": hashes,
             "training_files": training_files,
             "scores": {"f1": f1, **(scores or {})},
@@ -173,7 +193,7 @@ def store_model_into_pickle(config: Config | None = None, scores: dict | None = 
         removed = _prune(prod, config.keep_versions)
         _checkpoint("pruned")
     log.info("deployed %s (F1 %.4f) to %s%s", version, f1, prod, f"; pruned {', '.join(removed)}" if removed else "")
-    return version
+    return manifest
 
 
 def _remove_staging_leftovers(prod: Path) -> None:
@@ -191,42 +211,96 @@ def _prune(prod: Path, keep: int) -> list[str]:
     return doomed
 
 
+def serving_stack(prod_folder: Path) -> list[str]:
+    """The versions that served one after another, oldest first, as the deployment log tells it.
+
+    A deploy pushes its version; a rollback to a version further down the
+    stack pops back to it (a rollback to one not on it pushes it), so
+    "the version before" is always the one that served before, however
+    deploys and rollbacks interleave.
+    """
+    stack: list[str] = []
+    for record in read_jsonl(Path(prod_folder) / DEPLOYMENT_LOG):
+        version = record.get("version")
+        if not isinstance(version, str):
+            continue
+        if record.get("action") == "rollback" and version in stack:
+            del stack[stack.index(version) + 1:]
+        else:
+            stack.append(version)
+    return stack
+
+
+def _intact(prod: Path, version: str) -> bool:
+    folder = prod / VERSIONS_DIR / version
+    manifest = read_manifest(folder)
+    return manifest is not None and _files_match(folder, manifest)
+
+
+def _rollback_target(prod: Path, current: str | None) -> str:
+    """The version that served before `current` (or, with production damaged, the newest intact one)."""
+    stack = serving_stack(prod)
+    if current is not None and current in stack:
+        candidates = stack[:len(stack) - 1 - stack[::-1].index(current)]
+    elif current is not None:
+        # A log that does not know the current version (older installs): follow the manifests.
+        previous = (read_manifest(prod / VERSIONS_DIR / current) or {}).get("previous_version")
+        candidates = [previous] if previous else []
+    else:
+        candidates = stack
+    kept = list_versions(prod)
+    damaged = []
+    for version in reversed(candidates):
+        if version == current or version not in kept:
+            continue
+        if _intact(prod, version):
+            return version
+        damaged.append(version)
+    why = f" ({', '.join(damaged)} damaged: files do not match the manifest)" if damaged else ""
+    what = f"before {current}" if current else "in the deployment log"
+    raise PipelineError(f"no intact kept version {what}{why}: nothing to roll back to "
+                        f"(kept: {', '.join(kept) or 'none'}; name one with --rollback VERSION)")
+
+
 def rollback(config: Config | None = None, version: str | None = None) -> str:
-    """Switch production to `version`, or to the version before the current one; returns it."""
+    """Switch production to `version`, or to the version that served before the current one; returns it."""
     config = config or load_config()
     prod = config.prod_folder
     with _deploy_lock(prod):
-        current = current_version_dir(prod)
+        current_dir = current_version_dir(prod)
         versions = list_versions(prod)
         if version is None:
-            if current is None:
+            if not versions:
                 raise PipelineError(f"nothing is deployed in {prod}: nothing to roll back")
-            older = [v for v in versions if version_sort_key(v) < version_sort_key(current.name)]
-            if not older:
-                raise PipelineError(f"{current.name} is the oldest kept version: nothing to roll back to")
-            version = older[-1]
+            version = _rollback_target(prod, current_dir.name if current_dir is not None else None)
         elif version not in versions:
             kept = ", ".join(versions) or "none"
             raise PipelineError(f"version {version} not found in {prod / VERSIONS_DIR} (kept: {kept})")
-        target = prod / VERSIONS_DIR / version
-        manifest = read_manifest(target)
-        if manifest is None or not _files_match(target, manifest):
+        if not _intact(prod, version):
             raise PipelineError(f"version {version} is damaged (files do not match its manifest): refusing to roll back to it")
+        manifest = read_manifest(prod / VERSIONS_DIR / version)
         ensure_course_links(prod)
         switch_current(prod, version)
-        record = {"time": _now(), "action": "rollback", "version": version,
-                  "previous": current.name if current else None, "f1": manifest.get("scores", {}).get("f1")}
+        record = {"time": now_iso(), "action": "rollback", "version": version,
+                  "previous": current_dir.name if current_dir else None, "f1": manifest.get("scores", {}).get("f1")}
         append_jsonl(prod / DEPLOYMENT_LOG, record)
-    # The files in the input folder now were weighed by the version rolled back from: without
-    # this, the next cron tick would take them as new data and redeploy what was just rolled back.
-    try:
-        remember_checked(config.log_folder, version, fingerprint_files(list_input_csvs(config.input_folder)))
-    except PipelineError:  # no input folder: nothing to remember
-        pass
+        # Input files the versions rolled away from were trained on, and those in this config's
+        # input folder now, were weighed already: without this the next tick, under either
+        # config, would take them as new data and redeploy what was just rolled back.
+        weighed = [{"name": name, **info} for v in versions if version_sort_key(v) > version_sort_key(version)
+                   for name, info in ((read_manifest(prod / VERSIONS_DIR / v) or {}).get("training_files") or {}).items()
+                   if info.get("sha256")]
+        try:
+            weighed += [{"name": name, **info} for name, info in
+                        fingerprint_files(list_input_csvs(config.input_folder), max_bytes=config.max_input_file_bytes).items()]
+        except PipelineError:  # no input folder: nothing more to remember
+            pass
+        remember_checked(prod, version, weighed)
     # The run history shows rollbacks beside the ticks, so `fullprocess.py --status` tells the whole story.
     append_jsonl(config.log_folder / HISTORY_FILE, {
         "start": record["time"], "end": record["time"], "seconds": 0.0, "stages": {}, "new_files": [],
-        "decision": f"rollback from {record['previous']}", "deployed_version": version, "exit_status": 0})
+        "decision": f"rollback from {record['previous'] or 'damaged production'}", "deployed_version": version,
+        "exit_status": 0})
     log.info("rolled back %s to %s", prod, version)
     return version
 
@@ -305,7 +379,7 @@ def main(argv=None) -> int:
             return f"production now serves {rollback(config, args.rollback or None)}"
         return f"deployed {store_model_into_pickle(config)} to {config.prod_folder}"
 
-    return stage_main("deployment", "Promote the trained model to production, or roll back.", run, argv, add_arguments)
+    return stage_main("deployment", "Promote the trained model to production, or roll back.", run, argv, add_arguments, lock=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Diagnostics: predictions, data summary, missing data, stage timings, outdated packages.
 
-Every function reads; none changes what production or ingestion uses.
-``execution_time()`` re-runs ingestion and training into a temporary folder.
+Every function reads; none changes what production or ingestion uses, and
+none re-runs a stage: ``execution_time()`` answers from the run history.
 """
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ import pandas as pd
 
 from settings import (
     DIAGNOSTICS_FILE,
+    HISTORY_FILE,
     FEATURE_COLUMNS,
     PROJECT_DIR,
     Config,
     load_config,
     stage_main,
 )
-from storage import write_json_atomic
+from storage import read_jsonl, write_json_atomic
 
 log = logging.getLogger("diagnostics")
 
@@ -41,7 +42,8 @@ def model_predictions(dataframe: pd.DataFrame | None = None, config: Config | No
     from scoring import load_test_data
     from training import feature_matrix
 
-    config = config or load_config()
+    if dataframe is None or deployed is None:
+        config = config or load_config()
     if dataframe is None:
         dataframe = load_test_data(config)
     deployed = deployed or load_deployed_model(config.prod_folder)
@@ -49,19 +51,19 @@ def model_predictions(dataframe: pd.DataFrame | None = None, config: Config | No
 
 
 def dataframe_summary(config: Config | None = None, data: pd.DataFrame | None = None) -> dict[str, dict[str, float | None]]:
-    """Mean, median and standard deviation of each numeric feature of finaldata.csv."""
+    """Mean, median and standard deviation of each numeric feature of finaldata.csv (or of `data`)."""
     from ingestion import read_final_data
 
     data = read_final_data(config or load_config()) if data is None else data
     summary = {}
     for column in FEATURE_COLUMNS:
         values = data[column]
-        summary[column] = {stat: _number(getattr(values, stat)()) for stat in ("mean", "median", "std")}
+        summary[column] = {stat: rounded(getattr(values, stat)()) for stat in ("mean", "median", "std")}
     return summary
 
 
 def missing_data(config: Config | None = None, data: pd.DataFrame | None = None) -> dict[str, float]:
-    """Percent (0-100) of missing values in each column of finaldata.csv."""
+    """Percent (0-100) of missing values in each column of finaldata.csv (or of `data`)."""
     from ingestion import read_final_data
 
     data = read_final_data(config or load_config()) if data is None else data
@@ -70,25 +72,38 @@ def missing_data(config: Config | None = None, data: pd.DataFrame | None = None)
     return {column: round(float(data[column].isna().mean() * 100), 4) for column in data.columns}
 
 
-def _number(value) -> float | None:
+def rounded(value) -> float | None:
+    """A number for JSON: rounded to 6 places, None for NaN."""
     value = float(value)
     return None if value != value else round(value, 6)
 
 
-def execution_time(config: Config | None = None) -> dict[str, float]:
-    """Seconds taken by ingestion and by training, run on the real inputs into a temporary folder."""
-    from ingestion import merge_multiple_dataframe
-    from training import train_model
+def execution_time(config: Config | None = None, current_tick: dict | None = None) -> dict:
+    """Seconds ingestion and training took, as the last tick that ran them recorded in the history.
 
+    Nothing is re-run to answer: only before any tick has run both stages
+    are they timed once, on the real inputs, into a temporary folder.
+    """
     config = config or load_config()
+    records = read_jsonl(config.log_folder / HISTORY_FILE) + ([current_tick] if current_tick else [])
+    for record in reversed(records):
+        stages = record.get("stages") or {}
+        if isinstance(stages.get("ingest"), (int, float)) and isinstance(stages.get("train"), (int, float)):
+            return {"ingestion_seconds": stages["ingest"], "training_seconds": stages["train"]}
+    return _measure_execution_time(config)
+
+
+def _measure_execution_time(config: Config) -> dict:
+    from ingestion import merge_multiple_dataframe
+    from training import fit_model
+
     with tempfile.TemporaryDirectory(prefix="drs-timing-") as scratch:
-        scratch = Path(scratch)
-        side = config.with_paths(output_folder=scratch / "ingested", model_folder=scratch / "models")
+        side = config.with_paths(output_folder=Path(scratch))
         started = time.perf_counter()
-        merge_multiple_dataframe(side)
+        result = merge_multiple_dataframe(side)
         ingestion_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        train_model(side)
+        fit_model(result.data, config.training)
         training_seconds = time.perf_counter() - started
     return {"ingestion_seconds": round(ingestion_seconds, 4), "training_seconds": round(training_seconds, 4)}
 
@@ -141,26 +156,46 @@ def outdated_packages_list(requirements: Path | None = None, timeout: float = 3.
     return rows
 
 
-def all_diagnostics(config: Config) -> dict:
+def all_diagnostics(config: Config, data: pd.DataFrame | None = None, packages: list[dict] | None = None,
+                    current_tick: dict | None = None) -> dict:
     """Timings, missing data and outdated packages, as served by /diagnostics."""
     return {
-        "execution_time": execution_time(config),
-        "missing_data": missing_data(config),
-        "outdated_packages": outdated_packages_list(),
+        "execution_time": execution_time(config, current_tick),
+        "missing_data": missing_data(config, data),
+        "outdated_packages": outdated_packages_list() if packages is None else packages,
+    }
+
+
+def diagnostics_report(config: Config, deployed, data: pd.DataFrame | None, test_data: pd.DataFrame,
+                       packages: list[dict] | None = None, current_tick: dict | None = None) -> dict:
+    """What diagnostics.json holds: the deployed version, its predictions on the test data, and the rest.
+
+    Without ingested data (`data` None) its summary and missing data are empty.
+    """
+    return {
+        "version": deployed.version,
+        "predictions": model_predictions(test_data, deployed=deployed),
+        "summary_statistics": dataframe_summary(data=data) if data is not None else {},
+        "execution_time": execution_time(config, current_tick),
+        "missing_data": missing_data(data=data) if data is not None else {},
+        "outdated_packages": outdated_packages_list() if packages is None else packages,
     }
 
 
 def main(argv=None) -> int:
     def run(config: Config, args) -> str:
-        report = {
-            "predictions": model_predictions(config=config),
-            "summary_statistics": dataframe_summary(config),
-            **all_diagnostics(config),
-        }
+        from deployment import load_deployed_model
+        from scoring import load_test_data
+
+        from ingestion import read_final_data
+
+        report = diagnostics_report(config, load_deployed_model(config.prod_folder), read_final_data(config),
+                                    load_test_data(config))
         write_json_atomic(config.model_folder / DIAGNOSTICS_FILE, report)
         return json.dumps(report, indent=2)
 
-    return stage_main("diagnostics", "Print diagnostics of the deployed model and the ingested data.", run, argv)
+    return stage_main("diagnostics", "Print diagnostics of the deployed model and the ingested data.", run, argv,
+                      lock=True)
 
 
 if __name__ == "__main__":

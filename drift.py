@@ -3,6 +3,8 @@
 Each test returns a dict ``{"test", "verdict", "statistic", "threshold", ...}``
 where verdict is "drift", "no drift", "watch" (PSI only) or "insufficient data".
 
+The F1 tests need labelled new rows; without them they report "insufficient data".
+
 * raw            - the course's test: F1 on the new data below the deployed test F1.
 * parametric     - new F1 more than 2 standard deviations below the mean of past F1 scores.
 * nonparametric  - new F1 below Q1 - 1.5 * IQR of past F1 scores.
@@ -22,14 +24,24 @@ from settings import FEATURE_COLUMNS
 DRIFT, NO_DRIFT, WATCH, INSUFFICIENT = "drift", "no drift", "watch", "insufficient data"
 
 
-def raw_test(new_f1: float, deployed_f1: float) -> dict:
+NO_LABELS = "the new rows have no labels: no F1 to compare"
+
+
+def raw_test(new_f1: float | None, deployed_f1: float) -> dict:
+    if new_f1 is None:
+        return {"test": "raw", "statistic": None, "threshold": round(deployed_f1, 6), "verdict": INSUFFICIENT,
+                "detail": NO_LABELS}
     return {"test": "raw", "statistic": round(new_f1, 6), "threshold": round(deployed_f1, 6),
             "verdict": DRIFT if new_f1 < deployed_f1 else NO_DRIFT,
             "detail": "F1 on the new data vs the deployed model's test F1"}
 
 
-def _history_test(name: str, new_f1: float, history: list[float], min_history: int, threshold_of, detail: str) -> dict:
+def _history_test(name: str, new_f1: float | None, history: list[float], min_history: int, threshold_of,
+                  detail: str) -> dict:
     """A test of the new F1 against a threshold computed from past F1 scores."""
+    if new_f1 is None:
+        return {"test": name, "statistic": None, "history_size": len(history), "threshold": None,
+                "verdict": INSUFFICIENT, "detail": NO_LABELS}
     result = {"test": name, "statistic": round(new_f1, 6), "history_size": len(history)}
     if len(history) < min_history:
         return {**result, "threshold": None, "verdict": INSUFFICIENT,
@@ -72,8 +84,11 @@ def ks_test(reference: pd.DataFrame, new: pd.DataFrame, pvalue: float, min_sampl
         features[name] = {"statistic": round(float(outcome.statistic), 6), "pvalue": float(outcome.pvalue),
                           "samples": [len(ref), len(cur)],
                           "verdict": DRIFT if outcome.pvalue < pvalue else NO_DRIFT}
+    pvalues = [f["pvalue"] for f in features.values() if f.get("pvalue") is not None]
+    # The verdict compares p-values with the threshold: the smallest p-value is the test's figure.
     return {"test": "ks", "threshold": pvalue, "features": features, "verdict": _overall(features),
-            "statistic": _max_stat(features), "detail": "two-sample Kolmogorov-Smirnov, drift when p < threshold"}
+            "pvalue": min(pvalues) if pvalues else None, "statistic": _max_stat(features),
+            "detail": "two-sample Kolmogorov-Smirnov per feature, drift when the p-value < threshold"}
 
 
 def population_stability_index(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
@@ -121,7 +136,14 @@ def _max_stat(features: dict):
     return max(values) if values else None
 
 
-def run_drift_tests(settings: dict, new_f1: float, deployed_f1: float, history: list[float],
+def summary(test: dict) -> str:
+    """One line of a test's figures: a p-value test shows its p-value against the p-value threshold."""
+    if "pvalue" in test:
+        return f"p-value {test['pvalue']} (statistic {test.get('statistic')}) vs threshold p < {test.get('threshold')}"
+    return f"statistic {test.get('statistic')}, threshold {test.get('threshold')}"
+
+
+def run_drift_tests(settings: dict, new_f1: float | None, deployed_f1: float, history: list[float],
                     reference: pd.DataFrame | None, new: pd.DataFrame) -> dict:
     """Run every test; decide with the configured trigger. Returns {"tests": {...}, "drift": bool, "trigger": ...}."""
     tests = {

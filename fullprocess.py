@@ -1,22 +1,25 @@
 """The cron entry point: one tick of the pipeline.
 
-* nothing deployed        -> bootstrap: ingest, train, score, deploy, report;
+* production empty        -> bootstrap: ingest, train, score, deploy, report;
+* production damaged      -> exit 1, "run deployment.py --rollback" (never a silent bootstrap);
 * no new input files      -> "no new data", exit 0 (this path imports no pandas,
                               scikit-learn or matplotlib, so a tick costs little);
-* new files (by name or content) -> ingest, score the deployed model on the new
-  data, run the drift tests; drift -> retrain, score, deploy (subject to the
-  optional promotion guard), report, and call the API if one answers;
-  no drift -> stop, and remember the files so the next tick does not re-check them.
+                              reports that describe another version than the
+                              deployed one are regenerated;
+* new files (by content)  -> ingest; the drift tests run on the *new rows*
+  (rows of the new files the deployed model was not trained on); drift ->
+  retrain on all ingested data, score, deploy (subject to the optional
+  promotion guard), report, and call the API if one answers; no drift -> stop,
+  and remember the files so the next tick does not re-check them.
 
-Each tick holds an exclusive lock, logs every decision with its numbers, and
-appends one JSON line to ``<log_folder_path>/history.jsonl``.
-``--status`` prints the last ticks.
+Each input is read once per tick and handed on: the ingested data, the test
+data, the deployed model. Each tick holds an exclusive lock (the stage scripts
+take the same one), logs every decision with its numbers, and appends one JSON
+line to ``<log_folder_path>/history.jsonl``. ``--status`` prints the last ticks.
 """
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import logging
 import sys
 import time
@@ -29,6 +32,8 @@ from settings import (
     LOCK_FILE,
     LOG_FILE,
     REFERENCE_SAMPLE_FILE,
+    REPORTS_RECORD_FILE,
+    TARGET_COLUMN,
     Config,
     ConfigError,
     PipelineError,
@@ -37,23 +42,24 @@ from settings import (
     setup_logging,
 )
 from storage import (
-    CHECKED_FILE,
+    VERSIONS_DIR,
     LockBusy,
+    ProductionDamaged,
     append_jsonl,
+    current_version_dir,
     deployed_state,
     exclusive_lock,
     fingerprint_files,
     list_input_csvs,
+    now_iso,
+    read_checked,
+    read_json,
     read_jsonl,
     remember_checked,
-    write_json_atomic,
+    remove_stale_temp_files,
 )
 
 log = logging.getLogger("fullprocess")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Tick:
@@ -62,7 +68,7 @@ class Tick:
     def __init__(self, config: Config):
         self.config = config
         self.started = time.perf_counter()
-        self.record: dict = {"start": _now(), "config": str(config.path), "stages": {}, "new_files": [],
+        self.record: dict = {"start": now_iso(), "config": str(config.path), "stages": {}, "new_files": [],
                              "rejected_files": {}, "decision": None, "exit_status": None}
 
     @contextlib.contextmanager
@@ -80,86 +86,103 @@ class Tick:
             self.record["stages"][name] = seconds
         log.info("stage %s: done in %.2f s", name, seconds)
 
+    def decide(self, decision: str, version: str | None, status: int = 0) -> int:
+        """The one place a tick's outcome is set: its decision and the version serving after it."""
+        self.record["decision"] = decision
+        self.record["deployed_version"] = version
+        log.info("decision: %s; production serves %s", decision, version or "nothing")
+        return status
+
     def finish(self, status: int) -> int:
-        self.record.update(end=_now(), seconds=round(time.perf_counter() - self.started, 4), exit_status=status)
+        self.record.update(end=now_iso(), seconds=round(time.perf_counter() - self.started, 4), exit_status=status)
         append_jsonl(self.config.log_folder / HISTORY_FILE, self.record)
         return status
 
 
 # --- what is new -----------------------------------------------------------------
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
 def find_new_files(config: Config, deployed: dict) -> tuple[list[str], dict]:
-    """Input CSVs not yet used by production (new name or changed content), minus files a
-    previous tick already checked against this same deployed version.
+    """Input CSVs whose content production has not weighed: neither trained on by the
+    deployed version nor checked against it by an earlier tick (or a rollback).
 
     Returns (new file names, fingerprints of every input CSV).
     """
-    version_folder = Path(deployed["folder"])
-    detail = _read_json(version_folder / INGESTED_DETAIL_FILE).get("files", {})
-    checked = _read_json(config.log_folder / CHECKED_FILE)
-    checked_files = checked.get("files", {}) if checked.get("version") == deployed.get("version") else {}
-    prints = fingerprint_files(list_input_csvs(config.input_folder), {**detail, **checked_files})
-    deployed_files = deployed.get("training_files", {})
-    new = []
-    for name, fingerprint in prints.items():
-        for known in (deployed_files.get(name), checked_files.get(name)):
-            if known and known.get("sha256") == fingerprint["sha256"]:
-                break
-        else:
-            new.append(name)
+    detail = read_json(Path(deployed["folder"]) / INGESTED_DETAIL_FILE).get("files", {})
+    checked = read_checked(config.prod_folder, deployed.get("version"))
+    # Hashes recorded for a file of the same name, size and mtime are reused, not recomputed.
+    known = {**detail, **{f["name"]: f for f in checked if isinstance(f.get("name"), str)}}
+    prints = fingerprint_files(list_input_csvs(config.input_folder), known, max_bytes=config.max_input_file_bytes)
+    weighed = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()} | {f["sha256"] for f in checked}
+    new = [name for name, fingerprint in prints.items() if fingerprint["sha256"] not in weighed]
     return new, prints
 
 
 # --- the tick --------------------------------------------------------------------
 
 def run_tick(config: Config, tick: Tick) -> int:
+    removed = remove_stale_temp_files(config.output_folder, config.model_folder, config.prod_folder,
+                                      config.prod_folder / VERSIONS_DIR, config.log_folder)
+    if removed:
+        log.info("removed %d temp file(s) left by an interrupted run", len(removed))
     deployed = deployed_state(config.prod_folder)
     if deployed is None:
         log.info("nothing deployed in %s: bootstrapping from %s", config.prod_folder, config.input_folder)
-        tick.record["decision"] = "bootstrap"
         ingestion = _ingest(config, tick)
         tick.record["new_files"] = sorted(ingestion.ingested)
-        _retrain_and_deploy(config, tick, deployed=None, note="bootstrap")
-        return 0
+        outcome, version = _retrain_and_deploy(config, tick, ingestion.data, deployed=None, note="bootstrap")
+        return tick.decide(BOOTSTRAP_OUTCOMES[outcome], version)
 
-    tick.record["deployed_version_before"] = deployed.get("version")
+    version = deployed["version"]
+    tick.record["deployed_version_before"] = version
     with tick.stage("detect"):
         new_files, prints = find_new_files(config, deployed)
     tick.record["new_files"] = new_files
     if not new_files:
-        log.info("no new data in %s (%d file(s) already used by %s)", config.input_folder, len(prints), deployed.get("version"))
-        tick.record["decision"] = "no new data"
-        tick.record["deployed_version"] = deployed.get("version")
-        return 0
+        log.info("no new data in %s (%d file(s) already weighed by %s)", config.input_folder, len(prints), version)
+        _refresh_stale_reports(config, tick, version)
+        return tick.decide("no new data", version)
     log.info("new data: %s", ", ".join(new_files))
 
+    from ingestion import rows_not_in
+
     ingestion = _ingest(config, tick)
-    if not set(new_files) & set(ingestion.ingested):
-        # Every new file was rejected: the data the model sees has not changed.
-        tick.record["decision"] = "no usable new data"
-        tick.record["deployed_version"] = deployed.get("version")
-        remember_checked(config.log_folder, deployed.get("version"), prints)
-        log.info("decision: every new file was rejected, keeping %s", deployed.get("version"))
-        return 0
-    verdict = _check_drift(config, tick, deployed, ingestion)
+    usable = [name for name in new_files if name in ingestion.ingested]
+    if not usable:
+        remember_checked(config.prod_folder, version, prints)
+        return tick.decide("no usable new data", version)
+    # Drift is judged on the rows the deployed model has not seen: history diluting
+    # the new files would hide a shift in them.
+    trained = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()}
+    seen = [name for name, info in ingestion.ingested.items() if info["sha256"] in trained]
+    new_rows = rows_not_in(ingestion.rows_from(usable), ingestion.rows_from(seen))
+    tick.record["new_rows"] = len(new_rows)
+    log.info("%d new row(s) in %d new file(s) that %s was not trained on", len(new_rows), len(usable), version)
+    if len(new_rows) == 0:
+        remember_checked(config.prod_folder, version, prints)
+        return tick.decide("no new rows", version)
+
+    verdict = _check_drift(config, tick, new_rows)
     if not verdict["drift"]:
-        tick.record["decision"] = "no drift"
-        tick.record["deployed_version"] = deployed.get("version")
-        remember_checked(config.log_folder, deployed.get("version"), prints)
-        log.info("decision: no drift, keeping %s", deployed.get("version"))
-        return 0
-    log.info("decision: drift (%s), retraining", ", ".join(verdict["trigger"]["fired"]))
-    promoted = _retrain_and_deploy(config, tick, deployed, note="drift: " + ", ".join(verdict["trigger"]["fired"]))
-    if not promoted:
-        remember_checked(config.log_folder, deployed.get("version"), prints)
-    return 0
+        remember_checked(config.prod_folder, version, prints)
+        return tick.decide("no drift", version)
+    fired = ", ".join(verdict["trigger"]["fired"])
+    log.info("drift (%s): retraining", fired)
+    outcome, serving = _retrain_and_deploy(config, tick, ingestion.data, deployed=deployed, note=f"drift: {fired}")
+    if outcome == "not promoted":
+        remember_checked(config.prod_folder, version, prints)
+    return tick.decide(OUTCOMES[outcome], serving)
+
+
+# What became of a retrained model, in the words of the history's "decision".
+BOOTSTRAP_OUTCOMES = {
+    "deployed": "bootstrap",
+    "production changed": "bootstrap, not deployed: production changed during the tick",
+}
+OUTCOMES = {
+    "deployed": "drift, redeployed",
+    "not promoted": "drift, retrained, not promoted",
+    "production changed": "drift, not deployed: production changed during the tick",
+}
 
 
 def _ingest(config: Config, tick: Tick):
@@ -168,112 +191,121 @@ def _ingest(config: Config, tick: Tick):
 
     # A tick that may retrain checks the training settings first, not after ingesting.
     check_training_parameters(config.training)
-
     with tick.stage("ingest"):
         result = merge_multiple_dataframe(config)
     tick.record["rejected_files"] = result.rejected
     tick.record["rows"] = {"read": result.rows_read, "unique": result.rows}
     for name, reason in result.rejected.items():
         log.warning("rejected file %s: %s", name, reason)
-    tick.ingestion = result
     return result
 
 
-def _check_drift(config: Config, tick: Tick, deployed: dict, ingestion) -> dict:
+def _check_drift(config: Config, tick: Tick, new_rows) -> dict:
     from deployment import deployed_score_history, load_deployed_model
-    from drift import run_drift_tests
+    from drift import run_drift_tests, summary
     from ingestion import read_final_data
     from scoring import f1_on
 
     with tick.stage("drift"):
         model = load_deployed_model(config.prod_folder)
-        new_f1 = f1_on(model.model, ingestion.data)
+        new_f1 = f1_on(model.model, new_rows) if new_rows[TARGET_COLUMN].notna().any() else None
         deployed_f1 = float(model.f1)
-        history = deployed_score_history(config)
         reference_path = model.folder / REFERENCE_SAMPLE_FILE
         reference = read_final_data(config, reference_path) if reference_path.is_file() else None
-        verdict = run_drift_tests(config.drift, new_f1, deployed_f1, history, reference, ingestion.data)
+        verdict = run_drift_tests(config.drift, new_f1, deployed_f1, deployed_score_history(config), reference, new_rows)
     tick.record["scores"] = {"deployed_f1": deployed_f1, "new_data_f1": new_f1}
     tick.record["drift"] = verdict
     for name, test in verdict["tests"].items():
-        log.info("drift test %s: statistic %s, threshold %s -> %s", name, test.get("statistic"), test.get("threshold"), test["verdict"])
-    log.info("deployed model %s: F1 %.4f on its test data, %.4f on the new data; drift: %s",
-             model.version, deployed_f1, new_f1, "yes" if verdict["drift"] else "no")
+        log.info("drift test %s: %s -> %s", name, summary(test), test["verdict"])
+    log.info("deployed model %s: F1 %.4f on its test data, %s on the %d new row(s); drift: %s",
+             model.version, deployed_f1, f"{new_f1:.4f}" if new_f1 is not None else "n/a (no labels)",
+             len(new_rows), "yes" if verdict["drift"] else "no")
     return verdict
 
 
-def _retrain_and_deploy(config: Config, tick: Tick, deployed: dict | None, note: str) -> bool:
-    """Train, score, deploy (unless the promotion guard says no), report. True if deployed."""
-    from deployment import store_model_into_pickle
-    from scoring import score_model
-    from training import train_model
+def _retrain_and_deploy(config: Config, tick: Tick, data, deployed: dict | None, note: str) -> tuple[str, str | None]:
+    """Train, score, deploy (unless the promotion guard says no), report.
 
+    Returns (outcome, version serving afterwards), outcome a key of OUTCOMES.
+    """
+    from deployment import DeployedModel, ProductionChanged, deploy
+    from scoring import f1_on, load_test_data, save_score
+    from training import fit_model, save_model
+
+    kept = deployed["version"] if deployed else None
     with tick.stage("train"):
-        model = train_model(config)
+        model = fit_model(data, config.training)
+        save_model(model, config, rows=int(data[TARGET_COLUMN].notna().sum()))
     with tick.stage("score"):
-        test_f1 = score_model(config, model=model)
+        test_data = load_test_data(config)
+        test_f1 = f1_on(model, test_data)
+        save_score(config, test_f1)
     tick.record.setdefault("scores", {})["retrained_test_f1"] = test_f1
     log.info("retrained model: F1 %.4f on the test data", test_f1)
 
     if deployed is not None and config.promotion_margin is not None:
         deployed_f1 = float(deployed.get("scores", {}).get("f1", 0.0))
-        floor = deployed_f1 - config.promotion_margin
-        promote = test_f1 >= floor
+        promote = test_f1 >= deployed_f1 - config.promotion_margin
         tick.record["promotion"] = {"deployed_test_f1": deployed_f1, "retrained_test_f1": test_f1,
                                     "margin": config.promotion_margin, "promoted": promote}
         if not promote:
             reason = (f"retrained F1 {test_f1:.4f} is below the deployed {deployed_f1:.4f} "
                       f"minus margin {config.promotion_margin:g}")
             tick.record["promotion"]["reason"] = reason
-            tick.record["decision"] = "drift, retrained, not promoted"
-            tick.record["deployed_version"] = deployed.get("version")
-            log.warning("promotion guard: %s; keeping %s", reason, deployed.get("version"))
-            return False
+            log.warning("promotion guard: %s; keeping %s", reason, kept)
+            return "not promoted", kept
 
     with tick.stage("deploy"):
-        version = store_model_into_pickle(config, note=note)
-    tick.record["deployed_version"] = version
-    if tick.record["decision"] is None:
-        tick.record["decision"] = "drift, redeployed"
+        try:
+            manifest = deploy(config, note=note, expected_current=kept)
+        except ProductionChanged as exc:
+            # A person switched production (a rollback) while this tick worked: theirs stands.
+            log.warning("%s", exc)
+            tick.record["not_deployed"] = str(exc)
+            serving = current_version_dir(config.prod_folder)
+            return "production changed", serving.name if serving else None
+    version = manifest["version"]
+    serving = DeployedModel(model=model, manifest=manifest, folder=config.prod_folder / VERSIONS_DIR / version)
     with tick.stage("report"):
-        _report(config, tick.record)
-    _api_or_diagnostics(config, tick)
-    return True
+        import reporting
 
-
-def _report(config: Config, current_tick: dict | None = None) -> None:
-    import reporting
-
-    reporting.score_model(config)
-    writer = getattr(reporting, "write_report", None)
-    if writer is not None:
         # This tick's history line is appended only when it ends: the report gets the record so far.
-        writer(config, current_tick=current_tick)
+        reporting.write_reports(config, serving, data, test_data, current_tick=tick.record)
+    _call_api(config, tick)
+    return "deployed", version
 
 
-def _api_or_diagnostics(config: Config, tick: Tick) -> None:
+def _refresh_stale_reports(config: Config, tick: Tick, version: str) -> None:
+    """Regenerate the reports when they describe another version than the deployed one.
+
+    A run killed between the switch and its reports, or a rollback, leaves
+    them behind; reading one small JSON file keeps the common case cheap.
+    """
+    described = read_json(config.model_folder / REPORTS_RECORD_FILE).get("version")
+    if described == version:
+        return
+    log.info("the reports in %s describe %s, production serves %s: regenerating them",
+             config.model_folder, described or "no version", version)
+    with tick.stage("report"):
+        import reporting
+
+        reporting.write_reports(config, current_tick=tick.record)
+    tick.record["reports_regenerated"] = version
+
+
+def _call_api(config: Config, tick: Tick) -> None:
     import requests
 
     try:
         requests.get(config.api_url + "/health", timeout=1.0)
-        server = True
     except requests.RequestException:
-        server = False
-    if server:
-        from apicalls import call_api, save_api_returns
+        log.info("no API at %s: skipped apicalls (diagnostics.json was written in process)", config.api_url)
+        return
+    from apicalls import call_api, save_api_returns
 
-        with tick.stage("apicalls"):
-            path = save_api_returns(config, call_api(config))
-        log.info("API at %s answered; wrote %s", config.api_url, path)
-    else:
-        from diagnostics import all_diagnostics, dataframe_summary, model_predictions
-        from settings import DIAGNOSTICS_FILE
-
-        with tick.stage("diagnostics"):
-            report = {"predictions": model_predictions(config=config), "summary_statistics": dataframe_summary(config),
-                      **all_diagnostics(config)}
-            write_json_atomic(config.model_folder / DIAGNOSTICS_FILE, report)
-        log.info("no API at %s: ran diagnostics in process, wrote %s", config.api_url, config.model_folder / DIAGNOSTICS_FILE)
+    with tick.stage("apicalls"):
+        path = save_api_returns(config, call_api(config))
+    log.info("API at %s answered; wrote %s", config.api_url, path)
 
 
 # --- status ----------------------------------------------------------------------
@@ -287,15 +319,18 @@ def print_status(config: Config, last: int) -> None:
     print(header)
     print("-" * len(header))
     for r in records:
-        scores = r.get("scores", {})
+        scores = r.get("scores") or {}
         f1 = ""
-        if "deployed_f1" in scores:
-            f1 = f"{scores['deployed_f1']:.3f}/{scores['new_data_f1']:.3f}"
-        decision = r.get("decision") or ""
+        if isinstance(scores.get("deployed_f1"), (int, float)):
+            new = scores.get("new_data_f1")
+            f1 = f"{scores['deployed_f1']:.3f}/" + (f"{new:.3f}" if isinstance(new, (int, float)) else "n/a")
+        decision = str(r.get("decision") or "")
         if r.get("error"):
             decision += f" [{r.get('failed_stage', '?')}: {r['error']}]"
-        print(f"{r.get('start', '')[:19]:<20} {r.get('seconds', 0):>7.2f} {r.get('exit_status', ''):>4}  "
-              f"{str(r.get('deployed_version') or '-'):<8} {len(r.get('new_files', [])):>3}  {f1:<13} {decision}")
+        seconds = r.get("seconds")
+        print(f"{str(r.get('start', ''))[:19]:<20} {seconds if isinstance(seconds, (int, float)) else 0:>7.2f} "
+              f"{str(r.get('exit_status', '')):>4}  {str(r.get('deployed_version') or '-'):<8} "
+              f"{len(r.get('new_files') or []):>3}  {f1:<13} {decision}")
 
 
 def main(argv=None) -> int:
@@ -310,44 +345,50 @@ def main(argv=None) -> int:
     if args.status is not None:
         print_status(config, args.status)
         return 0
+    try:
+        setup_logging(config.log_folder / LOG_FILE)
+        tick = Tick(config)
+        return tick.finish(_run_locked(config, tick))
+    except OSError as exc:
+        # A read-only or full disk, a log folder that is a file: nothing can be recorded, so say it here.
+        print(f"fullprocess: error: cannot write the run's records: {exc}", file=sys.stderr)
+        return 1
 
-    setup_logging(config.log_folder / LOG_FILE)
-    tick = Tick(config)
+
+def _run_locked(config: Config, tick: Tick) -> int:
+    """run_tick under the lock, every failure turned into a recorded decision and an exit status."""
     try:
         with exclusive_lock(config.log_folder / LOCK_FILE):
-            status = run_tick(config, tick)
+            return run_tick(config, tick)
     except LockBusy:
         log.info("another run in progress: skipping this tick")
-        tick.record["decision"] = "skipped: another run in progress"
-        return tick.finish(0)
+        return tick.decide("skipped: another run in progress", tick.record.get("deployed_version_before"))
     except ConfigError as exc:
         log.error("tick failed: config error: %s; production unchanged", exc)
         print(f"fullprocess: config error: {exc}", file=sys.stderr)
-        tick.record.update(error=str(exc), decision="failed (config)")
-        return tick.finish(2)
+        tick.record["error"] = str(exc)
+        return tick.decide("failed (config)", tick.record.get("deployed_version_before"), 2)
     except PipelineError as exc:
-        log.error("tick failed%s: %s; production unchanged",
-                  f" in stage {tick.record.get('failed_stage')}" if tick.record.get("failed_stage") else "", exc)
+        stage = tick.record.get("failed_stage")
+        log.error("tick failed%s: %s; production unchanged", f" in stage {stage}" if stage else "", exc)
         print(f"fullprocess: error: {exc}", file=sys.stderr)
         tick.record.setdefault("error", str(exc))
-        tick.record["decision"] = tick.record.get("decision") or "failed"
-        tick.record["decision"] = f"failed ({tick.record['decision']})" if not tick.record["decision"].startswith("failed") else tick.record["decision"]
-        return tick.finish(1)
+        what = "failed (production damaged)" if isinstance(exc, ProductionDamaged) else "failed"
+        return tick.decide(what, tick.record.get("deployed_version_before"), 1)
     except ImportError as exc:
         # The no-new-data path needs only the standard library, so a tick run with the wrong
         # interpreter looks healthy until data arrives: say plainly what is wrong.
         reason = f"{exc}: run fullprocess.py with the project's virtualenv ({Path(__file__).parent / '.venv/bin/python'})"
         log.error("tick failed: %s", reason)
         print(f"fullprocess: error: {reason}", file=sys.stderr)
-        tick.record.update(error=reason, decision="failed")
-        return tick.finish(1)
+        tick.record["error"] = reason
+        return tick.decide("failed", tick.record.get("deployed_version_before"), 1)
     except Exception as exc:  # unexpected: keep the traceback in the log, one line on stderr
         log.error("tick failed unexpectedly: %s\n%s", exc, traceback.format_exc())
-        print(f"fullprocess: unexpected error: {type(exc).__name__}: {exc} (traceback in {config.log_folder / LOG_FILE})", file=sys.stderr)
+        print(f"fullprocess: unexpected error: {type(exc).__name__}: {exc} "
+              f"(traceback in {config.log_folder / LOG_FILE})", file=sys.stderr)
         tick.record.setdefault("error", f"{type(exc).__name__}: {exc}")
-        tick.record["decision"] = "failed"
-        return tick.finish(1)
-    return tick.finish(status)
+        return tick.decide("failed", tick.record.get("deployed_version_before"), 1)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 from settings import (  # noqa: E402
     CONFUSION_MATRIX_FILE,
+    DIAGNOSTICS_FILE,
+    REPORTS_RECORD_FILE,
     DRIFT_TESTS,
     FEATURE_COLUMNS,
     FINAL_DATA_FILE,
@@ -51,7 +53,7 @@ from settings import (  # noqa: E402
     load_config,
     stage_main,
 )
-from storage import VERSIONS_DIR, atomic_path, read_jsonl  # noqa: E402
+from storage import VERSIONS_DIR, atomic_path, now_iso, read_jsonl, write_json_atomic  # noqa: E402
 
 log = logging.getLogger("reporting")
 
@@ -88,7 +90,7 @@ def drift_verdict_words(record: dict | None) -> str:
     version = record.get("deployed_version_before") or "the deployed model"
     scores = record.get("scores", {})
     words = []
-    if "new_data_f1" in scores and "deployed_f1" in scores:
+    if isinstance(scores.get("new_data_f1"), (int, float)) and isinstance(scores.get("deployed_f1"), (int, float)):
         # Rounded as the drift tests round, so the sentence and the test table agree.
         words.append(f"Model {version} scored F1 {_number(round(scores['new_data_f1'], 6))} on the new data "
                      f"against {_number(round(scores['deployed_f1'], 6))} on its test data.")
@@ -112,8 +114,13 @@ def drift_test_rows(record: dict | None) -> list[dict]:
     order = {name: position for position, name in enumerate(DRIFT_TESTS)}
     rows = []
     for name, test in sorted(tests.items(), key=lambda item: order.get(item[0], len(order))):
-        rows.append({"test": name, "verdict": test.get("verdict", "?"), "statistic": _number(test.get("statistic")),
-                     "threshold": _number(test.get("threshold")), "trigger": "yes" if name in chosen else "no",
+        statistic, threshold = _number(test.get("statistic")), _number(test.get("threshold"))
+        if "pvalue" in test:
+            # Its verdict compares a p-value with a p-value threshold: show those, the statistic beside.
+            statistic = f"p {_number(test.get('pvalue'))} (stat. {statistic})"
+            threshold = f"p < {threshold}"
+        rows.append({"test": name, "verdict": test.get("verdict", "?"), "statistic": statistic,
+                     "threshold": threshold, "trigger": "yes" if name in chosen else "no",
                      "detail": test.get("detail", "")})
     return rows
 
@@ -246,22 +253,22 @@ def distribution_png(reference, new, reference_label: str) -> bytes:
     return _png(figure)
 
 
-def save_confusion_matrix(config: Config, deployed=None) -> Path:
-    """Plot the deployed model's confusion matrix on testdata.csv; returns the PNG path."""
-    from deployment import load_deployed_model
-    from scoring import load_test_data
-
-    deployed = deployed or load_deployed_model(config.prod_folder)
+def save_confusion_matrix(config: Config, deployed, test_data) -> Path:
+    """Write the deployed model's confusion matrix on the test data to confusionmatrix.png; returns its path."""
     target = config.model_folder / CONFUSION_MATRIX_FILE
     with atomic_path(target) as tmp:
-        tmp.write_bytes(confusion_matrix_png(deployed, load_test_data(config)))
+        tmp.write_bytes(confusion_matrix_png(deployed, test_data))
     log.info("wrote %s", target)
     return target
 
 
 def score_model(config: Config | None = None) -> Path:
     """The course's name for this stage: write the confusion matrix of the deployed model."""
-    return save_confusion_matrix(config or load_config())
+    from deployment import load_deployed_model
+    from scoring import load_test_data
+
+    config = config or load_config()
+    return save_confusion_matrix(config, load_deployed_model(config.prod_folder), load_test_data(config))
 
 
 # --- the PDF ------------------------------------------------------------------------
@@ -341,25 +348,16 @@ def _image(png: bytes, max_width: float, max_height: float) -> Image:
 class _ReportBuilder:
     """Gathers what the report shows; each section copes with its pieces missing."""
 
-    def __init__(self, config: Config, current_tick: dict | None = None):
+    def __init__(self, config: Config, current_tick: dict | None, deployed, deployed_problem: str | None,
+                 final_data, test_data, packages: list[dict]):
         self.config = config
         self.styles = _Styles()
         self.history = read_history(config) + ([current_tick] if current_tick else [])
-        self.deployed = None
-        self.deployed_problem = None
-        self.final_data = None
-        try:
-            from deployment import load_deployed_model
-
-            self.deployed = load_deployed_model(config.prod_folder)
-        except PipelineError as exc:
-            self.deployed_problem = str(exc)
-        try:
-            from ingestion import read_final_data
-
-            self.final_data = read_final_data(config)
-        except PipelineError:
-            pass
+        self.deployed = deployed
+        self.deployed_problem = deployed_problem
+        self.final_data = final_data
+        self.test_data = test_data
+        self.packages = packages
 
     def text(self, words: str, style=None) -> Paragraph:
         return Paragraph(escape(words), style or self.styles.body)
@@ -411,10 +409,11 @@ class _ReportBuilder:
     def _scores(self) -> list:
         from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-        from scoring import load_test_data
         from training import labelled_rows
 
-        test_data = load_test_data(self.config)
+        test_data = self.test_data
+        if test_data is None:
+            raise PipelineError(f"no test data at {self.config.test_data_file}")
         features, labels = labelled_rows(test_data)
         if len(labels) == 0:
             raise PipelineError("no labelled rows in the test data")
@@ -600,10 +599,8 @@ class _ReportBuilder:
 
     # 7
     def packages_section(self) -> list:
-        from diagnostics import outdated_packages_list
-
         parts = [Paragraph("7. Outdated packages", self.styles.heading)]
-        packages = outdated_packages_list()
+        packages = self.packages
         if not packages:
             return parts + [self.no_data("Requirements")]
         rows = [["package", "installed", "latest", "status"]]
@@ -624,16 +621,19 @@ def _integer(value) -> str:
     return f"{value:,}" if isinstance(value, int) else "-"
 
 
-def write_report(config: Config, current_tick: dict | None = None) -> Path:
-    """Write ``output_model_path/report.pdf`` atomically; returns its path.
+def write_report(config: Config, current_tick: dict | None = None, deployed=None, final_data=None,
+                 test_data=None, packages: list[dict] | None = None, deployed_problem: str | None = None) -> Path:
+    """Write ``output_model_path/report.pdf`` atomically from the data given; returns its path.
 
-    Reads production, the run history, the ingested data and the test data;
-    a missing piece is shown as "no data yet". `current_tick` is the history
-    record of a tick still running (fullprocess.py passes it), shown as the
-    newest tick: its own line reaches history.jsonl only when it ends.
+    A missing piece (None) is shown as "no data yet". `current_tick` is the
+    history record of a tick still running, shown as the newest tick: its own
+    line reaches history.jsonl only when it ends.
     """
+    from diagnostics import outdated_packages_list
+
     target = config.model_folder / REPORT_FILE
-    builder = _ReportBuilder(config, current_tick)
+    packages = outdated_packages_list() if packages is None else packages
+    builder = _ReportBuilder(config, current_tick, deployed, deployed_problem, final_data, test_data, packages)
     story = builder.story()
     with atomic_path(target) as tmp:
         document = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
@@ -644,11 +644,45 @@ def write_report(config: Config, current_tick: dict | None = None) -> Path:
     return target
 
 
+def _optional(read):
+    try:
+        return read()
+    except PipelineError:
+        return None
+
+
+def write_reports(config: Config, deployed=None, final_data=None, test_data=None,
+                  current_tick: dict | None = None) -> list[Path]:
+    """Every report of the deployed version: confusionmatrix.png, report.pdf, diagnostics.json,
+    then reports.json naming the version they describe (written last: the tick regenerates
+    reports whose record names another version than the deployed one).
+
+    Inputs not given are read here; the tick hands on what it has already loaded.
+    """
+    from deployment import load_deployed_model
+    from diagnostics import diagnostics_report, outdated_packages_list
+    from ingestion import read_final_data
+    from scoring import load_test_data
+
+    deployed = deployed or load_deployed_model(config.prod_folder)
+    final_data = final_data if final_data is not None else _optional(lambda: read_final_data(config))
+    test_data = test_data if test_data is not None else load_test_data(config)
+    packages = outdated_packages_list()  # the package index is asked once for all the reports
+    written = [save_confusion_matrix(config, deployed, test_data),
+               write_report(config, current_tick, deployed, final_data, test_data, packages)]
+    diagnostics = diagnostics_report(config, deployed, final_data, test_data, packages, current_tick)
+    written.append(config.model_folder / DIAGNOSTICS_FILE)
+    write_json_atomic(written[-1], diagnostics)
+    write_json_atomic(config.model_folder / REPORTS_RECORD_FILE,
+                      {"version": deployed.version, "written": now_iso(), "files": [p.name for p in written]})
+    return written
+
+
 def main(argv=None) -> int:
     def run(config: Config, args) -> str:
-        return f"wrote {score_model(config)}\nwrote {write_report(config)}"
+        return "\n".join(f"wrote {path}" for path in write_reports(config))
 
-    return stage_main("reporting", "Write the confusion matrix and the PDF report of the deployed model.", run, argv)
+    return stage_main("reporting", "Write the confusion matrix and the PDF report of the deployed model.", run, argv, lock=True)
 
 
 if __name__ == "__main__":

@@ -6,28 +6,15 @@ writes the F1 score, as a bare number, to ``output_model_path/latestscore.txt``.
 from __future__ import annotations
 
 import logging
-import pickle
 import sys
-from pathlib import Path
 
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from settings import MODEL_FILE, SCORE_FILE, Config, PipelineError, load_config, stage_main
+from settings import SCORE_FILE, Config, PipelineError, load_config, stage_main
 from storage import write_text_atomic
 
 log = logging.getLogger("scoring")
-
-
-def load_model(path: Path):
-    """Unpickle a model file; a missing or unreadable file is a PipelineError."""
-    try:
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
-    except FileNotFoundError:
-        raise PipelineError(f"no model at {path}: run training.py first") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
-        raise PipelineError(f"cannot load model {path}: {exc}") from None
 
 
 def load_test_data(config: Config) -> pd.DataFrame:
@@ -50,15 +37,22 @@ def f1_on(model, data: pd.DataFrame) -> float:
     return float(f1_score(labels, predictions, zero_division=0.0))
 
 
+def save_score(config: Config, score: float) -> None:
+    """Write the score, as a bare number, to latestscore.txt (the course's record)."""
+    write_text_atomic(config.model_folder / SCORE_FILE, f"{score}\n")
+    log.info("F1 on %s: %.4f; wrote %s", config.test_data_file, score, config.model_folder / SCORE_FILE)
+
+
 def score_model(config: Config | None = None, model=None, write: bool = True) -> float:
-    """F1 of the model (default: the trained one) on testdata.csv; writes latestscore.txt when `write`."""
+    """F1 of the model (default: the one training.py wrote) on testdata.csv; writes latestscore.txt when `write`."""
     config = config or load_config()
     if model is None:
-        model = load_model(config.model_folder / MODEL_FILE)
+        from training import load_trained_model
+
+        model = load_trained_model(config)
     score = f1_on(model, load_test_data(config))
     if write:
-        write_text_atomic(config.model_folder / SCORE_FILE, f"{score}\n")
-        log.info("F1 on %s: %.4f; wrote %s", config.test_data_file, score, config.model_folder / SCORE_FILE)
+        save_score(config, score)
     return score
 
 
@@ -67,7 +61,7 @@ def main(argv=None) -> int:
         score = score_model(config)
         return f"F1 = {score:.4f} (wrote {config.model_folder / SCORE_FILE})"
 
-    return stage_main("scoring", "Score the trained model on the test data (F1).", run, argv)
+    return stage_main("scoring", "Score the trained model on the test data (F1).", run, argv, lock=True)
 
 
 if __name__ == "__main__":

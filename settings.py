@@ -30,6 +30,7 @@ REFERENCE_SAMPLE_FILE = "referencedata.csv"
 REFERENCE_SAMPLE_ROWS = 50_000
 TEST_DATA_FILE = "testdata.csv"
 MODEL_FILE = "trainedmodel.pkl"
+MODEL_RECORD_FILE = "trainedmodel.json"  # the sha256 training recorded for MODEL_FILE
 SCORE_FILE = "latestscore.txt"
 MANIFEST_FILE = "manifest.json"
 CONFUSION_MATRIX_FILE = "confusionmatrix.png"
@@ -39,6 +40,7 @@ DIAGNOSTICS_FILE = "diagnostics.json"
 HISTORY_FILE = "history.jsonl"
 LOG_FILE = "fullprocess.log"
 LOCK_FILE = "fullprocess.lock"
+REPORTS_RECORD_FILE = "reports.json"  # which deployed version the reports describe
 
 REQUIRED_KEYS = (
     "input_folder_path",
@@ -315,12 +317,14 @@ def setup_logging(log_file: Path | None = None, level: int = logging.INFO) -> No
     root.setLevel(level)
 
 
-def stage_main(stage: str, description: str, action, argv=None, add_arguments=None) -> int:
+def stage_main(stage: str, description: str, action, argv=None, add_arguments=None, lock: bool = False) -> int:
     """The common `main` of a stage script.
 
     Parses --config (plus whatever `add_arguments(parser)` adds), loads the
     config, sets up logging, runs `action(config, args)` and prints the line
-    it returns, under the error contract of run_cli.
+    it returns, under the error contract of run_cli. With `lock` (a stage
+    that writes shared state) the action runs holding the tick's lock, waiting
+    up to `lock_wait_seconds` for a running tick to finish.
     """
     def body(argv):
         parser = argument_parser(description)
@@ -329,7 +333,17 @@ def stage_main(stage: str, description: str, action, argv=None, add_arguments=No
         args = parser.parse_args(argv)
         config = load_config(args.config)
         setup_logging()
-        message = action(config, args)
+        if lock:
+            from storage import LockBusy, exclusive_lock
+
+            try:
+                with exclusive_lock(config.log_folder / LOCK_FILE, config.lock_wait_seconds):
+                    message = action(config, args)
+            except LockBusy as busy:
+                raise PipelineError(f"a tick is in progress {busy.holder}; waited {config.lock_wait_seconds:g} s "
+                                    f"(lock_wait_seconds): try again later") from None
+        else:
+            message = action(config, args)
         if message:
             print(message)
         return 0
@@ -353,3 +367,7 @@ def run_cli(stage: str, body, argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{stage}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a read-only or full disk, a folder that is a file: say where, no traceback
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) not in str(exc) else ""
+        print(f"{stage}: error: {exc}{where}", file=sys.stderr)
+        return 1

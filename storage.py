@@ -15,10 +15,12 @@ killed mid-deploy) sees either the whole old version or the whole new one.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -40,6 +42,11 @@ VERSIONS_DIR = "versions"
 CURRENT_LINK = "current"
 DEPLOYMENT_LOG = "deployments.jsonl"
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 with milliseconds: the timestamp of every record."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
 # --- atomic writes -------------------------------------------------------------
@@ -87,29 +94,61 @@ def write_json_atomic(target: Path, value) -> None:
 
 
 def append_jsonl(target: Path, record: dict) -> None:
-    """Append one JSON line; O_APPEND keeps concurrent writers' lines whole."""
+    """Append one JSON line, whole or not at all as far as readers can tell.
+
+    The line goes out in one write(2) on an O_APPEND descriptor, so
+    concurrent writers' lines never interleave. A short write (a full disk)
+    is an OSError, and the torn line it leaves is closed off by the next
+    append, which starts on a new line: one lost record, never two.
+    """
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode("utf-8")
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        os.write(fd, line)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(errno.ENOSPC, f"short write to {target}: {written} of {len(line)} bytes (disk full?)")
     finally:
         os.close(fd)
 
 
 def read_jsonl(path: Path, last: int | None = None) -> list[dict]:
-    """Records of a JSON-lines file, skipping a torn last line."""
+    """Records of a JSON-lines file, oldest first; a torn line is skipped and reported in the log."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         return []
     if last is not None:
         lines = lines[-last:]
-    records = []
+    records, torn = [], 0
     for line in lines:
-        with contextlib.suppress(json.JSONDecodeError):
-            records.append(json.loads(line))
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            torn += 1
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            torn += 1
+    if torn:
+        logging.getLogger("storage").warning("%s: skipped %d torn or unreadable line(s)", path, torn)
     return records
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a file, or {} when the file is missing, unreadable or not an object."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -122,32 +161,69 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 # --- the input folder, seen cheaply ----------------------------------------------
 
-def list_input_csvs(folder: Path) -> list[Path]:
-    """Every *.csv file (not folder) directly in folder, in sorted name order."""
+def display_name(name: str) -> str:
+    """A file name safe to log and write as UTF-8: bytes that are not UTF-8 shown as \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def input_csvs(folder: Path) -> tuple[list[Path], dict[str, str]]:
+    """The *.csv files directly in folder that may be read, and those refused unread.
+
+    Returns (paths in sorted name order, {display name: reason}). Refused: a
+    link whose target is outside the folder, a name that is not valid UTF-8.
+    Skipped without a word: whatever is not a regular file (folders, FIFOs,
+    sockets, devices, broken links); nothing is opened here.
+    """
     try:
         entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
     except FileNotFoundError:
         raise PipelineError(f"input folder not found: {folder}") from None
     except NotADirectoryError:
         raise PipelineError(f"input folder is not a folder: {folder}") from None
-    return [Path(entry.path) for entry in entries if entry.name.endswith(".csv") and entry.is_file()]
+    inside = Path(folder).resolve()
+    paths, refused = [], {}
+    for entry in entries:
+        try:
+            if not entry.name.endswith(".csv") or not entry.is_file():  # is_file follows links, opens nothing
+                continue
+        except OSError:  # a link loop, a permission problem: not a file we can use
+            continue
+        if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(inside):
+            refused[display_name(entry.name)] = "a link to outside the input folder: not read"
+        elif display_name(entry.name) != entry.name:
+            refused[display_name(entry.name)] = "file name is not valid UTF-8: rename it"
+        else:
+            paths.append(Path(entry.path))
+    return paths, refused
 
 
-def fingerprint_files(paths: list[Path], known: dict | None = None) -> dict[str, dict]:
-    """name -> {sha256, size, mtime_ns} for each file.
+def list_input_csvs(folder: Path) -> list[Path]:
+    """The *.csv files of folder that may be read, in sorted name order (input_csvs without the refused)."""
+    return input_csvs(folder)[0]
+
+
+def fingerprint_files(paths: list[Path], known: dict | None = None, max_bytes: int | None = None) -> dict[str, dict]:
+    """name -> {sha256, size, mtime_ns} for each file still there (one gone since listing is left out).
 
     A file whose size and mtime match `known` reuses its recorded hash, so a
-    tick over years of unchanged files does not re-read them.
+    tick over years of unchanged files does not re-read them. A file over
+    `max_bytes` is not read: its "sha256" is "unread:<size>:<mtime_ns>",
+    stable while the file is unchanged (ingestion rejects it unread).
     """
     known = known or {}
     prints = {}
     for path in paths:
-        stat = path.stat()
-        previous = known.get(path.name)
-        if previous and previous.get("size") == stat.st_size and previous.get("mtime_ns") == stat.st_mtime_ns:
-            sha = previous["sha256"]
-        else:
-            sha = sha256_file(path)
+        try:
+            stat = path.stat()
+            previous = known.get(path.name)
+            if previous and previous.get("size") == stat.st_size and previous.get("mtime_ns") == stat.st_mtime_ns:
+                sha = previous["sha256"]
+            elif max_bytes is not None and stat.st_size > max_bytes:
+                sha = f"unread:{stat.st_size}:{stat.st_mtime_ns}"
+            else:
+                sha = sha256_file(path)
+        except FileNotFoundError:
+            continue
         prints[path.name] = {"sha256": sha, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     return prints
 
@@ -155,12 +231,47 @@ def fingerprint_files(paths: list[Path], known: dict | None = None) -> dict[str,
 CHECKED_FILE = "checkedfiles.json"
 
 
-def remember_checked(log_folder: Path, version: str | None, prints: dict) -> None:
-    """Input files already weighed against deployed `version` without redeploying.
+def read_checked(prod_folder: Path, version: str | None) -> list[dict]:
+    """Fingerprints of input files already weighed against deployed `version` ([] for another version).
 
-    The cron tick does not treat them as new again until production changes.
+    Kept in production, not beside one config's logs: the practice and the
+    production configs share production, and a check (or a rollback) made
+    under one must hold for a tick run under the other.
     """
-    write_json_atomic(Path(log_folder) / CHECKED_FILE, {"version": version, "files": prints})
+    checked = read_json(Path(prod_folder) / CHECKED_FILE)
+    if checked.get("version") != version or not isinstance(checked.get("files"), list):
+        return []
+    return [f for f in checked["files"] if isinstance(f, dict) and f.get("sha256")]
+
+
+def remember_checked(prod_folder: Path, version: str | None, prints: dict | list) -> None:
+    """Add input files to those weighed against deployed `version` without redeploying.
+
+    The cron tick does not treat their content as new again until production changes.
+    """
+    items = [{"name": name, **fingerprint} for name, fingerprint in prints.items()] if isinstance(prints, dict) else list(prints)
+    files = {f["sha256"]: f for f in read_checked(prod_folder, version)}
+    files.update((f["sha256"], f) for f in items if f.get("sha256"))
+    write_json_atomic(Path(prod_folder) / CHECKED_FILE, {"version": version, "files": list(files.values())})
+
+
+def remove_stale_temp_files(*folders: Path) -> list[Path]:
+    """Remove the temp files (".<name>.<random>.tmp") that a killed run left in `folders`.
+
+    Call it only while holding the tick lock: every writer of these folders takes it.
+    """
+    removed = []
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(".tmp") and not entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
 
 
 # --- production: versions, the current link, manifests ------------------------
@@ -196,20 +307,42 @@ def current_version_dir(prod_folder: Path) -> Path | None:
 
 
 def read_manifest(version_dir: Path) -> dict | None:
-    try:
-        return json.loads((Path(version_dir) / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+    manifest = read_json(Path(version_dir) / MANIFEST_FILE)
+    return manifest if manifest.get("version") else None
+
+
+class ProductionDamaged(PipelineError):
+    """Production holds versions but no usable deployed one: a person must choose (rollback)."""
+
+    def __init__(self, problem: str):
+        super().__init__(f"production damaged: {problem}; run deployment.py --rollback [VERSION]")
+        self.problem = problem
 
 
 def deployed_state(prod_folder: Path) -> dict | None:
-    """Manifest of the deployed version plus its folder, or None when nothing is deployed."""
-    version_dir = current_version_dir(prod_folder)
-    if version_dir is None:
-        return None
+    """Manifest of the deployed version plus its folder; None only when production is empty.
+
+    Raises ProductionDamaged when production has versions (or a `current`
+    link) but the deployed one cannot be read: bootstrapping over it would
+    skip the drift tests and the promotion guard.
+    """
+    prod_folder = Path(prod_folder)
+    link = prod_folder / CURRENT_LINK
+    versions = list_versions(prod_folder)
+    try:
+        target = os.readlink(link)
+    except FileNotFoundError:
+        if not versions:
+            return None
+        raise ProductionDamaged(f"no '{CURRENT_LINK}' link in {prod_folder} (versions kept: {', '.join(versions)})") from None
+    except OSError:
+        raise ProductionDamaged(f"{link} is not a symbolic link") from None
+    version_dir = link.parent / target
+    if not version_dir.is_dir():
+        raise ProductionDamaged(f"'{CURRENT_LINK}' points at {target}, which does not exist")
     manifest = read_manifest(version_dir)
     if manifest is None:
-        return None
+        raise ProductionDamaged(f"{version_dir.name}/{MANIFEST_FILE} is missing or unreadable")
     return {**manifest, "folder": str(version_dir)}
 
 
@@ -252,12 +385,24 @@ def ensure_course_links(prod_folder: Path) -> None:
 # --- a lock the kernel releases when its holder dies ------------------------------
 
 class LockBusy(Exception):
-    pass
+    """The lock is held by another process: `holder` says which and since when."""
+
+    def __init__(self, holder: str):
+        super().__init__(holder)
+        self.holder = holder
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid, _, since = os.pread(fd, 200, 0).decode("utf-8", "replace").strip().partition(" ")
+    except OSError:
+        pid, since = "", ""
+    return f"since {since} (pid {pid})" if since else "(holder unknown)"
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: Path):
-    """Hold an flock on path for the block; raise LockBusy if another process has it.
+def exclusive_lock(path: Path, wait_seconds: float = 0.0):
+    """Hold an flock on path for the block, waiting up to `wait_seconds` for it; else raise LockBusy.
 
     flock belongs to the open file, so a run killed with SIGKILL releases it
     as it dies: a stale lock file never blocks the next tick.
@@ -266,12 +411,17 @@ def exclusive_lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockBusy(str(path)) from None
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockBusy(_holder(fd)) from None
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
+        os.pwrite(fd, f"{os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode(), 0)
         yield
     finally:
         os.close(fd)

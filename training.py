@@ -10,9 +10,11 @@ not used for training.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,8 +22,18 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from settings import FEATURE_COLUMNS, MODEL_FILE, TARGET_COLUMN, Config, ConfigError, PipelineError, load_config, stage_main
-from storage import atomic_path
+from settings import (
+    FEATURE_COLUMNS,
+    MODEL_FILE,
+    MODEL_RECORD_FILE,
+    TARGET_COLUMN,
+    Config,
+    ConfigError,
+    PipelineError,
+    load_config,
+    stage_main,
+)
+from storage import now_iso, read_json, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger("training")
 
@@ -74,10 +86,46 @@ def fit_model(data: pd.DataFrame, params: dict) -> Pipeline:
     return model
 
 
-def save_model(model, path) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+def save_model(model, config: Config, rows: int | None = None) -> Path:
+    """Write trainedmodel.pkl and, after it, trainedmodel.json recording its sha256.
+
+    Deployment and scoring unpickle or publish only a model file whose bytes
+    match that record: a pickle dropped into the folder by anything else is
+    refused before it is ever loaded.
+    """
+    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    path = config.model_folder / MODEL_FILE
+    write_bytes_atomic(path, data)
+    write_json_atomic(config.model_folder / MODEL_RECORD_FILE,
+                      {"sha256": hashlib.sha256(data).hexdigest(), "created": now_iso(), "rows": rows})
+    return path
+
+
+def read_trained_model_bytes(config: Config, purpose: str = "cannot use the trained model") -> bytes:
+    """The bytes of trainedmodel.pkl, checked against the sha256 training recorded (PipelineError otherwise)."""
+    path = config.model_folder / MODEL_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PipelineError(f"{purpose}: {path} not found: run training.py first") from None
+    expected = read_json(config.model_folder / MODEL_RECORD_FILE).get("sha256")
+    actual = hashlib.sha256(data).hexdigest()
+    if expected is None:
+        raise PipelineError(f"{purpose}: {path} has no {MODEL_RECORD_FILE} beside it: only a model training.py "
+                            "wrote is used; run training.py")
+    if actual != expected:
+        raise PipelineError(f"{purpose}: {path} is not the model training.py wrote (sha256 {actual[:12]}..., "
+                            f"recorded {str(expected)[:12]}...): refusing to load it; run training.py")
+    return data
+
+
+def load_trained_model(config: Config):
+    """The model training.py wrote, unpickled only after its bytes match the recorded sha256."""
+    data = read_trained_model_bytes(config)
+    try:
+        return pickle.loads(data)
+    except Exception as exc:  # a matching hash with a broken pickle: still not usable
+        raise PipelineError(f"cannot load model {config.model_folder / MODEL_FILE}: {exc}") from None
 
 
 def train_model(config: Config | None = None):
@@ -88,7 +136,7 @@ def train_model(config: Config | None = None):
     check_training_parameters(config.training)
     data = read_final_data(config)
     model = fit_model(data, config.training)
-    save_model(model, config.model_folder / MODEL_FILE)
+    save_model(model, config, rows=int(data[TARGET_COLUMN].notna().sum()))
     log.info("trained on %d row(s); saved %s", int(data[TARGET_COLUMN].notna().sum()), config.model_folder / MODEL_FILE)
     return model
 
@@ -98,7 +146,7 @@ def main(argv=None) -> int:
         train_model(config)
         return f"wrote {config.model_folder / MODEL_FILE}"
 
-    return stage_main("training", "Train the model on the ingested data.", run, argv)
+    return stage_main("training", "Train the model on the ingested data.", run, argv, lock=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ sys.path.insert(0, str(ROOT))
 from settings import load_config  # noqa: E402
 
 PYTHON = sys.executable
+# Tests never reach the network: the package-index look-up of diagnostics gets a refused connection.
+os.environ.setdefault("DRS_PYPI_URL", "http://127.0.0.1:9/pypi/{package}/json")
 COURSE_DATA = ROOT.parent / "shared" / "course-data"
 
 

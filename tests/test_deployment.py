@@ -133,7 +133,7 @@ def test_rollback_errors_are_one_line(scored):
     assert result.returncode == 1 and "nothing is deployed" in result.stderr
     scored.run("deployment.py")
     result = scored.run("deployment.py", "--rollback")
-    assert result.returncode == 1 and "oldest kept version" in result.stderr
+    assert result.returncode == 1 and "nothing to roll back to" in result.stderr
     result = scored.run("deployment.py", "--rollback", "v0042")
     assert result.returncode == 1 and "v0042 not found" in result.stderr and "v0001" in result.stderr
 

@@ -35,14 +35,20 @@ def test_summary_and_missing_data_match_the_ingested_file(deployed):
     assert 0 < missing["number_of_employees"] < 5 and missing["corporation"] == 0
 
 
-def test_execution_time_leaves_real_outputs_alone(deployed):
+def test_execution_time_is_what_the_last_tick_recorded_and_changes_nothing(deployed):
     watched = [deployed.path("ingesteddata", "finaldata.csv"), deployed.path("ingesteddata", "ingestedfiles.txt"),
                deployed.path("models", "trainedmodel.pkl"), deployed.path("production_deployment", "trainedmodel.pkl")]
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in watched}
+    bootstrap = json.loads(deployed.path("logs", "history.jsonl").read_text().splitlines()[-1])
     timings = execution_time(deployed.config())
-    assert set(timings) == {"ingestion_seconds", "training_seconds"}
-    assert all(value > 0 for value in timings.values())
+    assert timings == {"ingestion_seconds": bootstrap["stages"]["ingest"], "training_seconds": bootstrap["stages"]["train"]}
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in watched} == before
+
+
+def test_execution_time_before_any_tick_measures_off_to_the_side(project):
+    timings = execution_time(project.config())
+    assert set(timings) == {"ingestion_seconds", "training_seconds"} and all(v > 0 for v in timings.values())
+    assert not project.path("ingesteddata").exists() and not project.path("models").exists()
 
 
 def test_outdated_packages_offline_answers_fast_with_unknown(monkeypatch):
@@ -62,7 +68,9 @@ def test_diagnostics_script_writes_its_report(deployed):
     result = deployed.run("diagnostics.py", env={"DRS_PYPI_URL": f"http://127.0.0.1:{free_port()}/{{package}}"})
     assert result.returncode == 0, result.stderr
     report = json.loads(deployed.path("models", "diagnostics.json").read_text())
-    assert set(report) == {"predictions", "summary_statistics", "execution_time", "missing_data", "outdated_packages"}
+    assert set(report) == {"version", "predictions", "summary_statistics", "execution_time", "missing_data",
+                           "outdated_packages"}
+    assert report["version"] == "v0001"
 
 
 def test_diagnostics_without_a_deployed_model_is_a_one_line_error(project):
