@@ -125,6 +125,27 @@ def drift_test_rows(record: dict | None) -> list[dict]:
     return rows
 
 
+def score_fall_warning(deployments: list[dict], margin: float | None) -> str | None:
+    """A sentence when the serving version's test F1 is lower, by more than `margin` (0 when unset),
+    than that of the version which served before it; None otherwise.
+
+    `deployments` is the deployment log, oldest first: its last record is the serving version.
+    """
+    if not deployments:
+        return None
+    current = deployments[-1]
+    earlier = [r for r in deployments[:-1] if r.get("version") == current.get("previous")]
+    if not earlier or not all(isinstance(r.get("f1"), (int, float)) for r in (current, earlier[-1])):
+        return None
+    fall = earlier[-1]["f1"] - current["f1"]
+    if fall <= (margin or 0.0):
+        return None
+    guard = f"the promotion margin {margin:g}" if margin is not None else "zero (no promotion_margin is set)"
+    return (f"The deployed model's test F1 fell from {earlier[-1]['f1']:.4f} ({current['previous']}) to "
+            f"{current['f1']:.4f} ({current.get('version')}), by {fall:.4f}: more than {guard}. "
+            f"`deployment.py --rollback` restores {current['previous']}.")
+
+
 def tick_rows(records: list[dict], last: int = RECENT_TICKS) -> list[dict]:
     """The last ticks, newest first, as display strings: start, decision, version, new files, seconds, stages."""
     rows = []

@@ -42,24 +42,39 @@ LOG_FILE = "fullprocess.log"
 LOCK_FILE = "fullprocess.lock"
 REPORTS_RECORD_FILE = "reports.json"  # which deployed version the reports describe
 
-REQUIRED_KEYS = (
-    "input_folder_path",
-    "output_folder_path",
-    "test_data_path",
-    "output_model_path",
-    "prod_deployment_path",
-)
-OPTIONAL_KEYS = (
-    "log_folder_path",
-    "training",
-    "drift",
-    "keep_versions",
-    "promotion_margin",
-    "max_request_bytes",
-    "api_url",
-    "max_input_file_bytes",
-    "lock_wait_seconds",
-)
+FOLDER_KEYS = {  # config key -> Config field; each a folder path, relative to the config file's folder
+    "input_folder_path": "input_folder",
+    "output_folder_path": "output_folder",
+    "test_data_path": "test_data_folder",
+    "output_model_path": "model_folder",
+    "prod_deployment_path": "prod_folder",
+    "log_folder_path": "log_folder",
+}
+REQUIRED_KEYS = tuple(key for key in FOLDER_KEYS if key != "log_folder_path")
+
+
+def _number(low: float, integer: bool = False, nullable: bool = False, above: bool = False):
+    """A check for a number >= low (or > low when `above`), optionally an integer, optionally null."""
+    def check(value) -> bool:
+        if value is None:
+            return nullable
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            return False
+        return math.isfinite(value) and (value > low if above else value >= low)
+    return check
+
+
+# The optional scalar settings: key -> (default, check, what a valid value is).
+OPTIONS = {
+    "keep_versions": (5, _number(2, integer=True), "an integer >= 2"),
+    "promotion_margin": (None, _number(0, nullable=True), "a number >= 0 or null"),
+    "max_request_bytes": (16 * 1024 * 1024, _number(0, integer=True, above=True), "a positive integer"),
+    "api_url": ("http://127.0.0.1:8000", lambda v: isinstance(v, str) and v.startswith(("http://", "https://")),
+                "an http(s) URL"),
+    "max_input_file_bytes": (1024 ** 3, _number(0, integer=True, above=True), "a positive integer"),
+    "lock_wait_seconds": (60.0, _number(0), "a number >= 0"),
+}
+OPTIONAL_KEYS = ("log_folder_path", "training", "drift", *OPTIONS)
 
 # The course's LogisticRegression, written for the current scikit-learn API:
 # `multi_class` is gone (binary target: it never mattered) and the L2 penalty
@@ -140,15 +155,6 @@ class Config:
         return Config(**values)
 
 
-def _require_type(raw: dict, key: str, kinds, what: str, where: Path):
-    value = raw[key]
-    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
-        raise ConfigError(f"{where}: '{key}' must be {what}, got {value!r}")
-    if not isinstance(value, kinds):
-        raise ConfigError(f"{where}: '{key}' must be {what}, got {value!r}")
-    return value
-
-
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a config file; relative paths resolve against its folder."""
     config_path = Path(path) if path is not None else DEFAULT_CONFIG
@@ -170,89 +176,36 @@ def load_config(path: str | Path | None = None) -> Config:
     if missing:
         raise ConfigError(f"{config_path}: missing key(s): {', '.join(missing)}")
     # A misspelt optional key would otherwise be ignored in silence; "_"-prefixed keys are comments.
-    unknown = sorted(key for key in raw if key not in REQUIRED_KEYS + OPTIONAL_KEYS and not key.startswith("_"))
+    known = REQUIRED_KEYS + OPTIONAL_KEYS
+    unknown = sorted(key for key in raw if key not in known and not key.startswith("_"))
     if unknown:
-        raise ConfigError(f"{config_path}: unknown key(s): {', '.join(unknown)} (known: {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)})")
+        raise ConfigError(f"{config_path}: unknown key(s): {', '.join(unknown)} (known: {', '.join(known)})")
 
-    base = config_path.parent
+    values = {}
+    for key, name in FOLDER_KEYS.items():
+        value = raw.get(key, "logs" if key == "log_folder_path" else None)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{config_path}: '{key}' must be a non-empty string (a folder path), got {value!r}")
+        values[name] = (config_path.parent / Path(value).expanduser()).resolve()
+    for key, (default, check, what) in OPTIONS.items():
+        value = raw.get(key, default)
+        if not check(value):
+            raise ConfigError(f"{config_path}: '{key}' must be {what}, got {value!r}")
+        values[key] = float(value) if isinstance(default, float) and value is not None else value
+    if values["promotion_margin"] is not None:
+        values["promotion_margin"] = float(values["promotion_margin"])
+    values["api_url"] = values["api_url"].rstrip("/")
 
-    def folder(key: str, default: str | None = None) -> Path:
-        if key not in raw and default is not None:
-            value = default
-        else:
-            value = _require_type(raw, key, str, "a non-empty string (a folder path)", config_path)
-        if not value.strip():
-            raise ConfigError(f"{config_path}: '{key}' must be a non-empty string (a folder path)")
-        return (base / Path(value).expanduser()).resolve()
-
-    training = dict(DEFAULT_TRAINING)
-    if "training" in raw:
-        overrides = _require_type(raw, "training", dict, "an object of LogisticRegression parameters", config_path)
-        training.update(overrides)
-
-    drift = dict(DEFAULT_DRIFT)
-    if "drift" in raw:
-        overrides = _require_type(raw, "drift", dict, "an object", config_path)
-        unknown = sorted(set(overrides) - set(DEFAULT_DRIFT))
-        if unknown:
-            raise ConfigError(f"{config_path}: unknown drift setting(s): {', '.join(unknown)}")
-        drift.update(overrides)
+    for key in ("training", "drift"):
+        if not isinstance(raw.get(key, {}), dict):
+            raise ConfigError(f"{config_path}: '{key}' must be an object, got {raw[key]!r}")
+    unknown = sorted(set(raw.get("drift", {})) - set(DEFAULT_DRIFT))
+    if unknown:
+        raise ConfigError(f"{config_path}: unknown drift setting(s): {', '.join(unknown)}")
+    drift = {**DEFAULT_DRIFT, **raw.get("drift", {})}
     _validate_drift(drift, config_path)
-
-    keep_versions = 5
-    if "keep_versions" in raw:
-        keep_versions = _require_type(raw, "keep_versions", int, "an integer >= 2", config_path)
-        if keep_versions < 2:
-            raise ConfigError(f"{config_path}: 'keep_versions' must be an integer >= 2, got {keep_versions}")
-
-    promotion_margin = None
-    if raw.get("promotion_margin") is not None:
-        promotion_margin = _require_type(raw, "promotion_margin", (int, float), "a number >= 0 or null", config_path)
-        if not math.isfinite(promotion_margin) or promotion_margin < 0:
-            raise ConfigError(f"{config_path}: 'promotion_margin' must be a number >= 0 or null")
-        promotion_margin = float(promotion_margin)
-
-    max_request_bytes = 16 * 1024 * 1024
-    if "max_request_bytes" in raw:
-        max_request_bytes = _require_type(raw, "max_request_bytes", int, "a positive integer", config_path)
-        if max_request_bytes <= 0:
-            raise ConfigError(f"{config_path}: 'max_request_bytes' must be a positive integer")
-
-    api_url = "http://127.0.0.1:8000"
-    if "api_url" in raw:
-        api_url = _require_type(raw, "api_url", str, "a URL string", config_path).rstrip("/")
-
-    max_input_file_bytes = 1024 ** 3
-    if "max_input_file_bytes" in raw:
-        max_input_file_bytes = _require_type(raw, "max_input_file_bytes", int, "a positive integer", config_path)
-        if max_input_file_bytes <= 0:
-            raise ConfigError(f"{config_path}: 'max_input_file_bytes' must be a positive integer")
-
-    lock_wait_seconds = 60.0
-    if "lock_wait_seconds" in raw:
-        lock_wait_seconds = _require_type(raw, "lock_wait_seconds", (int, float), "a number >= 0", config_path)
-        if not math.isfinite(lock_wait_seconds) or lock_wait_seconds < 0:
-            raise ConfigError(f"{config_path}: 'lock_wait_seconds' must be a number >= 0")
-        lock_wait_seconds = float(lock_wait_seconds)
-
-    return Config(
-        path=config_path,
-        input_folder=folder("input_folder_path"),
-        output_folder=folder("output_folder_path"),
-        test_data_folder=folder("test_data_path"),
-        model_folder=folder("output_model_path"),
-        prod_folder=folder("prod_deployment_path"),
-        log_folder=folder("log_folder_path", "logs"),
-        training=training,
-        drift=drift,
-        keep_versions=keep_versions,
-        promotion_margin=promotion_margin,
-        max_request_bytes=max_request_bytes,
-        api_url=api_url,
-        max_input_file_bytes=max_input_file_bytes,
-        lock_wait_seconds=lock_wait_seconds,
-        raw=raw,
-    )
+    return Config(path=config_path, training={**DEFAULT_TRAINING, **raw.get("training", {})}, drift=drift,
+                  raw=raw, **values)
 
 
 def _validate_drift(drift: dict, where: Path) -> None:

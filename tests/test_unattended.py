@@ -284,3 +284,16 @@ def test_the_ks_row_compares_a_p_value_with_the_p_value_threshold():
 def test_the_production_config_ships_with_a_promotion_guard():
     config = json.loads((ROOT / "config_production.json").read_text())
     assert isinstance(config.get("promotion_margin"), (int, float)) and 0 < config["promotion_margin"] < 0.2
+
+
+def test_a_fall_in_f1_beyond_the_margin_is_a_warning():
+    from reporting import score_fall_warning
+
+    log = [{"action": "deploy", "version": "v0001", "previous": None, "f1": 0.675},
+           {"action": "deploy", "version": "v0002", "previous": "v0001", "f1": 0.378}]
+    words = score_fall_warning(log, 0.1)
+    assert "fell from 0.6750 (v0001) to 0.3780 (v0002)" in words and "margin 0.1" in words
+    assert score_fall_warning(log, 0.5) is None
+    assert score_fall_warning(log[:1], 0.1) is None
+    assert score_fall_warning(log + [{"action": "rollback", "version": "v0001", "previous": "v0002", "f1": 0.675}],
+                              0.1) is None
