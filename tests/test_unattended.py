@@ -55,11 +55,11 @@ def test_drift_is_judged_on_the_new_rows_not_the_whole_history(retrained):
     write_flipped_file(retrained)
     record = production_tick(retrained)
     assert record["new_files"] == ["dataset5.csv"]
-    assert record["new_rows"] == 100
     # On the 100 new rows the deployed model is far below its test F1 (over all 900 rows it was not).
     assert record["scores"]["new_data_f1"] < 0.3 < record["scores"]["deployed_f1"]
     assert record["drift"]["tests"]["raw"]["verdict"] == "drift"
     assert record["decision"] == "drift, redeployed" and serving(retrained) == "v0003"
+    assert record["new_rows"] == 100
     # Retraining still uses all ingested data.
     assert record["rows"]["unique"] == 900
 
@@ -195,10 +195,10 @@ def test_a_torn_history_line_loses_one_record_never_the_next(tmp_path):
     target = tmp_path / "history.jsonl"
     target.write_text('{"n": 1}\n')
     # A full disk, for real: the file may not grow past a few bytes more, so the write is cut short.
-    code = ("import resource, signal, sys; sys.path.insert(0, sys.argv[1]); import storage; "
+    code = ("import pathlib, resource, signal, sys; sys.path.insert(0, sys.argv[1]); import storage; "
             "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
             "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), resource.RLIM_INFINITY)); "
-            "storage.append_jsonl(sys.argv[2], {'n': 2, 'padding': 'x' * 100})")
+            "storage.append_jsonl(pathlib.Path(sys.argv[2]), {'n': 2, 'padding': 'x' * 100})")
     result = subprocess.run([PYTHON, "-c", code, str(ROOT), str(target), str(target.stat().st_size + 20)],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "short write" in result.stderr
