@@ -161,13 +161,14 @@ def run_tick(config: Config, tick: Tick) -> int:
         remember_checked(config.prod_folder, version, prints)
         return tick.decide("no new rows", version)
 
-    verdict = _check_drift(config, tick, new_rows)
+    verdict, drift_inputs = _check_drift(config, tick, new_rows)
     if not verdict["drift"]:
         remember_checked(config.prod_folder, version, prints)
         return tick.decide("no drift", version)
     fired = ", ".join(verdict["trigger"]["fired"])
     log.info("drift (%s): retraining", fired)
-    outcome, serving = _retrain_and_deploy(config, tick, ingestion.data, deployed=deployed, note=f"drift: {fired}")
+    outcome, serving = _retrain_and_deploy(config, tick, ingestion.data, deployed=deployed, note=f"drift: {fired}",
+                                           drift_inputs=drift_inputs)
     if outcome == "not promoted":
         remember_checked(config.prod_folder, version, prints)
     return tick.decide(OUTCOMES[outcome], serving)
@@ -200,7 +201,8 @@ def _ingest(config: Config, tick: Tick):
     return result
 
 
-def _check_drift(config: Config, tick: Tick, new_rows) -> dict:
+def _check_drift(config: Config, tick: Tick, new_rows) -> tuple[dict, dict]:
+    """Run the drift tests on the new rows; returns (verdict, the frames compared, for the report)."""
     from deployment import deployed_score_history, load_deployed_model
     from drift import run_drift_tests, summary
     from ingestion import read_final_data
@@ -220,10 +222,11 @@ def _check_drift(config: Config, tick: Tick, new_rows) -> dict:
     log.info("deployed model %s: F1 %.4f on its test data, %s on the %d new row(s); drift: %s",
              model.version, deployed_f1, f"{new_f1:.4f}" if new_f1 is not None else "n/a (no labels)",
              len(new_rows), "yes" if verdict["drift"] else "no")
-    return verdict
+    return verdict, {"version": model.version, "reference": reference, "new": new_rows}
 
 
-def _retrain_and_deploy(config: Config, tick: Tick, data, deployed: dict | None, note: str) -> tuple[str, str | None]:
+def _retrain_and_deploy(config: Config, tick: Tick, data, deployed: dict | None, note: str,
+                        drift_inputs: dict | None = None) -> tuple[str, str | None]:
     """Train, score, deploy (unless the promotion guard says no), report.
 
     Returns (outcome, version serving afterwards), outcome a key of OUTCOMES.
@@ -270,7 +273,7 @@ def _retrain_and_deploy(config: Config, tick: Tick, data, deployed: dict | None,
         import reporting
 
         # This tick's history line is appended only when it ends: the report gets the record so far.
-        reporting.write_reports(config, serving, data, test_data, current_tick=tick.record)
+        reporting.write_reports(config, serving, data, test_data, current_tick=tick.record, drift_inputs=drift_inputs)
     _call_api(config, tick)
     return "deployed", version
 

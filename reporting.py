@@ -370,7 +370,7 @@ class _ReportBuilder:
     """Gathers what the report shows; each section copes with its pieces missing."""
 
     def __init__(self, config: Config, current_tick: dict | None, deployed, deployed_problem: str | None,
-                 final_data, test_data, packages: list[dict]):
+                 final_data, test_data, packages: list[dict], drift_inputs: dict | None = None):
         self.config = config
         self.styles = _Styles()
         self.history = read_history(config) + ([current_tick] if current_tick else [])
@@ -379,6 +379,7 @@ class _ReportBuilder:
         self.final_data = final_data
         self.test_data = test_data
         self.packages = packages
+        self.drift_inputs = drift_inputs
 
     def text(self, words: str, style=None) -> Paragraph:
         return Paragraph(escape(words), style or self.styles.body)
@@ -509,23 +510,30 @@ class _ReportBuilder:
         from ingestion import read_final_data
 
         heading = Paragraph("Training data against new data", self.styles.subheading)
-        # The drift tests compared the new data with the training data of the version
-        # deployed *before* the tick; after a redeploy that is no longer the current one.
-        candidates = [record.get("deployed_version_before"), self.deployed.version if self.deployed else None]
-        reference_path, reference_version = None, None
-        for version in candidates:
-            if version and (self.config.prod_folder / VERSIONS_DIR / version / REFERENCE_SAMPLE_FILE).is_file():
-                reference_path = self.config.prod_folder / VERSIONS_DIR / version / REFERENCE_SAMPLE_FILE
-                reference_version = version
-                break
-        if reference_path is None:
-            return [heading, self.no_data("Reference sample of the training data")]
-        if self.final_data is None:
-            return [heading, self.no_data("New data")]
-        reference = read_final_data(self.config, reference_path)
-        png = distribution_png(reference, self.final_data, f"training data of {reference_version}")
+        given = self.drift_inputs or {}
+        if given.get("version") == record.get("deployed_version_before") and given.get("reference") is not None:
+            # What the drift tests of this tick compared, handed on by the tick.
+            reference, reference_version, new = given["reference"], given["version"], given["new"]
+            new_words = f"the {len(new)} new rows the drift tests used"
+        else:
+            # The drift tests compared the new data with the training data of the version
+            # deployed *before* the tick; after a redeploy that is no longer the current one.
+            candidates = [record.get("deployed_version_before"), self.deployed.version if self.deployed else None]
+            reference_path, reference_version = None, None
+            for version in candidates:
+                if version and (self.config.prod_folder / VERSIONS_DIR / version / REFERENCE_SAMPLE_FILE).is_file():
+                    reference_path = self.config.prod_folder / VERSIONS_DIR / version / REFERENCE_SAMPLE_FILE
+                    reference_version = version
+                    break
+            if reference_path is None:
+                return [heading, self.no_data("Reference sample of the training data")]
+            if self.final_data is None:
+                return [heading, self.no_data("New data")]
+            reference, new = read_final_data(self.config, reference_path), self.final_data
+            new_words = f"the ingested data ({len(new)} rows)"
+        png = distribution_png(reference, new, f"training data of {reference_version}")
         note = self.text(f"Blue: a sample of the data {reference_version} was trained on ({len(reference)} rows). "
-                         f"Orange: the ingested data ({len(self.final_data)} rows).", self.styles.note)
+                         f"Orange: {new_words}.", self.styles.note)
         return [KeepTogether([heading, _image(png, TEXT_WIDTH, 7 * cm), note])]
 
     # 4
@@ -643,18 +651,22 @@ def _integer(value) -> str:
 
 
 def write_report(config: Config, current_tick: dict | None = None, deployed=None, final_data=None,
-                 test_data=None, packages: list[dict] | None = None, deployed_problem: str | None = None) -> Path:
+                 test_data=None, packages: list[dict] | None = None, deployed_problem: str | None = None,
+                 drift_inputs: dict | None = None) -> Path:
     """Write ``output_model_path/report.pdf`` atomically from the data given; returns its path.
 
     A missing piece (None) is shown as "no data yet". `current_tick` is the
     history record of a tick still running, shown as the newest tick: its own
-    line reaches history.jsonl only when it ends.
+    line reaches history.jsonl only when it ends. `drift_inputs`
+    ({"version", "reference", "new"}) are the frames that tick's drift tests
+    compared, plotted per feature.
     """
     from diagnostics import outdated_packages_list
 
     target = config.model_folder / REPORT_FILE
     packages = outdated_packages_list() if packages is None else packages
-    builder = _ReportBuilder(config, current_tick, deployed, deployed_problem, final_data, test_data, packages)
+    builder = _ReportBuilder(config, current_tick, deployed, deployed_problem, final_data, test_data, packages,
+                             drift_inputs)
     story = builder.story()
     with atomic_path(target) as tmp:
         document = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
@@ -673,7 +685,7 @@ def _optional(read):
 
 
 def write_reports(config: Config, deployed=None, final_data=None, test_data=None,
-                  current_tick: dict | None = None) -> list[Path]:
+                  current_tick: dict | None = None, drift_inputs: dict | None = None) -> list[Path]:
     """Every report of the deployed version: confusionmatrix.png, report.pdf, diagnostics.json,
     then reports.json naming the version they describe (written last: the tick regenerates
     reports whose record names another version than the deployed one).
@@ -690,7 +702,8 @@ def write_reports(config: Config, deployed=None, final_data=None, test_data=None
     test_data = test_data if test_data is not None else load_test_data(config)
     packages = outdated_packages_list()  # the package index is asked once for all the reports
     written = [save_confusion_matrix(config, deployed, test_data),
-               write_report(config, current_tick, deployed, final_data, test_data, packages)]
+               write_report(config, current_tick, deployed, final_data, test_data, packages,
+                            drift_inputs=drift_inputs)]
     diagnostics = diagnostics_report(config, deployed, final_data, test_data, packages, current_tick)
     written.append(config.model_folder / DIAGNOSTICS_FILE)
     write_json_atomic(written[-1], diagnostics)
