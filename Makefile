@@ -6,16 +6,16 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 WORKERS ?= 2
-THREADS ?= 2
 CONFIG ?= config_production.json
-APP ?= app:app
+APP ?= app:create_app()
 # Per-request access log lines cost ~40% of single-record throughput (measured):
 # off by default; ACCESS_LOG=- writes them to stdout.
 ACCESS_LOG ?=
-# Measured by `make bench` on 2 cores (see README, Performance): one process
-# per core, a few threads each, so keep-alive connections are served.
+# One gevent worker per core: a worker reads each connection's request without
+# holding a thread, so clients that send slowly cannot starve the others (gthread
+# 2x2 stopped answering with 5 slow-header clients; measured by bench/slow_clients.py).
 # --no-control-socket: gunicorn's control socket defaults to one path per user, shared by every server.
-SERVE_FLAGS ?= --worker-class gthread --workers $(WORKERS) --threads $(THREADS) --no-control-socket
+SERVE_FLAGS ?= --worker-class gevent --workers $(WORKERS) --no-control-socket
 
 .PHONY: venv run test test-slow serve print-serve-flags bench cron-install clean-outputs
 
@@ -56,7 +56,7 @@ test-slow: venv
 
 serve: venv
 	DRS_CONFIG=$(abspath $(CONFIG)) $(VENV)/bin/gunicorn --chdir $(CURDIR) $(SERVE_FLAGS) \
-		--bind $(HOST):$(PORT) $(if $(ACCESS_LOG),--access-logfile $(ACCESS_LOG)) $(APP)
+		--bind $(HOST):$(PORT) $(if $(ACCESS_LOG),--access-logfile $(ACCESS_LOG)) '$(APP)'
 
 print-serve-flags:
 	@echo $(SERVE_FLAGS)
@@ -64,6 +64,11 @@ print-serve-flags:
 # BENCH_ARGS=--quick for a smaller run; results in bench/results/latest.json.
 bench: venv
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The project against MLflow's scoring server and Evidently, each in its own venv under
+# bench/scratch/ (created on first use); BENCH_ARGS=--quick for a smaller run; bench/results/peers.json.
+bench-peers: venv
+	$(PY) bench/peers.py $(BENCH_ARGS)
 
 cron-install: venv
 	@command -v crontab >/dev/null || { echo "crontab not found: install cron first" >&2; exit 1; }

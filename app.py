@@ -1,8 +1,9 @@
 """The risk-assessment API.
 
-``create_app(config)`` builds the Flask app; ``gunicorn app:app`` serves the
-app for the config named by the DRS_CONFIG environment variable (default:
-config.json beside this file); ``python app.py`` serves it on 127.0.0.1:8000.
+``create_app(config)`` builds the Flask app (``config=None``: the file named by
+the DRS_CONFIG environment variable, else config.json beside this file);
+``gunicorn 'app:create_app()'`` serves it (see `make serve`); ``python app.py``
+serves it on Flask's own server at 127.0.0.1:8000.
 
 Endpoints (JSON): POST /prediction, GET /scoring, GET /summarystats,
 GET /diagnostics, GET /health. For people: GET / (a status page),
@@ -10,26 +11,36 @@ GET /report.pdf, GET /confusionmatrix.png, GET /scorehistory.png.
 """
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
 import io
 import json
 import logging
 import math
 import os
+import re
 import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sklearn
 from flask import Flask, Response, jsonify, render_template, request, send_file
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+import reporting
+from deployment import ModelUnavailable, deployment_history, load_deployed_model
+from diagnostics import all_diagnostics, dataframe_summary
 from settings import (
     CONFUSION_MATRIX_FILE,
     FEATURE_COLUMNS,
     FINAL_DATA_FILE,
     HISTORY_FILE,
+    MANIFEST_FILE,
     MODEL_FILE,
     REPORT_FILE,
     Config,
@@ -39,6 +50,7 @@ from settings import (
     run_cli,
     setup_logging,
 )
+from scoring import f1_on, load_test_data
 from storage import CURRENT_LINK, DEPLOYMENT_LOG
 
 log = logging.getLogger("api")
@@ -48,117 +60,66 @@ DIAGNOSTICS_TTL_SECONDS = 60
 class ApiError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.status, self.message = status, message
 
 
 class ModelCache:
-    """Holds the deployed model in memory; reloads it when production changes.
+    """Holds the deployed model in memory; checks production again whenever it changes.
 
-    A request costs one readlink and one stat. When the deployed files change
-    but fail their integrity check, the model already held keeps serving and
-    the problem is reported by /health.
+    A request reads production's key (one readlink, two stats): the target of
+    `current`, the inode, size, mtime and ctime of its model and manifest. Any
+    key but the one last checked, one seen before included (`cp -p` restores
+    an mtime, never a ctime), loads production again with
+    deployment.load_deployed_model (sha256 against the manifest, then the same
+    bytes unpickled). When that fails (a tampered file, no `current`), the model
+    held keeps serving and `problem` says why; with none held, requests get 503.
     """
 
     def __init__(self, prod_folder: Path):
         self.prod_folder = prod_folder
-        # Joined once: every request stats these, and pathlib joins cost more than the syscalls.
         self._link_path = os.path.join(prod_folder, CURRENT_LINK)
-        self._model_path = os.path.join(prod_folder, CURRENT_LINK, MODEL_FILE)
+        self._file_paths = [os.path.join(prod_folder, CURRENT_LINK, name) for name in (MODEL_FILE, MANIFEST_FILE)]
         self.deployed = None
-        self._serving = None
         self.problem: str | None = None
-        self._key = None
-        self._failed_key = None
+        self._checked_key = object()  # equal to no production key: the first request checks
         self._lock = threading.Lock()
 
     def _production_key(self):
         try:
-            target = os.readlink(self._link_path)
-            stat = os.stat(self._model_path)
-        except OSError:
+            stats = [os.stat(path) for path in self._file_paths]
+            return os.readlink(self._link_path), *((s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for s in stats)
+        except OSError:  # no `current`, or a file missing: checked like any other change
             return None
-        return (target, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
     def get(self):
-        """The deployed model (a deployment.DeployedModel); ApiError 503 when there is none."""
-        return self.serving()[0]
-
-    def serving(self):
-        """(deployed model, its predict function), both of the same version."""
-        from deployment import ModelUnavailable, load_deployed_model
-
-        key = self._production_key()
-        if key != self._key and key != self._failed_key:
+        """The deployed model (a deployment.DeployedModel); ApiError 503 when none is held."""
+        if self._production_key() != self._checked_key:
             with self._lock:
-                if key != self._key and key != self._failed_key:
-                    try:
-                        deployed = load_deployed_model(self.prod_folder)
-                    except ModelUnavailable as exc:
-                        self._failed_key = key
-                        self.problem = str(exc)
-                        log.error("%s%s", exc, "; still serving " + self.deployed.version if self.deployed else "")
-                    else:
-                        predict = fast_predictor(deployed.model) or deployed.model.predict
-                        # One assignment, so a concurrent request sees the old pair or the new one.
-                        self._serving = (deployed, predict)
-                        self.deployed, self._key, self._failed_key, self.problem = deployed, key, None, None
-                        log.info("serving model %s", deployed.version)
-        if self._serving is None:
+                key = self._production_key()
+                if key != self._checked_key:
+                    self._check(key)
+        deployed = self.deployed
+        if deployed is None:
             raise ApiError(503, self.problem or f"no model deployed in {self.prod_folder}")
-        return self._serving
+        return deployed
+
+    def _check(self, key) -> None:
+        try:
+            deployed = load_deployed_model(self.prod_folder)
+        except ModelUnavailable as exc:
+            self.problem = str(exc)
+            log.error("%s%s", exc, "; still serving " + self.deployed.version if self.deployed else "")
+        else:
+            self.deployed, self.problem = deployed, None
+            log.info("serving model %s", deployed.version)
+        # Read before the files were: a change made during the check shows as a new key next time.
+        self._checked_key = key
 
 
-def fast_predictor(model):
-    """model.predict in a few numpy operations, for the model training.py builds; None for any other.
-
-    The pipeline (median SimpleImputer, binary LogisticRegression) spends
-    ~0.5 ms per call in scikit-learn's input validation, most of a one-record
-    request. The same arithmetic as scikit-learn's (impute missing values,
-    X @ coef_.T + intercept_ > 0, pick from classes_) gives the same
-    predictions; it is checked against model.predict on probe rows before
-    being trusted, and any mismatch keeps model.predict.
-    """
-    try:
-        from sklearn.impute import SimpleImputer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import Pipeline
-    except ImportError:
-        return None
-    if type(model) is not Pipeline or len(model.steps) != 2:
-        return None
-    imputer, classifier = model.steps[0][1], model.steps[1][1]
-    if type(imputer) is not SimpleImputer or type(classifier) is not LogisticRegression:
-        return None
-    try:
-        statistics = np.asarray(imputer.statistics_, dtype=np.float64)
-        coefficients = np.asarray(classifier.coef_, dtype=np.float64).T
-        intercept = np.asarray(classifier.intercept_, dtype=np.float64)
-        classes = classifier.classes_
-    except AttributeError:  # not fitted
-        return None
-    if (imputer.add_indicator or not (isinstance(imputer.missing_values, float) and math.isnan(imputer.missing_values))
-            or statistics.shape != (len(FEATURE_COLUMNS),) or np.isnan(statistics).any()
-            or coefficients.shape != (len(FEATURE_COLUMNS), 1) or len(classes) != 2):
-        return None
-
-    def predict(matrix: np.ndarray) -> np.ndarray:
-        missing = np.isnan(matrix)
-        if missing.any():
-            matrix = np.where(missing, statistics, matrix)
-        scores = (matrix @ coefficients + intercept).reshape(-1)
-        return classes[(scores > 0).astype(np.intp)]
-
-    probes = np.random.default_rng(0).uniform(-10, 10, size=(256, len(FEATURE_COLUMNS)))
-    probes *= np.array([100.0, 1000.0, 100.0])[: len(FEATURE_COLUMNS)]
-    probes[::7, 0] = np.nan
-    try:
-        if not np.array_equal(predict(probes), model.predict(probes)):
-            log.warning("fast predictor disagrees with the model on probe rows: using model.predict")
-            return None
-    except Exception:  # any failure of the check: do not trust the shortcut
-        return None
-    return predict
+def predict(model, matrix: np.ndarray) -> np.ndarray:
+    """model.predict without scikit-learn's finiteness and parameter checks: the API made its own."""
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        return model.predict(matrix)
 
 
 class FileKeyedCache:
@@ -194,28 +155,39 @@ def _records_to_matrix(records) -> np.ndarray:
         if not isinstance(record, dict):
             raise ApiError(400, f"record {row} is not an object")
         for col, name in enumerate(FEATURE_COLUMNS):
-            if name not in record or record[name] is None:
+            value = record.get(name)
+            if value is None:
                 raise ApiError(400, f"record {row}: missing feature '{name}'")
-            value = record[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ApiError(400, f"record {row}: feature '{name}' must be a number, got {value!r}")
+                raise ApiError(400, f"record {row}: feature '{name}' must be a number, got {type(value).__name__}")
+            try:
+                value = float(value)
+            except OverflowError:  # an integer too large for a float
+                value = math.inf
             if not math.isfinite(value):
-                raise ApiError(400, f"record {row}: feature '{name}' must be finite, got {value!r}")
+                raise ApiError(400, f"record {row}: feature '{name}' must be finite")
             matrix[row, col] = value
     return matrix
 
 
 def _csv_to_matrix(source, what: str) -> np.ndarray:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+    """The feature columns of a CSV (a path or a file object) as a float64 matrix; ApiError 400 if unusable.
 
+    Errors name the column and never quote the file's values.
+    """
     try:
         table = pacsv.read_csv(
             source, convert_options=pacsv.ConvertOptions(column_types={n: pa.float64() for n in FEATURE_COLUMNS})
         )
+        names = table.column_names
     except pa.ArrowInvalid as exc:
-        raise ApiError(400, f"{what}: {str(exc).strip().splitlines()[0]}") from None
-    missing = [n for n in FEATURE_COLUMNS if n not in table.column_names]
+        raise ApiError(400, f"{what}: {_csv_problem(str(exc), source)}") from None
+    except UnicodeDecodeError:  # of the column names: values of other columns are not decoded
+        raise ApiError(400, f"{what}: the header is not UTF-8 text") from None
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ApiError(400, f"{what}: duplicate column name(s): {', '.join(map(repr, duplicates))}")
+    missing = [n for n in FEATURE_COLUMNS if n not in names]
     if missing:
         raise ApiError(400, f"{what}: missing feature column(s): {', '.join(missing)}")
     if table.num_rows == 0:
@@ -230,59 +202,28 @@ def _csv_to_matrix(source, what: str) -> np.ndarray:
     return matrix
 
 
-class PredictionFastPath:
-    """WSGI middleware answering the plain case of POST /prediction without Flask's request machinery.
-
-    Measured with gunicorn on 2 cores (see README, Performance): Flask's
-    request and response objects cost more than the prediction itself, and
-    answering here about doubles single-record throughput. Only the plain
-    success case is answered: a JSON body, with a Content-Length within the
-    limit, that is an object holding valid "records", and a deployed model.
-    Anything else (another route, another content type, invalid records, no
-    model, an unexpected error) goes to the Flask app with the body handed on
-    unchanged, so every error and every other route behaves exactly as before.
-    The answer is the bytes the Flask route sends for the same request.
-    """
-
-    def __init__(self, flask_wsgi, models: ModelCache, max_request_bytes: int):
-        self.flask_wsgi = flask_wsgi
-        self.models = models
-        self.max_request_bytes = max_request_bytes
-
-    def __call__(self, environ, start_response):
-        if (environ.get("PATH_INFO") == "/prediction" and environ.get("REQUEST_METHOD") == "POST"
-                and environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() == "application/json"):
-            try:
-                length = int(environ.get("CONTENT_LENGTH") or -1)
-            except ValueError:
-                length = -1
-            if 0 <= length <= self.max_request_bytes:
-                body = environ["wsgi.input"].read(length)
-                answer = self._answer(body)
-                if answer is not None:
-                    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
-                    return [answer]
-                # The same bytes, and the announced length kept: a short body
-                # still reads as a client disconnect in Flask, as before.
-                environ["wsgi.input"] = io.BytesIO(body)
-        return self.flask_wsgi(environ, start_response)
-
-    def _answer(self, body: bytes) -> bytes | None:
-        try:
-            payload = json.loads(body)
-            if not isinstance(payload, dict) or "records" not in payload:
-                return None
-            deployed, predict = self.models.serving()
-            return _prediction_body(predict(_records_to_matrix(payload["records"])), deployed.version)
-        except Exception:  # the Flask route answers it, with its error handling and logging
-            return None
+def _csv_problem(message: str, source) -> str:
+    """pyarrow's message without the row or value it quotes, the column named rather than numbered."""
+    message = message.strip().split("\n", 1)[0]
+    conversion = re.match(r"In CSV column #(\d+): CSV conversion error", message)
+    if conversion:
+        index, names = int(conversion.group(1)), _header_names(source)
+        column = repr(names[index]) if index < len(names) else f"#{index + 1}"
+        return f"column {column}: conversion error: a value is not a number"
+    shape = re.match(r"CSV parse error: (Expected \d+ columns, got \d+)", message)
+    if shape:
+        return f"CSV parse error: {shape.group(1).lower()} in a row"
+    return message[:200]
 
 
-def _prediction_body(predictions: np.ndarray, version: str) -> bytes:
-    # The bytes jsonify sends (compact, keys in this order, a final newline),
-    # built directly: jsonify's provider lookups cost about as much as the prediction.
-    return (json.dumps({"predictions": predictions.astype(np.int64).tolist(), "version": version},
-                       separators=(",", ":")) + "\n").encode()
+def _header_names(source) -> list[str]:
+    """The column names of a CSV's first line, for error messages ([] when unreadable)."""
+    try:
+        with open(source, "rb") if isinstance(source, Path) else source as handle:
+            handle.seek(0)
+            return next(csv.reader([handle.readline(65536).decode("utf-8-sig").rstrip("\r\n")]))
+    except (OSError, ValueError, StopIteration, csv.Error):
+        return []
 
 
 def resolve_data_file(config: Config, filepath) -> Path:
@@ -308,38 +249,54 @@ def resolve_data_file(config: Config, filepath) -> Path:
     return resolved
 
 
+def _request_body(limit: int) -> bytes:
+    """The request body; RequestEntityTooLarge (413) past `limit` bytes, read no further."""
+    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        # A chunked body: Werkzeug's get_data() would cut it at the limit without an error.
+        body = request.environ["wsgi.input"].read(limit + 1)
+        if len(body) > limit:
+            raise RequestEntityTooLarge()
+        return body
+    return request.get_data(cache=False)  # 413 from Werkzeug, before reading, for a Content-Length over it
+
+
+def _request_matrix(config: Config) -> np.ndarray:
+    """The feature matrix a POST /prediction carries: JSON records or filepath, or a CSV body."""
+    mimetype = request.mimetype
+    if mimetype == "text/csv":
+        return _csv_to_matrix(io.BytesIO(_request_body(config.max_request_bytes)), "CSV body")
+    if mimetype != "application/json":
+        raise ApiError(415, f"unsupported content type {mimetype or '(none)'}: use application/json or text/csv")
+    try:
+        payload = json.loads(_request_body(config.max_request_bytes))
+    except ValueError:
+        raise ApiError(400, "body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "body must be a JSON object with 'filepath' or 'records'")
+    if "records" in payload:
+        return _records_to_matrix(payload["records"])
+    if "filepath" in payload:
+        path = resolve_data_file(config, payload["filepath"])
+        return _csv_to_matrix(path, path.name)
+    raise ApiError(400, "body must have 'filepath' or 'records'")
+
+
 def create_app(config: Config | str | Path | None = None) -> Flask:
-    """Build the API for a Config (or a config file path; default config.json)."""
+    """Build the API for a Config or a config file path (None: $DRS_CONFIG, else config.json)."""
     if not isinstance(config, Config):
-        config = load_config(config)
+        config = load_config(config if config is not None else os.environ.get("DRS_CONFIG"))
     app = Flask(__name__)
-    app.config.update(DRS=config, MAX_CONTENT_LENGTH=config.max_request_bytes, JSON_SORT_KEYS=False)
+    app.config.update(DRS=config, MAX_CONTENT_LENGTH=config.max_request_bytes)
     app.json.sort_keys = False
     models = ModelCache(config.prod_folder)
     cache = FileKeyedCache()
     app.extensions["drs_models"] = models
-    # Load the deployed model now (in each gunicorn worker as it starts), so
-    # the first request does not wait for scikit-learn to import; with nothing
-    # deployed the API still starts and answers 503 until a model appears.
-    try:
-        models.serving()
-    except ApiError:
-        pass
-
-    @app.before_request
-    def reject_large_bodies():
-        # Decided from the announced length, before a byte of the body is read.
-        length = request.content_length
-        if length is not None and length > config.max_request_bytes:
-            raise ApiError(413, f"request body of {length} bytes exceeds the limit of {config.max_request_bytes}")
-        if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-            # No announced length: read at most one byte past the limit, so a long stream is cut
-            # off rather than buffered whole, then hand the route what was read, with its length.
-            body = request.environ["wsgi.input"].read(config.max_request_bytes + 1)
-            if len(body) > config.max_request_bytes:
-                raise ApiError(413, f"chunked request body exceeds the limit of {config.max_request_bytes} bytes")
-            request.environ["wsgi.input"] = io.BytesIO(body)
-            request.environ["CONTENT_LENGTH"] = str(len(body))
+    # Load the deployed model now (in each gunicorn worker as it starts): with nothing
+    # deployed the API still starts, and answers 503 until a model appears.
+    with contextlib.suppress(ApiError):
+        models.get()
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
@@ -347,12 +304,12 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        if isinstance(exc, RequestEntityTooLarge):  # Werkzeug's check of Content-Length, or _request_body's
+            return jsonify(error=f"request body exceeds the limit of {config.max_request_bytes} bytes"), 413
         return jsonify(error=exc.description or exc.name), exc.code
 
     @app.errorhandler(PipelineError)
     def pipeline_error(exc: PipelineError):
-        from deployment import ModelUnavailable
-
         return jsonify(error=str(exc)), 503 if isinstance(exc, ModelUnavailable) else 409
 
     @app.errorhandler(Exception)
@@ -362,35 +319,12 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
     @app.post("/prediction")
     def prediction():
-        deployed, predict = models.serving()
-        mimetype = request.mimetype
-        if mimetype == "application/json":
-            # What get_json(silent=True) does, without its per-call bookkeeping.
-            try:
-                payload = json.loads(request.get_data(cache=False))
-            except ValueError:
-                payload = None
-            if payload is None:
-                raise ApiError(400, "body is not valid JSON")
-            if not isinstance(payload, dict):
-                raise ApiError(400, "body must be a JSON object with 'filepath' or 'records'")
-            if "records" in payload:
-                matrix = _records_to_matrix(payload["records"])
-            elif "filepath" in payload:
-                path = resolve_data_file(config, payload["filepath"])
-                matrix = _csv_to_matrix(path, path.name)
-            else:
-                raise ApiError(400, "body must have 'filepath' or 'records'")
-        elif mimetype == "text/csv":
-            matrix = _csv_to_matrix(io.BytesIO(request.get_data()), "CSV body")
-        else:
-            raise ApiError(415, f"unsupported content type {mimetype or '(none)'}: use application/json or text/csv")
-        return app.response_class(_prediction_body(predict(matrix), deployed.version), mimetype="application/json")
+        matrix = _request_matrix(config)
+        deployed = models.get()
+        return jsonify(predictions=predict(deployed.model, matrix).astype(np.int64).tolist(), version=deployed.version)
 
     @app.get("/scoring")
     def scoring():
-        from scoring import f1_on, load_test_data
-
         deployed = models.get()
         f1 = cache.get(f"f1:{deployed.version}:{deployed.folder}", [config.test_data_file],
                        lambda: f1_on(deployed.model, load_test_data(config)))
@@ -398,8 +332,6 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
     @app.get("/summarystats")
     def summarystats():
-        from diagnostics import dataframe_summary
-
         return jsonify(cache.get("summary", [config.output_folder / FINAL_DATA_FILE], lambda: dataframe_summary(config)))
 
     diagnostics_cache = {"at": None, "value": None}
@@ -407,8 +339,6 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
     @app.get("/diagnostics")
     def diagnostics():
-        from diagnostics import all_diagnostics
-
         # Each answer re-runs ingestion and training to time them: one measurement serves every
         # request for DIAGNOSTICS_TTL_SECONDS (and one at a time), so polling cannot tie up the workers.
         with diagnostics_lock:
@@ -420,22 +350,21 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
     @app.get("/health")
     def health():
+        # Each worker process holds its own model: `pid` tells which one answered.
         try:
             deployed = models.get()
         except ApiError as exc:
-            return jsonify(status="unavailable", error=exc.message), 503
-        body = {"status": "ok", "version": deployed.version, "f1": deployed.f1}
-        if models.problem:
-            body.update(status="degraded", problem=models.problem)
+            return jsonify(status="unavailable", error=exc.message, pid=os.getpid()), 503
+        body = {"status": "ok", "version": deployed.version, "f1": deployed.f1, "pid": os.getpid()}
+        problem = models.problem
+        if problem:
+            body.update(status="degraded", problem=problem)
         return jsonify(body)
 
     # --- for people: a status page and the generated reports -------------------------
 
     @app.get("/")
     def status_page():
-        import reporting
-        from deployment import deployment_history
-
         try:
             model = models.get()
         except ApiError as exc:
@@ -466,11 +395,8 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
     @app.get("/scorehistory.png")
     def score_history_image():
-        from deployment import deployment_history
-        from reporting import score_history_png
-
         png = cache.get("scorehistory", [config.prod_folder / DEPLOYMENT_LOG],
-                        lambda: score_history_png(deployment_history(config)))
+                        lambda: reporting.score_history_png(deployment_history(config)))
         if png is None:
             raise ApiError(404, "no deployments recorded yet")
         return Response(png, mimetype="image/png", headers={"Cache-Control": "no-cache"})
@@ -483,7 +409,6 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
     def confusion_matrix_png():
         return _generated_file(config.model_folder / CONFUSION_MATRIX_FILE, "image/png")
 
-    app.wsgi_app = PredictionFastPath(app.wsgi_app, models, config.max_request_bytes)
     return app
 
 
@@ -505,20 +430,6 @@ def _generated_file(path: Path, mimetype: str):
         raise ApiError(404, f"{path.name} not generated yet: it is written after each deployment "
                             f"(or run reporting.py)") from None
     return send_file(handle, mimetype=mimetype, download_name=path.name, max_age=0)
-
-
-_app = None
-
-
-def __getattr__(name: str):
-    # `gunicorn app:app` reads this attribute: the app is built on first use,
-    # not at import, so importing app.py has no side effects.
-    global _app
-    if name == "app":
-        if _app is None:
-            _app = create_app(os.environ.get("DRS_CONFIG"))
-        return _app
-    raise AttributeError(name)
 
 
 def main(argv=None) -> int:

@@ -50,7 +50,7 @@ from storage import (
     deployed_state,
     exclusive_lock,
     fingerprint_files,
-    list_input_csvs,
+    input_csvs,
     now_iso,
     read_checked,
     read_json,
@@ -111,7 +111,11 @@ def find_new_files(config: Config, deployed: dict) -> tuple[list[str], dict]:
     checked = read_checked(config.prod_folder, deployed.get("version"))
     # Hashes recorded for a file of the same name, size and mtime are reused, not recomputed.
     known = {**detail, **{f["name"]: f for f in checked if isinstance(f.get("name"), str)}}
-    prints = fingerprint_files(list_input_csvs(config.input_folder), known, max_bytes=config.max_input_file_bytes)
+    paths, refused = input_csvs(config.input_folder)
+    for name, reason in refused.items():
+        # Never read, so never new data: said on every tick until someone removes it.
+        log.warning("refused input file %s: %s", name, reason)
+    prints = fingerprint_files(paths, known, max_bytes=config.max_input_file_bytes)
     weighed = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()} | {f["sha256"] for f in checked}
     new = [name for name, fingerprint in prints.items() if fingerprint["sha256"] not in weighed]
     return new, prints

@@ -9,6 +9,7 @@ import requests
 
 from conftest import PYTHON, ROOT, free_port, start_server, stop_server
 from settings import FEATURE_COLUMNS
+from test_api_faults import make_serve_command
 
 RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
 
@@ -107,13 +108,16 @@ def test_empty_csv_cells_are_imputed_like_training_does(shared_api_server):
     assert response.json()["predictions"] == [int(p) for p in expected]
 
 
-@pytest.fixture
-def small_limit_server(deployed, tmp_path):
-    """A server whose request body limit is 1000 bytes."""
+@pytest.fixture(params=["flask", "make serve"])
+def small_limit_server(request, deployed, tmp_path):
+    """A server whose request body limit is 1000 bytes: Flask's own server, and gunicorn as `make serve` runs it."""
     deployed.write_config(max_request_bytes=1000)
     port = free_port()
-    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(deployed.config_path), "--port", str(port)],
-                          port, tmp_path / "server.log")
+    if request.param == "flask":
+        command, env = [PYTHON, str(ROOT / "app.py"), "--config", str(deployed.config_path), "--port", str(port)], {}
+    else:
+        command, env = make_serve_command(deployed.config_path, port)
+    server = start_server(command, port, tmp_path / "server.log", env=env, cwd=deployed.elsewhere)
     yield server
     stop_server(server)
 
@@ -202,10 +206,11 @@ def test_redeploy_is_picked_up_and_a_tampered_model_is_refused(api_server):
         stop_server(fresh)
 
 
-def test_gunicorn_serves_app_app(deployed, tmp_path):
+def test_gunicorn_serves_the_app_factory_with_the_config_in_drs_config(deployed, tmp_path):
     port = free_port()
     server = start_server([str(ROOT / ".venv" / "bin" / "gunicorn") if (ROOT / ".venv" / "bin" / "gunicorn").exists() else "gunicorn",
-                           "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket", "app:app"],
+                           "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket",
+                           "app:create_app()"],
                           port, tmp_path / "gunicorn.log", env={"DRS_CONFIG": str(deployed.config_path)}, cwd=deployed.elsewhere)
     try:
         response = server.post("/prediction", json={"filepath": "testdata/testdata.csv"})
@@ -218,10 +223,13 @@ def test_gunicorn_serves_app_app(deployed, tmp_path):
 def test_importing_app_does_no_work(tmp_path):
     import subprocess
 
-    result = subprocess.run([PYTHON, "-c", "import app, sys; print('_app' in vars(app) and app._app is None)"],
-                            cwd=ROOT, capture_output=True, text=True, env={"DRS_CONFIG": str(tmp_path / "missing.json"),
-                                                                             "PATH": "/usr/bin:/bin"})
+    # The config named by DRS_CONFIG does not exist: only create_app() would read it.
+    result = subprocess.run([PYTHON, "-c", "import app; print(callable(app.create_app))"],
+                            cwd=tmp_path, capture_output=True, text=True,
+                            env={"DRS_CONFIG": str(tmp_path / "missing.json"), "PATH": "/usr/bin:/bin",
+                                 "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
+    assert list(tmp_path.iterdir()) == []  # no log file, no folder made
 
 
 def test_apicalls_saves_every_endpoint(shared_api_server):

@@ -25,7 +25,7 @@ def serve_command(config: Path, port: int) -> list[str]:
     flags = subprocess.run(["make", "-s", "-C", str(ROOT), "print-serve-flags"], capture_output=True, text=True,
                            check=True).stdout.split()
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    return [gunicorn, "--chdir", str(ROOT), *flags, "--bind", f"127.0.0.1:{port}", "app:app"]
+    return [gunicorn, "--chdir", str(ROOT), *flags, "--bind", f"127.0.0.1:{port}", "app:create_app()"]
 
 
 @pytest.mark.slow
