@@ -1,0 +1,555 @@
+"""The project against the tools users would pick instead: MLflow's scoring server and Evidently.
+
+    python bench/peers.py [--quick] [--only serve,drift]     (make bench-peers [BENCH_ARGS=--quick])
+
+1. serve: the project's deployed pipeline served by `make serve` (its APP and
+   SERVE_FLAGS read from the Makefile at run time) against the same fitted
+   pipeline saved with `mlflow.sklearn.save_model` and served by
+   `mlflow models serve --env-manager local` with as many workers. Both stay
+   up; in alternating rounds each gets one keep-alive client (p50, p99) and
+   16 keep-alive clients (wrk when installed) with one-record bodies. Before
+   measuring, both must answer the same predictions for the test data rows.
+2. drift: the project's drift.ks_test + drift.psi_test against Evidently's
+   `Report([DataDriftPreset(method="ks")])` on the same reference and current
+   frames (generate_data.generate, regimes "practice" and "source", the three
+   numeric features), each in its own process, alternating: wall time and
+   peak RSS, and the KS p-values side by side (they must be identical).
+
+Each peer lives in its own virtualenv, bench/scratch/venv-<peer>, created on
+first use from the pinned bench/peers/requirements-<peer>.txt (reinstalled
+when that file changes). Prints a table (target, project, peer, ratio, met?)
+and writes it with every raw figure to bench/results/peers.json. Ratios, not
+absolute figures, compare across machines: the rounds alternate so that the
+machine's other load falls on both sides alike.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = BENCH_DIR.parent
+PEERS_DIR = BENCH_DIR / "peers"
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(PROJECT_DIR))
+
+from run import RESULTS_DIR, SINGLE_RECORD, WORK_DIR, Failed, Server, free_port, new_project, print_table, run_once, tick  # noqa: E402
+
+from settings import DEFAULT_DRIFT, FEATURE_COLUMNS  # noqa: E402
+
+PEER_PACKAGES = {
+    "mlflow": ["mlflow", "mlflow-skinny", "scikit-learn", "numpy", "pandas", "scipy", "uvicorn", "fastapi"],
+    "evidently": ["evidently", "pandas", "numpy", "scipy", "scikit-learn", "pyarrow"],
+}
+RELATIVE_TOLERANCE = 1e-12
+
+
+# --- the peers' virtualenvs -----------------------------------------------------------------
+
+def peer_venv(name: str) -> Path:
+    """bench/scratch/venv-<name>, (re)installed from bench/peers/requirements-<name>.txt when that changed."""
+    venv = WORK_DIR / f"venv-{name}"
+    requirements = PEERS_DIR / f"requirements-{name}.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    stamp = venv / ".installed"
+    python = venv / "bin" / "python"
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        return venv
+    print(f"   installing {requirements.relative_to(PROJECT_DIR)} into {venv.relative_to(PROJECT_DIR)} ...", flush=True)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+    log_path = WORK_DIR / f"venv-{name}-install.log"
+    with open(log_path, "w") as log:
+        for command in ([*pip, "--upgrade", "pip"], [*pip, "-r", str(requirements)]):
+            if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+                raise Failed(f"installing {requirements.name} failed: see {log_path}")
+    stamp.write_text(digest + "\n")
+    return venv
+
+
+def installed_versions(venv: Path, packages: list[str]) -> dict:
+    code = ("import importlib.metadata as m, json, sys\n"
+            "print(json.dumps({name: m.version(name) for name in sys.argv[1:]}))")
+    output = subprocess.run([str(venv / "bin" / "python"), "-c", code, *packages], capture_output=True, text=True,
+                            check=True).stdout
+    return json.loads(output)
+
+
+# --- load on a server ----------------------------------------------------------------------
+
+def post(connection: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, bytes]:
+    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def latency(port: int, path: str, body: bytes, count: int, warmup: int, max_seconds: float) -> dict:
+    """One keep-alive client, one request at a time: p50 and p99 in milliseconds.
+
+    `count` requests after `warmup`, or fewer if they take over `max_seconds` (a slow server).
+    """
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    timings, errors = [], 0
+    deadline = None
+    for index in range(warmup + count):
+        if index == warmup:
+            deadline = time.perf_counter() + max_seconds
+        elif deadline is not None and time.perf_counter() > deadline:
+            break
+        started = time.perf_counter()
+        try:
+            status, _ = post(connection, path, body)
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            status = 0
+        elapsed = time.perf_counter() - started
+        if index >= warmup:
+            timings.append(elapsed * 1000)
+            errors += status != 200
+    connection.close()
+    timings.sort()
+    return {"p50_ms": statistics.median(timings), "p99_ms": timings[max(0, int(len(timings) * 0.99) - 1)],
+            "requests": len(timings), "errors": errors}
+
+
+def throughput_wrk(port: int, path: str, body: bytes, clients: int, seconds: float) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                     f"wrk.body = {json.dumps(body.decode())}\n")
+    try:
+        output = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "-s", script.name,
+                                 f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    kinds = {"non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
+    if socket_errors:
+        kinds.update(zip(("connect", "read", "write", "timeout (2 s)"), map(int, socket_errors.groups())))
+    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "requests": int(re.search(r"(\d+) requests in", output).group(1)), "errors": sum(kinds.values()),
+            "error_kinds": {kind: count for kind, count in kinds.items() if count}, "tool": "wrk -t2"}
+
+
+def throughput_python(port: int, path: str, body: bytes, clients: int, seconds: float) -> dict:
+    """The fallback load generator: `clients` threads, each with its own keep-alive connection."""
+    counts = [[0, 0] for _ in range(clients)]
+    deadline = time.perf_counter() + seconds
+
+    def client(slot: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.perf_counter() < deadline:
+            try:
+                status, _ = post(connection, path, body)
+                counts[slot][0 if status == 200 else 1] += 1
+            except (OSError, http.client.HTTPException):
+                counts[slot][1] += 1
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(slot,)) for slot in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done = sum(count[0] for count in counts)
+    return {"requests_per_s": done / (time.perf_counter() - started), "requests": done,
+            "errors": sum(count[1] for count in counts), "tool": "python threads (wrk not installed)"}
+
+
+# --- 1: serving ----------------------------------------------------------------------------
+
+def make_variable(name: str) -> str:
+    """A variable of the project's Makefile as `make` expands it (command-line and environment overrides apply)."""
+    target = "bench-peers-print-variable"
+    output = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(PROJECT_DIR),
+                             "--eval", f"{target}: ; @printf '%s\\n' '$({name})'", target],
+                            capture_output=True, text=True, check=True).stdout
+    return output.strip()
+
+
+def serve_settings() -> dict:
+    """What `make serve` runs: the app spec, the gunicorn flags, and the number of workers in them."""
+    flags = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(PROJECT_DIR), "print-serve-flags"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    workers = None
+    words = shlex.split(flags)
+    for index, word in enumerate(words):
+        if word in ("--workers", "-w") and index + 1 < len(words):
+            workers = int(words[index + 1])
+        elif word.startswith("--workers="):
+            workers = int(word.split("=", 1)[1])
+    if workers is None:  # gunicorn's default is one worker unless WEB_CONCURRENCY says otherwise
+        workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    return {"app": make_variable("APP"), "serve_flags": flags, "workers": workers}
+
+
+class MlflowServer:
+    """`mlflow models serve --env-manager local`, in its own process group so it can be stopped whole."""
+
+    def __init__(self, venv: Path, model_dir: Path, workers: int, log_path: Path):
+        self.port = free_port()
+        self.log = open(log_path, "w")
+        # The CLI starts `uvicorn` by name: the venv's bin must come first on PATH.
+        env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+        self.process = subprocess.Popen(
+            [str(venv / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+             "--workers", str(workers), "-h", "127.0.0.1", "-p", str(self.port)],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                break
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            try:
+                connection.request("GET", "/ping")
+                if connection.getresponse().status == 200:
+                    return
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                connection.close()
+            time.sleep(0.2)
+        self.stop()
+        raise Failed(f"mlflow models serve did not start: see {log_path}")
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
+
+
+def project_body(rows: list[list[float]]) -> bytes:
+    return json.dumps({"records": [dict(zip(FEATURE_COLUMNS, row)) for row in rows]}).encode()
+
+
+def mlflow_body(rows: list[list[float]]) -> bytes:
+    return json.dumps({"dataframe_split": {"columns": list(FEATURE_COLUMNS), "data": rows}}).encode()
+
+
+def predictions(port: int, path: str, body: bytes) -> list:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        status, data = post(connection, path, body)
+    finally:
+        connection.close()
+    if status != 200:
+        raise Failed(f"POST {path} on port {port} answered {status}: {data[:300]!r}")
+    return [int(value) for value in json.loads(data)["predictions"]]
+
+
+def check_same_predictions(ours: Server, peers: list[MlflowServer], test_csv: Path) -> dict:
+    """The same answers from both servers, or Failed: test data, 5,000 generated rows, the benchmark's record."""
+    import pandas as pd  # noqa: PLC0415  (the serving part only)
+
+    from generate_data import generate  # noqa: PLC0415
+
+    frames = [pd.read_csv(test_csv), generate(5000, "mixed", seed=7)]
+    rows = [row for frame in frames for row in frame[list(FEATURE_COLUMNS)].dropna().astype(float).to_numpy().tolist()]
+    rows.append([float(SINGLE_RECORD["records"][0][name]) for name in FEATURE_COLUMNS])
+    project_answers = predictions(ours.port, "/prediction", project_body(rows))
+    for peer in peers:
+        peer_answers = predictions(peer.port, "/invocations", mlflow_body(rows))
+        differing = [index for index, (a, b) in enumerate(zip(project_answers, peer_answers)) if a != b]
+        if len(project_answers) != len(rows) or len(peer_answers) != len(rows) or differing:
+            raise Failed(f"the project and MLflow disagree on {len(differing)} of {len(rows)} rows "
+                         f"(first: {differing[:5]})")
+    return {"rows": len(rows), "identical": True, "predicted_exited": sum(project_answers)}
+
+
+def bench_serve(args) -> dict:
+    print("1. serving: make serve vs mlflow models serve", flush=True)
+    venv = peer_venv("mlflow")
+    settings = serve_settings()
+    print(f"   make serve: APP={settings['app']!r}, SERVE_FLAGS={settings['serve_flags']!r}", flush=True)
+    config = new_project("peers-serve")
+    tick(config)  # bootstrap: deploys the practice model
+    pickle_path = (config.parent / "production_deployment" / "trainedmodel.pkl").resolve()
+    model_dir = WORK_DIR / "peers-serve" / "mlflow-model"
+    saved = subprocess.run([str(venv / "bin" / "python"), str(PEERS_DIR / "mlflow_save.py"), str(pickle_path),
+                            str(model_dir), *FEATURE_COLUMNS], capture_output=True, text=True)
+    if saved.returncode != 0:
+        raise Failed(f"mlflow_save.py failed: {saved.stderr.strip().splitlines()[-1:]}")
+    seconds = 3 if args.quick else 10
+    rounds = 1 if args.quick else 3
+    count = 500 if args.quick else 2000  # per round, at most `seconds` long
+    load = throughput_wrk if shutil.which("wrk") and not args.python_load else throughput_python
+    one = [[float(SINGLE_RECORD["records"][0][name]) for name in FEATURE_COLUMNS]]
+    targets = {"project": ("/prediction", project_body(one)), "mlflow": ("/invocations", mlflow_body(one)),
+               "mlflow_1_worker": ("/invocations", mlflow_body(one))}
+    servers = {}
+    try:
+        servers["project"] = Server(config, settings["app"], WORK_DIR / "peers-serve-project.log")
+        servers["mlflow"] = MlflowServer(venv, model_dir, settings["workers"], WORK_DIR / "peers-serve-mlflow.log")
+        if settings["workers"] > 1:
+            # Reported beside the comparison: uvicorn's --workers N leaves Nagle's algorithm on
+            # (uvicorn issue #3149), so each keep-alive response waits ~40 ms for a delayed ACK;
+            # one worker is served without that stall.
+            servers["mlflow_1_worker"] = MlflowServer(venv, model_dir, 1, WORK_DIR / "peers-serve-mlflow-1.log")
+        agreement = check_same_predictions(servers["project"], [servers[name] for name in servers if name != "project"],
+                                           config.parent / "testdata" / "testdata.csv")
+        print(f"   same predictions on {agreement['rows']} rows", flush=True)
+        measured = {name: [] for name in servers}
+        for index in range(rounds):
+            # All stay up and are loaded in turn, the first one rotating round after round.
+            names = list(servers)
+            for name in names[index % len(names):] + names[:index % len(names)]:
+                path, body = targets[name]
+                port = servers[name].port
+                measured[name].append({"latency": latency(port, path, body, count=count, warmup=50,
+                                                          max_seconds=seconds),
+                                       "throughput": load(port, path, body, 16, seconds)})
+                last = measured[name][-1]
+                print(f"   round {index + 1} {name:<15} p50 {last['latency']['p50_ms']:.2f} ms  "
+                      f"p99 {last['latency']['p99_ms']:.2f} ms  {last['throughput']['requests_per_s']:.0f} req/s", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    results = {"settings": settings, "agreement": agreement, "round_seconds": seconds, "rounds": rounds,
+               "versions": installed_versions(venv, PEER_PACKAGES["mlflow"])}
+    for name, runs in measured.items():
+        # Best round of each figure (as bench/run.py does); errors and requests of every round.
+        best_latency = min((run["latency"] for run in runs), key=lambda figures: figures["p50_ms"])
+        best_rate = max((run["throughput"] for run in runs), key=lambda figures: figures["requests_per_s"])
+        results[name] = {
+            "latency": {**best_latency, "errors": sum(run["latency"]["errors"] for run in runs)},
+            "throughput": {**best_rate, "errors": sum(run["throughput"]["errors"] for run in runs),
+                           "requests": sum(run["throughput"]["requests"] for run in runs)},
+            "rounds": runs,
+        }
+    return results
+
+
+# --- 2: drift tests ------------------------------------------------------------------------
+
+def drift_frames(rows: int) -> dict[str, Path]:
+    """`rows` rows of the features in Parquet, generated once and kept for the next run.
+
+    "reference" is the "practice" regime and "current" the "source" one (the
+    measured pair); "control" is "practice" again from another seed: no drift,
+    so its KS p-values are not all 0.0 and comparing them means something.
+    """
+    folder = WORK_DIR / "peers-drift" / f"{rows}"
+    plan = {"reference": ("practice", 1), "current": ("source", 2), "control": ("practice", 3)}
+    paths = {name: folder / f"{name}.parquet" for name in plan}
+    marker = folder / ".complete"
+    if not marker.exists():
+        from generate_data import generate  # noqa: PLC0415  (only when the frames are missing)
+
+        print(f"   generating 3 x {rows:,} rows (kept in {folder.relative_to(PROJECT_DIR)}) ...", flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for name, (regime, seed) in plan.items():
+            # Features as float64, the types a tick reads them in (ingestion's COLUMN_TYPES).
+            frame = generate(rows, regime, seed)[list(FEATURE_COLUMNS)].astype("float64")
+            frame.to_parquet(paths[name], index=False)
+        marker.touch()
+    return paths
+
+
+def compare_pvalues(ours: dict, theirs: dict) -> dict:
+    comparison = {}
+    for column in FEATURE_COLUMNS:
+        a, b = ours["ks_pvalues"][column], theirs["ks_pvalues"][column]
+        comparison[column] = {"project": a, "evidently": b, "statistic": ours["ks_statistics"][column],
+                              "identical": same_pvalue(a, b)}
+    return comparison
+
+
+def same_pvalue(a: float, b: float) -> bool:
+    return a == b or abs(a - b) <= RELATIVE_TOLERANCE * max(abs(a), abs(b))
+
+
+def bench_drift(args) -> dict:
+    rows = 100_000 if args.quick else 1_000_000
+    rounds = 1 if args.quick else 3
+    print(f"2. drift tests on {rows:,} vs {rows:,} rows: drift.ks_test + psi_test vs Evidently DataDriftPreset(ks)",
+          flush=True)
+    venv = peer_venv("evidently")
+    frames = drift_frames(rows)
+    out = WORK_DIR / "peers-drift"
+    programs = {"project": [sys.executable, str(PEERS_DIR / "drift_project.py")],
+                "evidently": [str(venv / "bin" / "python"), str(PEERS_DIR / "drift_evidently.py")]}
+    extra = {"project": [], "evidently": [str(DEFAULT_DRIFT["ks_pvalue"])]}
+    env = {"DO_NOT_TRACK": "1"}  # Evidently's usage telemetry off: no calls out of the machine
+
+    def run_drift(name: str, current: Path) -> dict:
+        result_path = out / f"result-{name}.json"
+        result_path.unlink(missing_ok=True)
+        command = [*programs[name], str(frames["reference"]), str(current), str(result_path), *extra[name]]
+        figures = run_once(command, env=env, timeout=900)
+        if figures["timed_out"]:
+            raise Failed(f"the {name} drift run took over 900 s")
+        return {**figures, "inside": json.loads(result_path.read_text())}
+
+    measured = {name: [] for name in programs}
+    for index in range(rounds):
+        order = list(programs) if index % 2 == 0 else list(reversed(programs))
+        for name in order:
+            measured[name].append(run_drift(name, frames["current"]))
+            figures, inside = measured[name][-1], measured[name][-1]["inside"]
+            print(f"   round {index + 1} {name:<9} {figures['wall_s']:6.2f} s wall, {figures['peak_mib']:5.0f} MiB peak "
+                  f"(import {inside['seconds']['import']:.2f}, load {inside['seconds']['load']:.2f}, "
+                  f"tests {inside['seconds']['tests']:.2f} s)", flush=True)
+    results = {"rows": rows, "rounds": rounds, "versions": installed_versions(venv, PEER_PACKAGES["evidently"])}
+    for name, runs in measured.items():
+        results[name] = {"wall_s": min(run["wall_s"] for run in runs), "peak_mib": max(run["peak_mib"] for run in runs),
+                         "tests_s": min(run["inside"]["seconds"]["tests"] for run in runs),
+                         "import_s": min(run["inside"]["seconds"]["import"] for run in runs),
+                         "memory_source": runs[0]["memory_source"], "runs": runs}
+    ours, theirs = measured["project"][-1]["inside"], measured["evidently"][-1]["inside"]
+    results["ks_pvalues"] = compare_pvalues(ours, theirs)
+    results["psi"] = ours["psi"]
+    # The measured pair drifts so far that every p-value underflows to 0.0: the control pair
+    # (no drift, not timed) checks the two give the same non-zero p-values.
+    control = {name: run_drift(name, frames["control"])["inside"] for name in programs}
+    results["ks_pvalues_control"] = compare_pvalues(control["project"], control["evidently"])
+    results["all_identical"] = all(entry["identical"] for key in ("ks_pvalues", "ks_pvalues_control")
+                                   for entry in results[key].values())
+    return results
+
+
+# --- the table ------------------------------------------------------------------------------
+
+def table_rows(results: dict) -> list[dict]:
+    rows = []
+
+    def row(what, target, measured, baseline, ratio, met, note=""):
+        rows.append({"measurement": what, "target": target, "measured": measured, "baseline": baseline,
+                     "ratio": ratio, "met": met, "note": note})
+
+    if "serve" in results:
+        serve = results["serve"]
+        ours, peer = serve["project"], serve["mlflow"]
+        workers = serve["settings"]["workers"]
+        rate = ours["throughput"]["requests_per_s"] / peer["throughput"]["requests_per_s"]
+        row(f"serve: throughput, 16 keep-alive clients, 1-record body ({ours['throughput']['tool']}), "
+            f"{workers} workers each", ">= 10x MLflow", f"{ours['throughput']['requests_per_s']:.0f} req/s",
+            f"{peer['throughput']['requests_per_s']:.0f} req/s", f"{rate:.1f}x", rate >= 10,
+            "rounds (req/s): project " + ", ".join(f"{run['throughput']['requests_per_s']:.0f}" for run in ours["rounds"])
+            + "; mlflow " + ", ".join(f"{run['throughput']['requests_per_s']:.0f}" for run in peer["rounds"]))
+        p50 = ours["latency"]["p50_ms"]
+        row("serve: single-client p50, 1 record (keep-alive)", "<= 2 ms", f"{p50:.2f} ms",
+            f"{peer['latency']['p50_ms']:.2f} ms", f"{peer['latency']['p50_ms'] / p50:.1f}x faster", p50 <= 2,
+            "rounds (p50 ms / requests): project "
+            + ", ".join(f"{run['latency']['p50_ms']:.2f} / {run['latency']['requests']}" for run in ours["rounds"])
+            + "; mlflow " + ", ".join(f"{run['latency']['p50_ms']:.2f} / {run['latency']['requests']}"
+                                      for run in peer["rounds"]))
+        row("serve: single-client p99, 1 record", "(reported)", f"{ours['latency']['p99_ms']:.2f} ms",
+            f"{peer['latency']['p99_ms']:.2f} ms", f"{peer['latency']['p99_ms'] / ours['latency']['p99_ms']:.1f}x faster",
+            None)
+        errors = ours["throughput"]["errors"] + ours["latency"]["errors"]
+        total = ours["throughput"]["requests"] + sum(run["latency"]["requests"] for run in ours["rounds"])
+        peer_errors = peer["throughput"]["errors"] + peer["latency"]["errors"]
+        kinds = {}
+        for run in ours["rounds"]:
+            for kind, count in run["throughput"].get("error_kinds", {}).items():
+                kinds[kind] = kinds.get(kind, 0) + count
+        row("serve: errors", "0", f"{errors} of {total}", f"{peer_errors}", "", errors == 0,
+            "project errors under load: " + ", ".join(f"{kind} {count}" for kind, count in kinds.items()) if kinds else "")
+        single = serve.get("mlflow_1_worker")
+        if single:
+            rate = ours["throughput"]["requests_per_s"] / single["throughput"]["requests_per_s"]
+            row("serve: throughput vs MLflow with 1 worker (no --workers Nagle stall)", "(reported)",
+                f"{ours['throughput']['requests_per_s']:.0f} req/s", f"{single['throughput']['requests_per_s']:.0f} req/s",
+                f"{rate:.1f}x", None,
+                "uvicorn --workers N leaves TCP_NODELAY off (uvicorn issue #3149): every keep-alive response "
+                "of `mlflow models serve --workers 2` waits ~40 ms for a delayed ACK; one worker is not affected")
+            row("serve: single-client p50 vs MLflow with 1 worker", "(reported)", f"{p50:.2f} ms",
+                f"{single['latency']['p50_ms']:.2f} ms", f"{single['latency']['p50_ms'] / p50:.1f}x faster", None)
+        agreement = serve["agreement"]
+        row("serve: same predictions before measuring", "identical", f"{agreement['rows']} rows", "same rows",
+            "identical", agreement["identical"])
+    if "drift" in results:
+        drift = results["drift"]
+        ours, peer = drift["project"], drift["evidently"]
+        label = f"{drift['rows'] / 1e6:g}M vs {drift['rows'] / 1e6:g}M rows"
+        speedup = peer["wall_s"] / ours["wall_s"]
+        row(f"drift: KS + PSI, {label}, process wall (import, read, test)", ">= 5x faster than Evidently",
+            f"{ours['wall_s']:.2f} s", f"{peer['wall_s']:.2f} s", f"{speedup:.1f}x faster",
+            speedup >= 5 and drift["all_identical"],
+            "rounds (s): project " + ", ".join(f"{run['wall_s']:.2f}" for run in ours["runs"])
+            + "; evidently " + ", ".join(f"{run['wall_s']:.2f}" for run in peer["runs"]))
+        row(f"drift: {label}, tests alone (after import and read)", "(reported)", f"{ours['tests_s']:.2f} s",
+            f"{peer['tests_s']:.2f} s", f"{peer['tests_s'] / ours['tests_s']:.1f}x faster", None,
+            f"imports alone: project {ours['import_s']:.2f} s, evidently {peer['import_s']:.2f} s")
+        row(f"drift: {label}, peak memory", "(reported)", f"{ours['peak_mib']:.0f} MiB", f"{peer['peak_mib']:.0f} MiB",
+            f"{ours['peak_mib'] / peer['peak_mib']:.2f}x", None)
+        for key, what in (("ks_pvalues", "practice vs source"), ("ks_pvalues_control", "control: practice vs practice")):
+            pairs = "; ".join(f"{column} {entry['project']:.6g} / {entry['evidently']:.6g}"
+                              for column, entry in drift[key].items())
+            identical = all(entry["identical"] for entry in drift[key].values())
+            row(f"drift: KS p-values, project / Evidently, {what}", f"identical (rel. {RELATIVE_TOLERANCE:g})", pairs,
+                "", "identical" if identical else "DIFFERENT", identical)
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the project against MLflow serving and Evidently drift tests.")
+    parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1",
+                        help="100k rows, one round, 3 s of load (also BENCH_QUICK=1)")
+    parser.add_argument("--only", default="serve,drift", help="comma-separated parts to run: serve, drift")
+    parser.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk is installed")
+    args = parser.parse_args(argv)
+    benches = {"serve": bench_serve, "drift": bench_drift}
+    parts = [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = [part for part in parts if part not in benches]
+    if unknown:
+        parser.error(f"unknown part(s): {', '.join(unknown)}")
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    results = {}
+    try:
+        for part in parts:
+            results[part] = benches[part](args)
+    except (Failed, subprocess.CalledProcessError) as exc:
+        print(f"bench/peers.py: {exc}", file=sys.stderr)
+        return 1
+    rows = table_rows(results)
+    print()
+    print_table(rows)
+    if "drift" in results:
+        print("\nKS p-values: project drift.ks_test | Evidently DataDriftPreset(method='ks'), and the KS statistic")
+        for key, what in (("ks_pvalues", "practice vs source"), ("ks_pvalues_control", "control: practice vs practice")):
+            print(f"  {what}")
+            for column, entry in results["drift"][key].items():
+                print(f"   {column:<20} {entry['project']!r:>24} | {entry['evidently']!r:<24} D = {entry['statistic']}")
+    report = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick,
+              "seconds": round(time.perf_counter() - started, 1),
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+              "table": rows, "results": results}
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    target = RESULTS_DIR / "peers.json"
+    target.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {target.relative_to(PROJECT_DIR)} ({report['seconds']:.0f} s in all)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
