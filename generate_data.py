@@ -10,7 +10,10 @@ Two regimes of the same market:
 
 ``python generate_data.py`` rewrites the bundled CSVs (same seed, same bytes).
 ``python generate_data.py --rows 1000000 --files 100 --out DIR`` writes scale
-data for benchmarks.
+data for benchmarks. ``--variant categorical`` writes, in the same two regimes,
+subscription customers shaped like real telecom churn data: an id, numeric and
+categorical columns, a few missing values and a ``Yes``/``No`` target (see
+``generate_categorical``).
 """
 from __future__ import annotations
 
@@ -64,6 +67,50 @@ def generate(rows: int, regime: str = "practice", seed: int = 0, missing_rate: f
     return frame
 
 
+# The categorical variant: column -> categories, and each category's weight in the two regimes.
+CATEGORIES = {
+    "contract": (("Month-to-month", "One year", "Two year"), (0.45, 0.3, 0.25), (0.65, 0.2, 0.15)),
+    "internet_service": (("DSL", "Fiber optic", "No"), (0.45, 0.3, 0.25), (0.25, 0.6, 0.15)),
+    "payment_method": (("Electronic check", "Mailed check", "Bank transfer", "Credit card"),
+                       (0.25, 0.25, 0.25, 0.25), (0.5, 0.15, 0.2, 0.15)),
+    "paperless_billing": (("Yes", "No"), (0.5, 0.5), (0.7, 0.3)),
+}
+CATEGORICAL_COLUMNS = ("customer_id", "tenure", "monthly_charges", "total_charges", *CATEGORIES, "churn")
+
+
+def generate_categorical(rows: int, regime: str = "practice", seed: int = 0, missing_rate: float = 0.01) -> pd.DataFrame:
+    """Subscription customers: customer_id, tenure (months), monthly_charges, total_charges (a few
+    missing), contract, internet_service, payment_method, paperless_billing and churn ("Yes"/"No").
+
+    In the past ("practice") churn follows short contracts and electronic checks; in the present
+    ("source") fibre customers on monthly contracts dominate and churn more, and charges are higher.
+    """
+    if regime not in ("practice", "source"):
+        raise ValueError("regime must be practice or source")
+    rng = np.random.default_rng(seed)
+    present = regime == "source"
+    frame = {"customer_id": [f"{number:04d}-{''.join(chars)}" for number, chars in
+                             zip(rng.integers(0, 10000, rows), np.array(list(string.ascii_uppercase))[
+                                 rng.integers(0, 26, size=(rows, 5))])]}
+    for column, (values, past, now) in CATEGORIES.items():
+        frame[column] = np.array(values)[rng.choice(len(values), size=rows, p=now if present else past)]
+    tenure = np.clip(np.round(rng.gamma(1.6, 18.0 if not present else 12.0, rows)), 0, 72)
+    fibre = frame["internet_service"] == "Fiber optic"
+    monthly = np.round(20 + 25 * (frame["internet_service"] != "No") + 30 * fibre + rng.normal(0, 8, rows)
+                       + (10 if present else 0), 2)
+    logit = (-1.2 + 1.6 * (frame["contract"] == "Month-to-month") - 1.2 * (frame["contract"] == "Two year")
+             + 0.9 * (frame["payment_method"] == "Electronic check") - 0.04 * tenure + 0.01 * (monthly - 60)
+             + (1.1 * fibre if present else 0.2 * fibre))
+    frame["tenure"] = tenure.astype(int)
+    frame["monthly_charges"] = monthly
+    frame["total_charges"] = np.round(monthly * np.maximum(tenure, 1) * rng.uniform(0.95, 1.05, rows), 2)
+    frame["churn"] = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), "Yes", "No")
+    result = pd.DataFrame(frame, columns=list(CATEGORICAL_COLUMNS))
+    gaps = rng.random(rows) < missing_rate
+    result["total_charges"] = result["total_charges"].mask(gaps)
+    return result
+
+
 def write_bundled_data(root: Path = PROJECT_DIR) -> list[Path]:
     """(Re)write practicedata/, sourcedata/ and testdata/ under root."""
     plan = [
@@ -82,14 +129,17 @@ def write_bundled_data(root: Path = PROJECT_DIR) -> list[Path]:
     return written
 
 
-def write_scale_data(out: Path, rows: int, files: int, regime: str, seed: int) -> list[Path]:
-    """`rows` rows split across `files` CSVs in out/ (for benchmarks)."""
+def write_scale_data(out: Path, rows: int, files: int, regime: str, seed: int,
+                     variant: str = "course") -> list[Path]:
+    """`rows` rows split across `files` CSVs in out/ (for benchmarks); `variant` "categorical" for
+    the subscription-customer columns of generate_categorical."""
     out.mkdir(parents=True, exist_ok=True)
     per_file = [rows // files + (1 if i < rows % files else 0) for i in range(files)]
+    make = generate_categorical if variant == "categorical" else generate
     written = []
     for index, count in enumerate(per_file):
         path = out / f"part{index:05d}.csv"
-        generate(count, regime, seed + index).to_csv(path, index=False, lineterminator="\n")
+        make(count, regime, seed + index).to_csv(path, index=False, lineterminator="\n")
         written.append(path)
     return written
 
@@ -101,6 +151,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="scale mode: output folder")
     parser.add_argument("--regime", choices=REGIMES, default="source")
     parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--variant", choices=("course", "categorical"), default="course",
+                        help="scale mode: the course's columns, or categorical subscription-customer data")
     args = parser.parse_args(argv)
     if args.rows is None:
         for path in write_bundled_data():
@@ -108,7 +160,9 @@ def main(argv=None) -> int:
         return 0
     if args.out is None or args.rows <= 0 or args.files <= 0:
         parser.error("scale mode needs --rows > 0, --files > 0 and --out")
-    paths = write_scale_data(args.out, args.rows, args.files, args.regime, args.seed)
+    if args.variant == "categorical" and args.regime == "mixed":
+        parser.error("the categorical variant has the regimes practice and source")
+    paths = write_scale_data(args.out, args.rows, args.files, args.regime, args.seed, args.variant)
     print(f"wrote {args.rows} rows in {len(paths)} files to {args.out}")
     return 0
 
