@@ -54,7 +54,7 @@ from scoring import f1_on, load_test_data
 from storage import CURRENT_LINK, DEPLOYMENT_LOG
 
 log = logging.getLogger("api")
-DIAGNOSTICS_TTL_SECONDS = 60
+CSV_FEATURE_TYPES = pacsv.ConvertOptions(column_types={name: pa.float64() for name in FEATURE_COLUMNS})
 
 
 class ApiError(Exception):
@@ -86,9 +86,8 @@ class ModelCache:
 
     def _production_key(self):
         try:
-            stats = [os.stat(path) for path in self._file_paths]
-            return os.readlink(self._link_path), *((s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for s in stats)
-        except OSError:  # no `current`, or a file missing: checked like any other change
+            return os.readlink(self._link_path), *map(_stat_key, self._file_paths)
+        except OSError:  # no `current`: checked like any other change
             return None
 
     def get(self):
@@ -116,6 +115,15 @@ class ModelCache:
         self._checked_key = key
 
 
+def _stat_key(path) -> tuple | None:
+    """What changes whenever a file is written, replaced or restored (ctime included); None: no file."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
 def predict(model, matrix: np.ndarray) -> np.ndarray:
     """model.predict without scikit-learn's finiteness and parameter checks: the API made its own."""
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
@@ -130,14 +138,7 @@ class FileKeyedCache:
         self._lock = threading.Lock()
 
     def get(self, name: str, paths, compute):
-        key = []
-        for path in paths:
-            try:
-                stat = os.stat(path)
-                key.append((str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns))
-            except OSError:
-                key.append((str(path), None))
-        key = tuple(key)
+        key = tuple((str(path), _stat_key(path)) for path in paths)
         entry = self._entries.get(name)
         if entry is not None and entry[0] == key:
             return entry[1]
@@ -171,14 +172,9 @@ def _records_to_matrix(records) -> np.ndarray:
 
 
 def _csv_to_matrix(source, what: str) -> np.ndarray:
-    """The feature columns of a CSV (a path or a file object) as a float64 matrix; ApiError 400 if unusable.
-
-    Errors name the column and never quote the file's values.
-    """
+    """A CSV's feature columns (a path or a file object) as a float64 matrix; 400s never quote a value."""
     try:
-        table = pacsv.read_csv(
-            source, convert_options=pacsv.ConvertOptions(column_types={n: pa.float64() for n in FEATURE_COLUMNS})
-        )
+        table = pacsv.read_csv(source, convert_options=CSV_FEATURE_TYPES)
         names = table.column_names
     except pa.ArrowInvalid as exc:
         raise ApiError(400, f"{what}: {_csv_problem(str(exc), source)}") from None
@@ -298,6 +294,10 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
     with contextlib.suppress(ApiError):
         models.get()
 
+    @app.teardown_request
+    def let_other_clients_in(exc):
+        time.sleep(0)  # gevent.sleep(0) under `make serve`: one busy keep-alive client cannot hold a worker
+
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
         return jsonify(error=exc.message), exc.status
@@ -334,19 +334,10 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
     def summarystats():
         return jsonify(cache.get("summary", [config.output_folder / FINAL_DATA_FILE], lambda: dataframe_summary(config)))
 
-    diagnostics_cache = {"at": None, "value": None}
-    diagnostics_lock = threading.Lock()
-
     @app.get("/diagnostics")
     def diagnostics():
-        # Each answer re-runs ingestion and training to time them: one measurement serves every
-        # request for DIAGNOSTICS_TTL_SECONDS (and one at a time), so polling cannot tie up the workers.
-        with diagnostics_lock:
-            now = time.monotonic()
-            if diagnostics_cache["at"] is None or now - diagnostics_cache["at"] > DIAGNOSTICS_TTL_SECONDS:
-                diagnostics_cache.update(at=now, value={**all_diagnostics(config),
-                                                        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
-            return jsonify(diagnostics_cache["value"])
+        # Reads only: the stage timings come from the run history, nothing is re-run.
+        return jsonify(all_diagnostics(config))
 
     @app.get("/health")
     def health():
@@ -389,6 +380,7 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
             drift_words=reporting.drift_verdict_words(drift_tick),
             drift_rows=reporting.drift_test_rows(drift_tick),
             score_history=any(record.get("f1") is not None for record in deployments),
+            score_warning=reporting.score_fall_warning(deployments, config.promotion_margin),
             report_time=_modified(config.model_folder / REPORT_FILE),
             matrix_time=_modified(config.model_folder / CONFUSION_MATRIX_FILE),
         )
@@ -439,8 +431,7 @@ def main(argv=None) -> int:
         parser.add_argument("--port", type=int, default=8000)
         args = parser.parse_args(argv)
         setup_logging()
-        flask_app = create_app(args.config)
-        flask_app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
+        create_app(args.config).run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
         return 0
 
     return run_cli("app", body, argv)

@@ -21,8 +21,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from settings import (
     HISTORY_FILE,
+    MODEL_RECORD_FILE,
+    TRAINING_ROWS_FILE,
     INGESTED_DETAIL_FILE,
     INGESTED_RECORD_FILE,
     MANIFEST_FILE,
@@ -113,18 +117,24 @@ def store_model_into_pickle(config: Config | None = None, scores: dict | None = 
     return deploy(config or load_config(), scores=scores, note=note)["version"]
 
 
-def deploy(config: Config, scores: dict | None = None, note: str = "", expected_current: str | None = "any") -> dict:
+def deploy(config: Config, scores: dict | None = None, note: str = "", expected_current: str | None = "any",
+           data=None) -> dict:
     """store_model_into_pickle, returning the new version's manifest.
 
     Only the model that training.py wrote (its sha256 is in trainedmodel.json)
-    is published. With `expected_current` (a version, or None for an empty
-    production), ProductionChanged is raised and nothing deployed when
-    production no longer serves that version.
+    is published, with the score scoring.py gave it and the ingestion record
+    it was trained from. `data` is the ingested data the model was trained on
+    (read from finaldata.csv when not given): a key of each of its rows is
+    kept with the version, so later ticks can tell new rows from ones it saw.
+    With `expected_current` (a version, or None for an empty production),
+    ProductionChanged is raised and nothing deployed when production no longer
+    serves that version.
     """
     from training import read_trained_model_bytes
 
     # Read once and checked against training's record: these exact bytes are what is published.
     model_bytes = read_trained_model_bytes(config, "cannot deploy")
+    record = read_json(config.model_folder / MODEL_RECORD_FILE)
     sources = {
         SCORE_FILE: config.model_folder / SCORE_FILE,
         INGESTED_RECORD_FILE: config.output_folder / INGESTED_RECORD_FILE,
@@ -138,6 +148,8 @@ def deploy(config: Config, scores: dict | None = None, note: str = "", expected_
                 raise PipelineError(f"cannot deploy: {path} not found")
             sources.pop(name)
     f1 = _read_score(sources[SCORE_FILE])
+    _check_belongs_to_model(config, record, f1, sources.get(INGESTED_DETAIL_FILE))
+    row_keys = _training_row_keys(config, data)
     training_files = {}
     if INGESTED_DETAIL_FILE in sources:
         detail = read_json(sources[INGESTED_DETAIL_FILE])
@@ -169,6 +181,11 @@ def deploy(config: Config, scores: dict | None = None, note: str = "", expected_
             with open(staging / name, "rb+") as handle:
                 os.fsync(handle.fileno())
             hashes[name] = sha256_file(staging / name)
+        if row_keys is not None:
+            with open(staging / TRAINING_ROWS_FILE, "wb") as handle:
+                np.save(handle, row_keys)
+                os.fsync(handle.fileno())
+            hashes[TRAINING_ROWS_FILE] = sha256_file(staging / TRAINING_ROWS_FILE)
         _checkpoint("files-copied")
         manifest = {
             "version": version,
@@ -196,6 +213,28 @@ def deploy(config: Config, scores: dict | None = None, note: str = "", expected_
     return manifest
 
 
+def _check_belongs_to_model(config: Config, record: dict, f1: float, detail: Path | None) -> None:
+    """Refuse to publish a score or an ingestion record that is not the trained model's own."""
+    if record.get("f1") is None or abs(float(record["f1"]) - f1) > 1e-12:
+        raise PipelineError(f"cannot deploy: {config.model_folder / SCORE_FILE} is not the score of the model "
+                            "training.py last wrote: run scoring.py first")
+    ingested = record.get("ingested_sha256")
+    if ingested and (detail is None or sha256_file(detail) != ingested):
+        raise PipelineError(f"cannot deploy: the ingested data in {config.output_folder} changed since the model was "
+                            "trained (ingestion.py ran after training.py): run training.py and scoring.py first")
+
+
+def _training_row_keys(config: Config, data):
+    from ingestion import read_final_data, row_keys
+
+    if data is None:
+        try:
+            data = read_final_data(config)
+        except PipelineError:
+            return None
+    return row_keys(data)
+
+
 def _remove_staging_leftovers(prod: Path) -> None:
     # Under the deploy lock no other deployment is running: any staging folder is debris.
     for entry in (prod / VERSIONS_DIR).glob(".staging-*"):
@@ -203,12 +242,16 @@ def _remove_staging_leftovers(prod: Path) -> None:
 
 
 def _prune(prod: Path, keep: int) -> list[str]:
-    current = current_version_dir(prod)
+    """Remove all but the `keep` versions that served most recently (never the current one, nor the one
+    a rollback would go back to); versions that never served count as oldest."""
     versions = list_versions(prod)
-    doomed = [v for v in versions[:-keep] if current is None or v != current.name]
+    current = current_version_dir(prod)
+    recent = list(dict.fromkeys([*([current.name] if current else []), *reversed(serving_stack(prod))]))
+    order = [v for v in recent if v in versions] + sorted(set(versions) - set(recent), key=version_sort_key, reverse=True)
+    doomed = order[keep:]
     for version in doomed:
         shutil.rmtree(prod / VERSIONS_DIR / version, ignore_errors=True)
-    return doomed
+    return sorted(doomed, key=version_sort_key)
 
 
 def serving_stack(prod_folder: Path) -> list[str]:
@@ -247,7 +290,8 @@ def _rollback_target(prod: Path, current: str | None) -> str:
         previous = (read_manifest(prod / VERSIONS_DIR / current) or {}).get("previous_version")
         candidates = [previous] if previous else []
     else:
-        candidates = stack
+        # Nothing serving: what served last, else (no log at all) the newest kept version.
+        candidates = stack or list_versions(prod)
     kept = list_versions(prod)
     damaged = []
     for version in reversed(candidates):
@@ -276,17 +320,15 @@ def rollback(config: Config | None = None, version: str | None = None) -> str:
         elif version not in versions:
             kept = ", ".join(versions) or "none"
             raise PipelineError(f"version {version} not found in {prod / VERSIONS_DIR} (kept: {kept})")
+        if current_dir is not None and current_dir.name == version:
+            raise PipelineError(f"{version} is already serving: nothing to roll back")
         if not _intact(prod, version):
             raise PipelineError(f"version {version} is damaged (files do not match its manifest): refusing to roll back to it")
         manifest = read_manifest(prod / VERSIONS_DIR / version)
-        ensure_course_links(prod)
-        switch_current(prod, version)
-        record = {"time": now_iso(), "action": "rollback", "version": version,
-                  "previous": current_dir.name if current_dir else None, "f1": manifest.get("scores", {}).get("f1")}
-        append_jsonl(prod / DEPLOYMENT_LOG, record)
         # Input files the versions rolled away from were trained on, and those in this config's
         # input folder now, were weighed already: without this the next tick, under either
-        # config, would take them as new data and redeploy what was just rolled back.
+        # config, would take them as new data and redeploy what was just rolled back. Recorded
+        # before the switch, so a rollback interrupted at any point is never undone by a tick.
         weighed = [{"name": name, **info} for v in versions if version_sort_key(v) > version_sort_key(version)
                    for name, info in ((read_manifest(prod / VERSIONS_DIR / v) or {}).get("training_files") or {}).items()
                    if info.get("sha256")]
@@ -296,11 +338,19 @@ def rollback(config: Config | None = None, version: str | None = None) -> str:
         except PipelineError:  # no input folder: nothing more to remember
             pass
         remember_checked(prod, version, weighed)
+        ensure_course_links(prod)
+        switch_current(prod, version)
+        record = {"time": now_iso(), "action": "rollback", "version": version,
+                  "previous": current_dir.name if current_dir else None, "f1": manifest.get("scores", {}).get("f1")}
+        append_jsonl(prod / DEPLOYMENT_LOG, record)
     # The run history shows rollbacks beside the ticks, so `fullprocess.py --status` tells the whole story.
-    append_jsonl(config.log_folder / HISTORY_FILE, {
-        "start": record["time"], "end": record["time"], "seconds": 0.0, "stages": {}, "new_files": [],
-        "decision": f"rollback from {record['previous'] or 'damaged production'}", "deployed_version": version,
-        "exit_status": 0})
+    try:
+        append_jsonl(config.log_folder / HISTORY_FILE, {
+            "start": record["time"], "end": record["time"], "seconds": 0.0, "stages": {}, "new_files": [],
+            "decision": f"rollback from {record['previous'] or 'damaged production'}", "deployed_version": version,
+            "exit_status": 0})
+    except OSError as exc:  # production has switched and deployments.jsonl says so: that stands
+        log.warning("rolled back to %s, but could not add it to the run history: %s", version, exc)
     log.info("rolled back %s to %s", prod, version)
     return version
 
@@ -318,8 +368,9 @@ def deployment_history(config: Config) -> list[dict]:
 
 
 def deployed_score_history(config: Config) -> list[float]:
-    """Test F1 of every deployment made (not rollbacks), oldest first."""
-    return [float(r["f1"]) for r in deployment_history(config) if r.get("action") == "deploy" and r.get("f1") is not None]
+    """Test F1 of every deployment made (not rollbacks), oldest first; a record without a number is skipped."""
+    return [float(r["f1"]) for r in deployment_history(config)
+            if r.get("action") == "deploy" and isinstance(r.get("f1"), (int, float)) and not isinstance(r["f1"], bool)]
 
 
 @dataclass

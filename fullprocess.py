@@ -34,6 +34,7 @@ from settings import (
     REFERENCE_SAMPLE_FILE,
     REPORTS_RECORD_FILE,
     TARGET_COLUMN,
+    TRAINING_ROWS_FILE,
     Config,
     ConfigError,
     PipelineError,
@@ -90,7 +91,7 @@ class Tick:
         """The one place a tick's outcome is set: its decision and the version serving after it."""
         self.record["decision"] = decision
         self.record["deployed_version"] = version
-        log.info("decision: %s; production serves %s", decision, version or "nothing")
+        log.info("decision: %s; production serves %s", decision, version or "(unchanged)")
         return status
 
     def finish(self, status: int) -> int:
@@ -147,34 +148,33 @@ def run_tick(config: Config, tick: Tick) -> int:
         return tick.decide("no new data", version)
     log.info("new data: %s", ", ".join(new_files))
 
-    from ingestion import rows_not_in
-
     ingestion = _ingest(config, tick)
+    gone = sorted(set(deployed.get("training_files") or {}) - set(prints))
+    if gone:
+        log.warning("%d file(s) %s was trained on are no longer in %s (%s): a retrain uses only what is there",
+                    len(gone), version, config.input_folder, ", ".join(gone))
+    weighed = _weighed(prints, ingestion)
     usable = [name for name in new_files if name in ingestion.ingested]
     if not usable:
-        remember_checked(config.prod_folder, version, prints)
+        remember_checked(config.prod_folder, version, weighed)
         return tick.decide("no usable new data", version)
-    # Drift is judged on the rows the deployed model has not seen: history diluting
-    # the new files would hide a shift in them.
-    trained = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()}
-    seen = [name for name, info in ingestion.ingested.items() if info["sha256"] in trained]
-    new_rows = rows_not_in(ingestion.rows_from(usable), ingestion.rows_from(seen))
+    new_rows = _new_rows(deployed, ingestion, usable)
     tick.record["new_rows"] = len(new_rows)
     log.info("%d new row(s) in %d new file(s) that %s was not trained on", len(new_rows), len(usable), version)
     if len(new_rows) == 0:
-        remember_checked(config.prod_folder, version, prints)
+        remember_checked(config.prod_folder, version, weighed)
         return tick.decide("no new rows", version)
 
     verdict, drift_inputs = _check_drift(config, tick, new_rows)
     if not verdict["drift"]:
-        remember_checked(config.prod_folder, version, prints)
+        remember_checked(config.prod_folder, version, weighed)
         return tick.decide("no drift", version)
     fired = ", ".join(verdict["trigger"]["fired"])
     log.info("drift (%s): retraining", fired)
     outcome, serving = _retrain_and_deploy(config, tick, ingestion.data, deployed=deployed, note=f"drift: {fired}",
                                            drift_inputs=drift_inputs)
     if outcome == "not promoted":
-        remember_checked(config.prod_folder, version, prints)
+        remember_checked(config.prod_folder, version, weighed)
     return tick.decide(OUTCOMES[outcome], serving)
 
 
@@ -190,6 +190,34 @@ OUTCOMES = {
 }
 
 
+def _weighed(prints: dict, ingestion) -> dict:
+    """The fingerprints of the files this tick really read (or rejected having read them): only those
+    may be remembered as checked. A file that was briefly away is looked at again next tick."""
+    return {name: fingerprint for name, fingerprint in prints.items()
+            if ingestion.ingested.get(name, {}).get("sha256") == fingerprint["sha256"]
+            or (name in ingestion.rejected and not ingestion.rejected[name].startswith("vanished"))}
+
+
+def _new_rows(deployed: dict, ingestion, usable: list[str]):
+    """The rows of the usable new files that the deployed model was not trained on.
+
+    Drift is judged on these alone: history diluting them would hide a shift, and a file
+    that grew (or a cumulative export replacing one) brings only its added rows.
+    """
+    import numpy as np
+
+    from ingestion import row_keys, rows_not_in
+
+    candidates = ingestion.rows_from(usable)
+    keys_path = Path(deployed["folder"]) / TRAINING_ROWS_FILE
+    if keys_path.is_file():
+        return candidates[~np.isin(row_keys(candidates), np.load(keys_path))].reset_index(drop=True)
+    # A version deployed before row keys were kept: the unchanged files it was trained on tell.
+    trained = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()}
+    seen = [name for name, info in ingestion.ingested.items() if info["sha256"] in trained]
+    return rows_not_in(candidates, ingestion.rows_from(seen))
+
+
 def _ingest(config: Config, tick: Tick):
     from ingestion import merge_multiple_dataframe
     from training import check_training_parameters
@@ -200,8 +228,6 @@ def _ingest(config: Config, tick: Tick):
         result = merge_multiple_dataframe(config)
     tick.record["rejected_files"] = result.rejected
     tick.record["rows"] = {"read": result.rows_read, "unique": result.rows}
-    for name, reason in result.rejected.items():
-        log.warning("rejected file %s: %s", name, reason)
     return result
 
 
@@ -264,7 +290,7 @@ def _retrain_and_deploy(config: Config, tick: Tick, data, deployed: dict | None,
 
     with tick.stage("deploy"):
         try:
-            manifest = deploy(config, note=note, expected_current=kept)
+            manifest = deploy(config, note=note, expected_current=kept, data=data)
         except ProductionChanged as exc:
             # A person switched production (a rollback) while this tick worked: theirs stands.
             log.warning("%s", exc)
@@ -272,13 +298,20 @@ def _retrain_and_deploy(config: Config, tick: Tick, data, deployed: dict | None,
             serving = current_version_dir(config.prod_folder)
             return "production changed", serving.name if serving else None
     version = manifest["version"]
+    # From here production serves the new version, whatever fails next.
+    tick.record["deployed_version"] = version
     serving = DeployedModel(model=model, manifest=manifest, folder=config.prod_folder / VERSIONS_DIR / version)
     with tick.stage("report"):
         import reporting
 
         # This tick's history line is appended only when it ends: the report gets the record so far.
         reporting.write_reports(config, serving, data, test_data, current_tick=tick.record, drift_inputs=drift_inputs)
-    _call_api(config, tick)
+    try:
+        _call_api(config, tick)
+    except PipelineError as exc:
+        # The API is a service of its own: its answer is recorded, the redeploy stands.
+        log.warning("the API answered badly after the redeploy: %s", exc)
+        tick.record["apicalls_error"] = str(exc)
     return "deployed", version
 
 
@@ -325,24 +358,35 @@ def print_status(config: Config, last: int) -> None:
     header = f"{'start (UTC)':<20} {'secs':>7} {'exit':>4}  {'version':<8} {'new':>3}  {'F1 dep/new':<13} decision"
     print(header)
     print("-" * len(header))
+
+    def number(value, pattern: str, missing: str = "") -> str:
+        return pattern.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else missing
+
     for r in records:
-        scores = r.get("scores") or {}
+        scores = r.get("scores") if isinstance(r.get("scores"), dict) else {}
         f1 = ""
-        if isinstance(scores.get("deployed_f1"), (int, float)):
-            new = scores.get("new_data_f1")
-            f1 = f"{scores['deployed_f1']:.3f}/" + (f"{new:.3f}" if isinstance(new, (int, float)) else "n/a")
+        if number(scores.get("deployed_f1"), "{}"):
+            f1 = number(scores["deployed_f1"], "{:.3f}") + "/" + number(scores.get("new_data_f1"), "{:.3f}", "n/a")
         decision = str(r.get("decision") or "")
         if r.get("error"):
             decision += f" [{r.get('failed_stage', '?')}: {r['error']}]"
-        seconds = r.get("seconds")
-        print(f"{str(r.get('start', ''))[:19]:<20} {seconds if isinstance(seconds, (int, float)) else 0:>7.2f} "
+        new_files = r.get("new_files") if isinstance(r.get("new_files"), list) else []
+        print(f"{str(r.get('start', ''))[:19]:<20} {number(r.get('seconds'), '{:>7.2f}', '      -')} "
               f"{str(r.get('exit_status', '')):>4}  {str(r.get('deployed_version') or '-'):<8} "
-              f"{len(r.get('new_files') or []):>3}  {f1:<13} {decision}")
+              f"{len(new_files):>3}  {f1:<13} {decision}")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
 
 
 def main(argv=None) -> int:
     parser = argument_parser("Run one tick of the pipeline (cron entry point).")
-    parser.add_argument("--status", nargs="?", const=10, type=int, metavar="N", help="print the last N ticks (default 10) and exit")
+    parser.add_argument("--status", nargs="?", const=10, type=_positive, metavar="N",
+                        help="print the last N ticks (default 10) and exit")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -350,7 +394,11 @@ def main(argv=None) -> int:
         print(f"fullprocess: config error: {exc}", file=sys.stderr)
         return 2
     if args.status is not None:
-        print_status(config, args.status)
+        try:
+            print_status(config, args.status)
+        except OSError as exc:
+            print(f"fullprocess: error: cannot read the run history: {exc}", file=sys.stderr)
+            return 1
         return 0
     try:
         setup_logging(config.log_folder / LOG_FILE)
@@ -369,33 +417,37 @@ def _run_locked(config: Config, tick: Tick) -> int:
             return run_tick(config, tick)
     except LockBusy:
         log.info("another run in progress: skipping this tick")
-        return tick.decide("skipped: another run in progress", tick.record.get("deployed_version_before"))
+        return tick.decide("skipped: another run in progress", None)
     except ConfigError as exc:
-        log.error("tick failed: config error: %s; production unchanged", exc)
-        print(f"fullprocess: config error: {exc}", file=sys.stderr)
-        tick.record["error"] = str(exc)
-        return tick.decide("failed (config)", tick.record.get("deployed_version_before"), 2)
-    except PipelineError as exc:
-        stage = tick.record.get("failed_stage")
-        log.error("tick failed%s: %s; production unchanged", f" in stage {stage}" if stage else "", exc)
-        print(f"fullprocess: error: {exc}", file=sys.stderr)
-        tick.record.setdefault("error", str(exc))
-        what = "failed (production damaged)" if isinstance(exc, ProductionDamaged) else "failed"
-        return tick.decide(what, tick.record.get("deployed_version_before"), 1)
+        return _failed(tick, f"config error: {exc}", "failed (config)", 2)
+    except ProductionDamaged as exc:
+        return _failed(tick, f"error: {exc}", "failed (production damaged)", 1)
+    except (PipelineError, OSError) as exc:  # an expected problem: bad input or state, a full or read-only disk
+        return _failed(tick, f"error: {exc}", "failed", 1)
     except ImportError as exc:
         # The no-new-data path needs only the standard library, so a tick run with the wrong
         # interpreter looks healthy until data arrives: say plainly what is wrong.
-        reason = f"{exc}: run fullprocess.py with the project's virtualenv ({Path(__file__).parent / '.venv/bin/python'})"
-        log.error("tick failed: %s", reason)
-        print(f"fullprocess: error: {reason}", file=sys.stderr)
-        tick.record["error"] = reason
-        return tick.decide("failed", tick.record.get("deployed_version_before"), 1)
+        return _failed(tick, f"error: {exc}: run fullprocess.py with the project's virtualenv "
+                             f"({Path(__file__).parent / '.venv/bin/python'})", "failed", 1)
+    except KeyboardInterrupt:
+        return _failed(tick, "interrupted", "interrupted", 130)
     except Exception as exc:  # unexpected: keep the traceback in the log, one line on stderr
-        log.error("tick failed unexpectedly: %s\n%s", exc, traceback.format_exc())
-        print(f"fullprocess: unexpected error: {type(exc).__name__}: {exc} "
-              f"(traceback in {config.log_folder / LOG_FILE})", file=sys.stderr)
-        tick.record.setdefault("error", f"{type(exc).__name__}: {exc}")
-        return tick.decide("failed", tick.record.get("deployed_version_before"), 1)
+        return _failed(tick, f"unexpected error: {type(exc).__name__}: {exc} "
+                             f"(traceback in {config.log_folder / LOG_FILE})", "failed", 1, traceback.format_exc())
+
+
+def _failed(tick: Tick, message: str, decision: str, status: int, details: str | None = None) -> int:
+    """Record and report a failed tick; says whether production changed before the failure."""
+    tick.record.setdefault("error", message)
+    serving = tick.record.get("deployed_version")  # set once a deploy switched production
+    stage = tick.record.get("failed_stage")
+    after = f"production serves {serving}, deployed by this tick" if serving else "production unchanged"
+    log.error("tick failed%s: %s; %s%s", f" in stage {stage}" if stage else "", message, after,
+              f"\n{details}" if details else "")
+    print(f"fullprocess: {message}", file=sys.stderr)
+    if serving:
+        decision = f"{decision} after deploying {serving}"
+    return tick.decide(decision, serving or tick.record.get("deployed_version_before"), status)
 
 
 if __name__ == "__main__":

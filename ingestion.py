@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +44,9 @@ log = logging.getLogger("ingestion")
 # Features and target are read as float64: a missing cell is then NaN, and text is a conversion error.
 COLUMN_TYPES = {ID_COLUMN: pa.string(), **{name: pa.float64() for name in (*FEATURE_COLUMNS, TARGET_COLUMN)}}
 MAX_REASON_CHARS = 200
+# Larger magnitudes are rejected like inf: no count, size or charge comes near, and they would
+# overflow the summary statistics and freeze the solver (liblinear refuses values above 1e30).
+MAX_ABS_NUMBER = 1e15
 
 
 class InvalidFile(Exception):
@@ -75,6 +79,11 @@ class IngestionResult:
         wanted = set(names)
         parts = [self.every_row.iloc[start:stop] for name, (start, stop) in self.spans.items() if name in wanted]
         return pd.concat(parts).drop_duplicates(ignore_index=True) if parts else self.data.iloc[:0]
+
+
+def row_keys(rows: pd.DataFrame) -> np.ndarray:
+    """pandas' 64-bit hash of each row's values (uint64), to tell rows seen before without keeping them."""
+    return pd.util.hash_pandas_object(rows, index=False).to_numpy()
 
 
 def rows_not_in(rows: pd.DataFrame, seen: pd.DataFrame) -> pd.DataFrame:
@@ -131,7 +140,8 @@ def _parse(data: bytes, columns: tuple[str, ...]) -> pa.Table:
     for name in columns:
         values = table[name]
         if name in FEATURE_COLUMNS:
-            _reject_first(pc.is_inf(values), name, "not a finite number")
+            _reject_first(pc.greater_equal(pc.abs(values), MAX_ABS_NUMBER), name,
+                          f"not a finite number below {MAX_ABS_NUMBER:g} in magnitude")
         elif name == TARGET_COLUMN:
             _reject_first(pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, pa.array([0.0, 1.0])))),
                           name, "must be 0 or 1")
@@ -180,9 +190,14 @@ def _why_unreadable(data: bytes, error: Exception, columns: tuple[str, ...]) -> 
 
 def _read_input(path: Path, max_bytes: int) -> tuple[dict, pa.Table]:
     """(fingerprint, validated rows) of one input file; raises InvalidFile. Its size is checked before reading."""
+    # Resolved again here and opened without following a link: a file swapped for a link
+    # to the outside since the folder was listed is still never read.
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(Path(os.path.realpath(path.parent))):
+        raise InvalidFile("a link to outside the input folder: not read")
     try:
         # O_NONBLOCK: should the file have been swapped for a FIFO since listing, opening it must not hang.
-        handle = open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
+        handle = open(os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW), "rb")
     except FileNotFoundError:
         raise InvalidFile("vanished while being read") from None
     except OSError as exc:

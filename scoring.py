@@ -11,8 +11,8 @@ import sys
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from settings import SCORE_FILE, Config, PipelineError, load_config, stage_main
-from storage import write_text_atomic
+from settings import MODEL_RECORD_FILE, SCORE_FILE, Config, PipelineError, load_config, stage_main
+from storage import read_json, write_json_atomic, write_text_atomic
 
 log = logging.getLogger("scoring")
 
@@ -38,8 +38,12 @@ def f1_on(model, data: pd.DataFrame) -> float:
 
 
 def save_score(config: Config, score: float) -> None:
-    """Write the score, as a bare number, to latestscore.txt (the course's record)."""
+    """Write the score, as a bare number, to latestscore.txt (the course's record), and beside the
+    trained model's sha256 in trainedmodel.json: deployment publishes a model only with its own score."""
     write_text_atomic(config.model_folder / SCORE_FILE, f"{score}\n")
+    record = read_json(config.model_folder / MODEL_RECORD_FILE)
+    if record:
+        write_json_atomic(config.model_folder / MODEL_RECORD_FILE, {**record, "f1": score})
     log.info("F1 on %s: %.4f; wrote %s", config.test_data_file, score, config.model_folder / SCORE_FILE)
 
 

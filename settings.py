@@ -28,6 +28,7 @@ INGESTED_RECORD_FILE = "ingestedfiles.txt"
 INGESTED_DETAIL_FILE = "ingestedfiles.json"
 REFERENCE_SAMPLE_FILE = "referencedata.csv"
 REFERENCE_SAMPLE_ROWS = 50_000
+TRAINING_ROWS_FILE = "trainingrows.npy"  # a key of each training row, kept with each deployed version
 TEST_DATA_FILE = "testdata.csv"
 MODEL_FILE = "trainedmodel.pkl"
 MODEL_RECORD_FILE = "trainedmodel.json"  # the sha256 training recorded for MODEL_FILE

@@ -162,8 +162,10 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 # --- the input folder, seen cheaply ----------------------------------------------
 
 def display_name(name: str) -> str:
-    """A file name safe to log and write as UTF-8: bytes that are not UTF-8 shown as \\xNN."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A file name safe to log and write as UTF-8 on one line: bytes that are not UTF-8 shown as
+    \\xNN, control characters (a newline would forge a log line) as \\n, \\x1b and so on."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(repr(c)[1:-1] if c.isprintable() is False and c != " " else c for c in text)
 
 
 def input_csvs(folder: Path) -> tuple[list[Path], dict[str, str]]:
@@ -191,7 +193,7 @@ def input_csvs(folder: Path) -> tuple[list[Path], dict[str, str]]:
         if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(inside):
             refused[display_name(entry.name)] = "a link to outside the input folder: not read"
         elif display_name(entry.name) != entry.name:
-            refused[display_name(entry.name)] = "file name is not valid UTF-8: rename it"
+            refused[display_name(entry.name)] = "file name is not valid UTF-8 or holds control characters: rename it"
         else:
             paths.append(Path(entry.path))
     return paths, refused
@@ -332,7 +334,8 @@ def deployed_state(prod_folder: Path) -> dict | None:
     try:
         target = os.readlink(link)
     except FileNotFoundError:
-        if not versions:
+        # Versions that never served (a first deployment killed before its switch) are debris, not damage.
+        if not versions or not read_jsonl(prod_folder / DEPLOYMENT_LOG):
             return None
         raise ProductionDamaged(f"no '{CURRENT_LINK}' link in {prod_folder} (versions kept: {', '.join(versions)})") from None
     except OSError:

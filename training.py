@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 
 from settings import (
     FEATURE_COLUMNS,
+    INGESTED_DETAIL_FILE,
     MODEL_FILE,
     MODEL_RECORD_FILE,
     TARGET_COLUMN,
@@ -33,7 +34,7 @@ from settings import (
     load_config,
     stage_main,
 )
-from storage import now_iso, read_json, write_bytes_atomic, write_json_atomic
+from storage import now_iso, read_json, sha256_file, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger("training")
 
@@ -87,17 +88,21 @@ def fit_model(data: pd.DataFrame, params: dict) -> Pipeline:
 
 
 def save_model(model, config: Config, rows: int | None = None) -> Path:
-    """Write trainedmodel.pkl and, after it, trainedmodel.json recording its sha256.
+    """Write trainedmodel.pkl and, after it, trainedmodel.json recording its sha256 and the
+    sha256 of the ingestedfiles.json it was trained from.
 
     Deployment and scoring unpickle or publish only a model file whose bytes
     match that record: a pickle dropped into the folder by anything else is
-    refused before it is ever loaded.
+    refused before it is ever loaded, and a model is published only with the
+    ingestion record and the score that belong to it.
     """
     data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     path = config.model_folder / MODEL_FILE
+    detail = config.output_folder / INGESTED_DETAIL_FILE
     write_bytes_atomic(path, data)
-    write_json_atomic(config.model_folder / MODEL_RECORD_FILE,
-                      {"sha256": hashlib.sha256(data).hexdigest(), "created": now_iso(), "rows": rows})
+    write_json_atomic(config.model_folder / MODEL_RECORD_FILE, {
+        "sha256": hashlib.sha256(data).hexdigest(), "created": now_iso(), "rows": rows,
+        "ingested_sha256": sha256_file(detail) if detail.is_file() else None})
     return path
 
 

@@ -395,7 +395,7 @@ def bench_serve(args) -> dict:
     rounds = 1 if args.quick else 3
     use_wrk = shutil.which("wrk") is not None and not args.python_load
     load = throughput_wrk if use_wrk else throughput_python
-    apps = {"ours": "app:app", "course_style": "bench.course_app:app", "server_floor": "bench.floor_app:app"}
+    apps = {"ours": "app:create_app()", "course_style": "bench.course_app:app", "server_floor": "bench.floor_app:app"}
     servers = {}
     try:
         for name, app in apps.items():

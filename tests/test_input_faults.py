@@ -75,7 +75,7 @@ def test_a_file_name_that_is_not_utf8_is_rejected_under_a_printable_name(deploye
     add_good_file(deployed)
     result = deployed.run("fullprocess.py")
     record = assert_tick_went_on(result, deployed)
-    reason = "file name is not valid UTF-8: rename it"
+    reason = "file name is not valid UTF-8 or holds control characters: rename it"
     assert record["rejected_files"] == {"caf\\xe9-export.csv": reason}
     assert ingested_detail(deployed)["rejected"] == {"caf\\xe9-export.csv": reason}
     # Every record is valid UTF-8 (read_text above would have raised), the log too.
