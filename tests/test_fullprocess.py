@@ -97,7 +97,7 @@ def test_a_rejected_new_file_is_recorded_with_its_reason(deployed):
     record = history(deployed)[-1]
     assert "missing column" in record["rejected_files"]["broken.csv"]
     assert record["decision"] == "no usable new data" and "drift" not in record
-    assert "rejected file broken.csv" in result.stdout
+    assert "rejected broken.csv: missing column" in result.stdout
     again = deployed.run("fullprocess.py")
     assert "no new data" in again.stdout  # not re-ingested every tick
 
