@@ -9,7 +9,8 @@ import json
 import logging
 import sys
 
-from settings import API_RETURNS_FILE, Config, PipelineError, stage_main
+from cli import stage_main
+from settings import API_RETURNS_FILE, Config, PipelineError
 from storage import write_text_atomic
 
 log = logging.getLogger("apicalls")

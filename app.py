@@ -35,6 +35,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 import reporting
 from deployment import ModelUnavailable, deployment_history, load_deployed_model
 from diagnostics import all_diagnostics, dataframe_summary
+from cli import argument_parser, run_cli, setup_logging
 from settings import (
     CONFUSION_MATRIX_FILE,
     FEATURE_COLUMNS,
@@ -45,10 +46,7 @@ from settings import (
     REPORT_FILE,
     Config,
     PipelineError,
-    argument_parser,
     load_config,
-    run_cli,
-    setup_logging,
 )
 from scoring import f1_on, load_test_data
 from storage import CURRENT_LINK, DEPLOYMENT_LOG

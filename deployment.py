@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cli import stage_main
 from settings import (
     HISTORY_FILE,
     MODEL_RECORD_FILE,
@@ -36,7 +37,6 @@ from settings import (
     Config,
     PipelineError,
     load_config,
-    stage_main,
 )
 from storage import (
     DEPLOYMENT_LOG,

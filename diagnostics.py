@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cli import stage_main
 from settings import (
     DIAGNOSTICS_FILE,
     HISTORY_FILE,
@@ -25,7 +26,6 @@ from settings import (
     PROJECT_DIR,
     Config,
     load_config,
-    stage_main,
 )
 from storage import read_jsonl, write_json_atomic
 

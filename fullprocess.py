@@ -26,6 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
+from cli import argument_parser, setup_logging
 from settings import (
     HISTORY_FILE,
     INGESTED_DETAIL_FILE,
@@ -38,9 +39,7 @@ from settings import (
     Config,
     ConfigError,
     PipelineError,
-    argument_parser,
     load_config,
-    setup_logging,
 )
 from storage import (
     VERSIONS_DIR,

@@ -34,9 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from cli import stage_main
 from settings import (ALL_COLUMNS, FEATURE_COLUMNS, FINAL_DATA_FILE, ID_COLUMN, INGESTED_DETAIL_FILE,
                       INGESTED_RECORD_FILE, REFERENCE_SAMPLE_FILE, REFERENCE_SAMPLE_ROWS, TARGET_COLUMN, Config,
-                      PipelineError, load_config, stage_main)
+                      PipelineError, load_config)
 from storage import atomic_path, input_csvs, write_json_atomic, write_text_atomic
 
 log = logging.getLogger("ingestion")

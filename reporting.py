@@ -36,6 +36,7 @@ from reportlab.pdfgen import canvas as pdf_canvas  # noqa: E402
 from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Table, TableStyle  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
+from cli import stage_main  # noqa: E402
 from settings import (  # noqa: E402
     CONFUSION_MATRIX_FILE,
     DIAGNOSTICS_FILE,
@@ -51,7 +52,6 @@ from settings import (  # noqa: E402
     Config,
     PipelineError,
     load_config,
-    stage_main,
 )
 from storage import VERSIONS_DIR, atomic_path, now_iso, read_jsonl, write_json_atomic  # noqa: E402
 

@@ -11,7 +11,8 @@ import sys
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from settings import MODEL_RECORD_FILE, SCORE_FILE, Config, PipelineError, load_config, stage_main
+from cli import stage_main
+from settings import MODEL_RECORD_FILE, SCORE_FILE, Config, PipelineError, load_config
 from storage import read_json, write_json_atomic, write_text_atomic
 
 log = logging.getLogger("scoring")

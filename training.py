@@ -22,6 +22,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from cli import stage_main
 from settings import (
     FEATURE_COLUMNS,
     INGESTED_DETAIL_FILE,
@@ -32,7 +33,6 @@ from settings import (
     ConfigError,
     PipelineError,
     load_config,
-    stage_main,
 )
 from storage import now_iso, read_json, sha256_file, write_bytes_atomic, write_json_atomic
 

@@ -10,7 +10,6 @@ import json
 import os
 import resource
 import subprocess
-import sys
 
 import pyarrow as pa
 import pytest

@@ -1,6 +1,5 @@
 """Left alone for months: drift on the new rows, one lock for every writer, rollbacks that hold,
 damaged production, torn records, kills after the switch, foreign model files, start-up errors."""
-import fcntl
 import json
 import os
 import subprocess

@@ -1,0 +1,107 @@
+"""Command-line plumbing shared by the stage scripts: --config, logging, the exit-code contract.
+
+Exit codes: 0 done (including "nothing to do"), 1 an expected problem (one
+line on stderr), 2 a bad config, 130 interrupted. Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from settings import DEFAULT_CONFIG, LOCK_FILE, ConfigError, PipelineError, load_config
+
+def argument_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--config",
+        default=str(DEFAULT_CONFIG),
+        help="path to the config JSON (default: config.json beside the scripts); "
+        "relative paths inside it resolve against its folder",
+    )
+    return parser
+
+
+class _StageFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(stage)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not hasattr(record, "stage"):
+            record.stage = record.name
+        return super().format(record)
+
+
+def setup_logging(log_file: Path | None = None, level: int = logging.INFO) -> None:
+    """Configure the root logger once, from an entry point: stderr, and a file if given."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    formatter = _StageFormatter()
+    stream = logging.StreamHandler(sys.stdout)
+    stream.setFormatter(formatter)
+    root.addHandler(stream)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(formatter)
+        root.addHandler(file_handler)
+    root.setLevel(level)
+
+
+def stage_main(stage: str, description: str, action, argv=None, add_arguments=None, lock: bool = False) -> int:
+    """The common `main` of a stage script.
+
+    Parses --config (plus whatever `add_arguments(parser)` adds), loads the
+    config, sets up logging, runs `action(config, args)` and prints the line
+    it returns, under the error contract of run_cli. With `lock` (a stage
+    that writes shared state) the action runs holding the tick's lock, waiting
+    up to `lock_wait_seconds` for a running tick to finish.
+    """
+    def body(argv):
+        parser = argument_parser(description)
+        if add_arguments is not None:
+            add_arguments(parser)
+        args = parser.parse_args(argv)
+        config = load_config(args.config)
+        setup_logging()
+        if lock:
+            from storage import LockBusy, exclusive_lock
+
+            try:
+                with exclusive_lock(config.log_folder / LOCK_FILE, config.lock_wait_seconds):
+                    message = action(config, args)
+            except LockBusy as busy:
+                raise PipelineError(f"a tick is in progress {busy.holder}; waited {config.lock_wait_seconds:g} s "
+                                    f"(lock_wait_seconds): try again later") from None
+        else:
+            message = action(config, args)
+        if message:
+            print(message)
+        return 0
+
+    return run_cli(stage, body, argv)
+
+
+def run_cli(stage: str, body, argv=None) -> int:
+    """Run a stage's body(config, args) with the shared error contract.
+
+    ConfigError -> exit 2, PipelineError -> exit 1, each as one line on stderr.
+    """
+    try:
+        return body(argv) or 0
+    except ConfigError as exc:
+        print(f"{stage}: config error: {exc}", file=sys.stderr)
+        return 2
+    except PipelineError as exc:
+        print(f"{stage}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{stage}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a read-only or full disk, a folder that is a file: say where, no traceback
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) not in str(exc) else ""
+        print(f"{stage}: error: {exc}{where}", file=sys.stderr)
+        return 1
