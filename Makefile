@@ -49,7 +49,7 @@ run: venv
 	@echo "Next: make serve, then python apicalls.py --config config_production.json"
 
 test: venv
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n auto
 
 test-slow: venv
 	$(PY) -m pytest -q -m slow
