@@ -141,3 +141,19 @@ def test_the_page_without_a_deployed_model_says_so(project, tmp_path):
             assert response.json()["error"]
     finally:
         stop_server(server)
+
+
+def test_the_page_warns_when_the_deployed_f1_fell_by_more_than_the_margin(drifted_server):
+    # The bundled storyline: the model retrained on the shifted data scores lower on the test data.
+    page = drifted_server.get("/").text
+    assert 'id="score-warning"' in page
+    assert "fell from 0.6752 (v0001) to 0.6195 (v0002)" in page and "deployment.py --rollback" in page
+    drifted_server.project.write_config(promotion_margin=0.1, api_url="http://127.0.0.1:9")
+    port = free_port()
+    guarded = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(drifted_server.project.config_path),
+                            "--port", str(port)], port, drifted_server.log_path.with_name("guarded.log"),
+                           cwd=drifted_server.project.elsewhere)
+    try:
+        assert 'id="score-warning"' not in guarded.get("/").text  # a fall within the margin is no warning
+    finally:
+        stop_server(guarded)
