@@ -205,16 +205,16 @@ def _new_rows(deployed: dict, ingestion, usable: list[str]):
     """
     import numpy as np
 
-    from ingestion import row_keys, rows_not_in
+    from ingestion import row_keys
 
     candidates = ingestion.rows_from(usable)
     keys_path = Path(deployed["folder"]) / TRAINING_ROWS_FILE
     if keys_path.is_file():
-        return candidates[~np.isin(row_keys(candidates), np.load(keys_path))].reset_index(drop=True)
-    # A version deployed before row keys were kept: the unchanged files it was trained on tell.
-    trained = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()}
-    seen = [name for name, info in ingestion.ingested.items() if info["sha256"] in trained]
-    return rows_not_in(candidates, ingestion.rows_from(seen))
+        seen = np.load(keys_path)
+    else:  # a version deployed before row keys were kept: the unchanged files it was trained on tell
+        trained = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()}
+        seen = row_keys(ingestion.rows_from([name for name, f in ingestion.ingested.items() if f["sha256"] in trained]))
+    return candidates[~np.isin(row_keys(candidates), seen)].reset_index(drop=True)
 
 
 def _ingest(config: Config, tick: Tick):

@@ -87,15 +87,6 @@ def row_keys(rows: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(rows, index=False).to_numpy()
 
 
-def rows_not_in(rows: pd.DataFrame, seen: pd.DataFrame) -> pd.DataFrame:
-    """The rows of `rows` that do not appear in `seen` (every column equal, NaN equal to NaN), in order."""
-    columns = list(rows.columns)
-    merged = rows.merge(seen[columns].drop_duplicates(), how="left", on=columns, indicator=True)
-    return rows[(merged["_merge"] == "left_only").to_numpy()].reset_index(drop=True)
-
-
-# --- one file ---------------------------------------------------------------------------
-
 def read_validated_csv(source: str | os.PathLike | bytes | BinaryIO,
                        columns: Iterable[str] = ALL_COLUMNS) -> pd.DataFrame:
     """One CSV (a path, its bytes or a binary file), validated and typed; raises InvalidFile saying why.
@@ -121,20 +112,17 @@ def _parse(data: bytes, columns: tuple[str, ...]) -> pa.Table:
         bad_rows.append(row)
         return "skip"
 
-    try:
-        table = pacsv.read_csv(
-            pa.BufferReader(data),
-            # Files are read in parallel, one per thread: Arrow's own threads would only contend.
-            read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=note_bad_row),
-            convert_options=pacsv.ConvertOptions(column_types={name: COLUMN_TYPES[name] for name in columns},
-                                                 strings_can_be_null=False),
-        )
+    try:  # files are read in parallel, one per thread: Arrow's own threads would only contend
+        table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(use_threads=False),
+                               parse_options=pacsv.ParseOptions(invalid_row_handler=note_bad_row),
+                               convert_options=pacsv.ConvertOptions(
+                                   column_types={name: COLUMN_TYPES[name] for name in columns},
+                                   strings_can_be_null=False))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise InvalidFile(_why_unreadable(data, exc, columns)) from None
     if bad_rows:
-        row = bad_rows[0]
-        raise InvalidFile(f"line {row.number}: {row.actual_columns} field(s), expected {row.expected_columns}")
+        raise InvalidFile(f"line {bad_rows[0].number}: {bad_rows[0].actual_columns} field(s), "
+                          f"expected {bad_rows[0].expected_columns}")
     if problem := _column_problem(table.column_names, columns):
         raise InvalidFile(problem)
     table = table.select(list(columns))
@@ -217,8 +205,6 @@ def _read_input(path: Path, max_bytes: int) -> tuple[dict, pa.Table]:
     return fingerprint, _parse(data, ALL_COLUMNS)
 
 
-# --- the stage ----------------------------------------------------------------------------
-
 def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -> IngestionResult:
     """Merge every valid CSV of the input folder into an IngestionResult; write the outputs when `write`
     (then PipelineError when no file is valid, earlier outputs left as they were)."""
@@ -275,10 +261,8 @@ def write_outputs(result: IngestionResult, output_folder: Path) -> None:
     _write_csv(data, output_folder / FINAL_DATA_FILE)
     sample = data.sample(n=REFERENCE_SAMPLE_ROWS, random_state=0) if len(data) > REFERENCE_SAMPLE_ROWS else data
     _write_csv(sample, output_folder / REFERENCE_SAMPLE_FILE)
-    write_json_atomic(
-        output_folder / INGESTED_DETAIL_FILE,
-        {"files": result.ingested, "rejected": result.rejected, "rows_read": result.rows_read, "rows": result.rows},
-    )
+    write_json_atomic(output_folder / INGESTED_DETAIL_FILE, {"files": result.ingested, "rejected": result.rejected,
+                                                             "rows_read": result.rows_read, "rows": result.rows})
     # The course's record is written last: its presence means the rest is there.
     write_text_atomic(output_folder / INGESTED_RECORD_FILE, "".join(f"{name}\n" for name in result.ingested))
 
