@@ -217,11 +217,16 @@ def _validate_drift(drift: dict, where: Path) -> None:
     drift["trigger_tests"] = list(tests)
     if drift["trigger_mode"] not in ("any", "all"):
         raise ConfigError(f"{where}: drift.trigger_mode must be \"any\" or \"all\"")
-    for key in ("ks_pvalue", "psi_watch", "psi_drift"):
-        value = drift[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value:
-            raise ConfigError(f"{where}: drift.{key} must be a positive number")
-    for key in ("psi_bins", "min_samples", "min_history"):
-        value = drift[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-            raise ConfigError(f"{where}: drift.{key} must be an integer >= 2")
+    checks = {  # setting -> (check, what a valid value is)
+        "ks_pvalue": (_number(0, above=True), "a p-value between 0 and 1"),
+        "psi_watch": (_number(0, above=True), "a positive number"),
+        "psi_drift": (_number(0, above=True), "a positive number"),
+        "psi_bins": (_number(2, integer=True), "an integer >= 2"),
+        "min_samples": (_number(2, integer=True), "an integer >= 2"),
+        "min_history": (_number(2, integer=True), "an integer >= 2"),
+    }
+    for key, (check, what) in checks.items():
+        if not check(drift[key]) or (key == "ks_pvalue" and drift[key] >= 1):
+            raise ConfigError(f"{where}: drift.{key} must be {what}, got {drift[key]!r}")
+    if drift["psi_watch"] > drift["psi_drift"]:
+        raise ConfigError(f"{where}: drift.psi_watch must not be above drift.psi_drift")

@@ -38,6 +38,11 @@ def test_course_hyperparameters_are_the_default_and_overridable(project):
     (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
                  "output_model_path": "d", "prod_deployment_path": "e",
                  "drift": {"trigger_tests": ["nope"]}}), "trigger_tests"),
+    (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
+                 "output_model_path": "d", "prod_deployment_path": "e",
+                 "drift": {"ks_pvalue": 5}}), "drift.ks_pvalue must be a p-value between 0 and 1, got 5"),
+    (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
+                 "output_model_path": "d", "prod_deployment_path": "e", "lock_wait_seconds": -1}), "lock_wait_seconds"),
 ])
 def test_invalid_config_is_rejected_with_a_reason(tmp_path, text, fragment):
     path = tmp_path / "config.json"
