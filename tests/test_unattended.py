@@ -296,3 +296,59 @@ def test_a_fall_in_f1_beyond_the_margin_is_a_warning():
     assert score_fall_warning(log[:1], 0.1) is None
     assert score_fall_warning(log + [{"action": "rollback", "version": "v0001", "previous": "v0002", "f1": 0.675}],
                               0.1) is None
+
+
+# --- found by a hostile trial ----------------------------------------------------------------
+
+def test_rows_added_to_a_file_the_model_was_trained_on_are_judged_alone(retrained):
+    """A cumulative export: the old rows stay, 60 new ones (labels flipped) are appended."""
+    flipped = generate(60, "source", seed=77)
+    flipped["exited"] = 1 - flipped["exited"]
+    flipped.to_csv(retrained.path("sourcedata", "dataset4.csv"), mode="a", header=False, index=False)
+    record = production_tick(retrained)
+    assert record["new_files"] == ["dataset4.csv"] and record["new_rows"] == 60
+    assert record["drift"]["tests"]["raw"]["verdict"] == "drift" and record["decision"] == "drift, redeployed"
+
+
+def test_pruning_keeps_the_version_a_rollback_would_go_back_to(retrained):
+    retrained.write_config("config_production.json", input_folder_path="sourcedata", keep_versions=2,
+                           api_url="http://127.0.0.1:9")
+    assert retrained.run("deployment.py", "--rollback", config="config_production.json").returncode == 0
+    write_flipped_file(retrained)
+    assert production_tick(retrained)["decision"] == "drift, redeployed"
+    assert versions(retrained) == ["v0001", "v0003"]  # v0002 was rolled away from: it goes first
+    assert retrained.run("deployment.py", "--rollback", config="config_production.json").returncode == 0
+    assert serving(retrained) == "v0001"
+
+
+def test_a_first_deployment_killed_before_its_switch_is_bootstrapped_again(project):
+    killed = project.run("fullprocess.py", env={"DRS_FAULT_INJECT": "version-published"})
+    assert killed.returncode == -9
+    result = project.run("fullprocess.py")
+    assert result.returncode == 0, result.stderr
+    assert history(project)[-1]["decision"] == "bootstrap" and serving(project) == "v0002"
+
+
+def test_a_model_is_deployed_only_with_its_own_score_and_ingested_data(deployed):
+    assert deployed.run("training.py", config="config_production.json").returncode == 0  # not scored
+    result = deployed.run("deployment.py", config="config_production.json")
+    assert result.returncode == 1 and "run scoring.py first" in result.stderr
+    assert deployed.run("scoring.py", config="config_production.json").returncode == 0
+    assert deployed.run("ingestion.py", config="config_production.json").returncode == 0  # data moved on
+    result = deployed.run("deployment.py", config="config_production.json")
+    assert result.returncode == 1 and "changed since the model was trained" in result.stderr
+    assert versions(deployed) == ["v0001"]
+
+
+def test_a_failure_after_the_switch_records_the_version_now_serving(deployed):
+    deployed.path("models", "report.pdf").unlink()
+    deployed.path("models", "report.pdf").mkdir()  # the report cannot be written
+    result = deployed.run("fullprocess.py", config="config_production.json")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    record = history(deployed)[-1]
+    assert record["failed_stage"] == "report" and record["deployed_version"] == "v0002"
+    assert record["decision"] == "failed after deploying v0002" and serving(deployed) == "v0002"
+    assert "production serves v0002, deployed by this tick" in result.stdout
+    deployed.path("models", "report.pdf").rmdir()
+    record = production_tick(deployed)  # the next tick catches the reports up
+    assert record["reports_regenerated"] == "v0002"
