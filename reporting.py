@@ -92,11 +92,14 @@ def drift_verdict_words(record: dict | None) -> str:
     words = []
     if isinstance(scores.get("new_data_f1"), (int, float)) and isinstance(scores.get("deployed_f1"), (int, float)):
         # Rounded as the drift tests round, so the sentence and the test table agree.
-        words.append(f"Model {version} scored F1 {_number(round(scores['new_data_f1'], 6))} on the new data "
+        rows = f"the {record['new_rows']} new rows" if isinstance(record.get("new_rows"), int) else "the new data"
+        words.append(f"Model {version} scored F1 {_number(round(scores['new_data_f1'], 6))} on {rows} "
                      f"against {_number(round(scores['deployed_f1'], 6))} on its test data.")
     if drift.get("drift"):
-        words.append(f"Drift: the trigger test(s) {', '.join(fired) or '?'} found drift, so the model was retrained "
-                     f"(decision: {record.get('decision') or 'unknown'}).")
+        # A report written during the tick itself comes before the tick's decision is recorded.
+        decision = f" (decision: {record['decision']})" if record.get("decision") else ""
+        words.append(f"Drift: the trigger test(s) {', '.join(fired) or '?'} found drift, so the model was "
+                     f"retrained{decision}.")
     else:
         words.append(f"No drift: the trigger test(s) {', '.join(chosen) or '?'} found none, so {version} was kept.")
     others = [name for name, test in tests.items() if name not in chosen and test.get("verdict") == "drift"]
@@ -488,9 +491,10 @@ class _ReportBuilder:
         verdict = self.text(drift_verdict_words(record), self.styles.verdict)
         rows = [["test", "verdict", "statistic", "threshold", "trigger", "what it measures"]]
         for row in drift_test_rows(record):
-            rows.append([row["test"], row["verdict"], row["statistic"], row["threshold"], row["trigger"],
-                         self.cell(row["detail"])])
-        table = _table(rows, [2.4 * cm, 2.4 * cm, 1.7 * cm, 1.7 * cm, 1.3 * cm, TEXT_WIDTH - 9.5 * cm],
+            # A p-value test's figures ("p 1.5e-68 (stat. 0.45)") wrap inside their cells.
+            rows.append([row["test"], row["verdict"], self.cell(row["statistic"]), self.cell(row["threshold"]),
+                         row["trigger"], self.cell(row["detail"])])
+        table = _table(rows, [2.2 * cm, 2.4 * cm, 2.6 * cm, 1.8 * cm, 1.3 * cm, TEXT_WIDTH - 10.3 * cm],
                        numeric_columns=(2, 3))
         parts = [KeepTogether(parts + [when, verdict, table])]
         tests = record["drift"].get("tests", {})
