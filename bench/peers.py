@@ -30,15 +30,11 @@ import http.client
 import json
 import os
 import platform
-import re
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -48,7 +44,8 @@ PEERS_DIR = BENCH_DIR / "peers"
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(PROJECT_DIR))
 
-from run import RESULTS_DIR, SINGLE_RECORD, WORK_DIR, Failed, Server, free_port, new_project, print_table, run_once, tick  # noqa: E402
+from run import (RESULTS_DIR, SINGLE_RECORD, WORK_DIR, Failed, Server, free_port, latency, new_project,  # noqa: E402
+                 post, print_table, run_once, throughput_python, throughput_wrk, tick)
 
 from settings import DEFAULT_DRIFT, FEATURE_COLUMNS  # noqa: E402
 
@@ -92,91 +89,6 @@ def installed_versions(venv: Path, packages: list[str]) -> dict:
 
 
 # --- load on a server ----------------------------------------------------------------------
-
-def post(connection: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, bytes]:
-    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-    response = connection.getresponse()
-    return response.status, response.read()
-
-
-def latency(port: int, path: str, body: bytes, count: int, warmup: int, max_seconds: float) -> dict:
-    """One keep-alive client, one request at a time: p50 and p99 in milliseconds.
-
-    `count` requests after `warmup`, or fewer if they take over `max_seconds` (a slow server).
-    """
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    timings, errors = [], 0
-    deadline = None
-    for index in range(warmup + count):
-        if index == warmup:
-            deadline = time.perf_counter() + max_seconds
-        elif deadline is not None and time.perf_counter() > deadline:
-            break
-        started = time.perf_counter()
-        try:
-            status, _ = post(connection, path, body)
-        except (OSError, http.client.HTTPException):
-            connection.close()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            status = 0
-        elapsed = time.perf_counter() - started
-        if index >= warmup:
-            timings.append(elapsed * 1000)
-            errors += status != 200
-    connection.close()
-    timings.sort()
-    return {"p50_ms": statistics.median(timings), "p99_ms": timings[max(0, int(len(timings) * 0.99) - 1)],
-            "requests": len(timings), "errors": errors}
-
-
-def throughput_wrk(port: int, path: str, body: bytes, clients: int, seconds: float) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                     f"wrk.body = {json.dumps(body.decode())}\n")
-    try:
-        output = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "-s", script.name,
-                                 f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
-    finally:
-        os.unlink(script.name)
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    kinds = {"non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
-    if socket_errors:
-        kinds.update(zip(("connect", "read", "write", "timeout (2 s)"), map(int, socket_errors.groups())))
-    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-            "requests": int(re.search(r"(\d+) requests in", output).group(1)), "errors": sum(kinds.values()),
-            "error_kinds": {kind: count for kind, count in kinds.items() if count}, "tool": "wrk -t2"}
-
-
-def throughput_python(port: int, path: str, body: bytes, clients: int, seconds: float) -> dict:
-    """The fallback load generator: `clients` threads, each with its own keep-alive connection."""
-    counts = [[0, 0] for _ in range(clients)]
-    deadline = time.perf_counter() + seconds
-
-    def client(slot: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        while time.perf_counter() < deadline:
-            try:
-                status, _ = post(connection, path, body)
-                counts[slot][0 if status == 200 else 1] += 1
-            except (OSError, http.client.HTTPException):
-                counts[slot][1] += 1
-                connection.close()
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        connection.close()
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(slot,)) for slot in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    done = sum(count[0] for count in counts)
-    return {"requests_per_s": done / (time.perf_counter() - started), "requests": done,
-            "errors": sum(count[1] for count in counts), "tool": "python threads (wrk not installed)"}
-
-
-# --- 1: serving ----------------------------------------------------------------------------
 
 def make_variable(name: str) -> str:
     """A variable of the project's Makefile as `make` expands it (command-line and environment overrides apply)."""
@@ -322,9 +234,9 @@ def bench_serve(args) -> dict:
             for name in names[index % len(names):] + names[:index % len(names)]:
                 path, body = targets[name]
                 port = servers[name].port
-                measured[name].append({"latency": latency(port, path, body, count=count, warmup=50,
+                measured[name].append({"latency": latency(port, body, count=count, warmup=50, path=path,
                                                           max_seconds=seconds),
-                                       "throughput": load(port, path, body, 16, seconds)})
+                                       "throughput": load(port, body, 16, seconds, path=path)})
                 last = measured[name][-1]
                 print(f"   round {index + 1} {name:<15} p50 {last['latency']['p50_ms']:.2f} ms  "
                       f"p99 {last['latency']['p99_ms']:.2f} ms  {last['throughput']['requests_per_s']:.0f} req/s", flush=True)

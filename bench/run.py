@@ -293,14 +293,29 @@ def request(port: int, method: str, path: str, body: bytes | None = None, connec
     return response.status, data
 
 
-def latency(port: int, body: bytes, count: int, warmup: int) -> dict:
-    """One keep-alive client, one request at a time: p50 and p99 in milliseconds."""
+def post(connection: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, bytes]:
+    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def latency(port: int, body: bytes, count: int, warmup: int, path: str = "/prediction",
+            max_seconds: float = float("inf")) -> dict:
+    """One keep-alive client, one request at a time: p50 and p99 in milliseconds.
+
+    `count` requests after `warmup`, or fewer if they take over `max_seconds` (a slow server).
+    """
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     timings, errors = [], 0
+    deadline = None
     for index in range(warmup + count):
+        if index == warmup:
+            deadline = time.perf_counter() + max_seconds
+        elif deadline is not None and time.perf_counter() > deadline:
+            break
         started = time.perf_counter()
         try:
-            status, _ = request(port, "POST", "/prediction", body, connection)
+            status, _ = post(connection, path, body)
         except (OSError, http.client.HTTPException):
             connection.close()
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -311,37 +326,39 @@ def latency(port: int, body: bytes, count: int, warmup: int) -> dict:
             errors += status != 200
     connection.close()
     timings.sort()
-    return {"p50_ms": timings[len(timings) // 2], "p99_ms": timings[int(len(timings) * 0.99) - 1],
-            "requests": count, "errors": errors}
+    return {"p50_ms": statistics.median(timings), "p99_ms": timings[max(0, int(len(timings) * 0.99) - 1)],
+            "requests": len(timings), "errors": errors}
 
 
-def throughput_wrk(port: int, body: bytes, clients: int, seconds: int) -> dict:
+def throughput_wrk(port: int, body: bytes, clients: int, seconds: float, path: str = "/prediction") -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                      f"wrk.body = {json.dumps(body.decode())}\n")
     try:
-        output = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "-s", script.name,
-                                 f"http://127.0.0.1:{port}/prediction"], capture_output=True, text=True, check=True).stdout
+        output = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "-s", script.name,
+                                 f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(script.name)
-    total = int(re.search(r"(\d+) requests in", output).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
-    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), "requests": total,
-            "errors": errors, "tool": "wrk -t2"}
+    kinds = {"non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
+    if socket_errors:
+        kinds.update(zip(("connect", "read", "write", "timeout (2 s)"), map(int, socket_errors.groups())))
+    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "requests": int(re.search(r"(\d+) requests in", output).group(1)), "errors": sum(kinds.values()),
+            "error_kinds": {kind: count for kind, count in kinds.items() if count}, "tool": "wrk -t2"}
 
 
-def throughput_python(port: int, body: bytes, clients: int, seconds: int) -> dict:
+def throughput_python(port: int, body: bytes, clients: int, seconds: float, path: str = "/prediction") -> dict:
     """The fallback load generator: `clients` threads, each with its own keep-alive connection."""
     counts = [[0, 0] for _ in range(clients)]
     deadline = time.perf_counter() + seconds
 
-    def client(slot):
+    def client(slot: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         while time.perf_counter() < deadline:
             try:
-                status, _ = request(port, "POST", "/prediction", body, connection)
+                status, _ = post(connection, path, body)
                 counts[slot][0 if status == 200 else 1] += 1
             except (OSError, http.client.HTTPException):
                 counts[slot][1] += 1
@@ -355,11 +372,12 @@ def throughput_python(port: int, body: bytes, clients: int, seconds: int) -> dic
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
-    done = sum(c[0] for c in counts)
-    return {"requests_per_s": done / elapsed, "requests": done, "errors": sum(c[1] for c in counts),
-            "tool": "python threads (wrk not installed)"}
+    done = sum(count[0] for count in counts)
+    return {"requests_per_s": done / (time.perf_counter() - started), "requests": done,
+            "errors": sum(count[1] for count in counts), "tool": "python threads (wrk not installed)"}
 
+
+# --- 1: serving ----------------------------------------------------------------------------
 
 def batch(port: int, body: bytes, count: int) -> dict:
     timings = []
