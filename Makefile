@@ -55,6 +55,7 @@ test-slow: venv
 	$(PY) -m pytest -q -m slow
 
 serve: venv
+	@$(PY) app.py --config $(abspath $(CONFIG)) --check > /dev/null
 	DRS_CONFIG=$(abspath $(CONFIG)) $(VENV)/bin/gunicorn --chdir $(CURDIR) $(SERVE_FLAGS) \
 		--bind $(HOST):$(PORT) $(if $(ACCESS_LOG),--access-logfile $(ACCESS_LOG)) '$(APP)'
 

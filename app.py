@@ -12,22 +12,18 @@ GET /report.pdf, GET /confusionmatrix.png, GET /scorehistory.png.
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import io
 import json
 import logging
 import math
 import os
-import re
 import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import sklearn
 from flask import Flask, Response, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -35,6 +31,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 import reporting
 from deployment import ModelUnavailable, deployment_history, load_deployed_model
 from diagnostics import all_diagnostics, dataframe_summary
+from ingestion import InvalidFile, read_validated_csv
 from cli import argument_parser, run_cli, setup_logging
 from settings import (
     CONFUSION_MATRIX_FILE,
@@ -52,7 +49,6 @@ from scoring import f1_on, load_test_data
 from storage import CURRENT_LINK, DEPLOYMENT_LOG
 
 log = logging.getLogger("api")
-CSV_FEATURE_TYPES = pacsv.ConvertOptions(column_types={name: pa.float64() for name in FEATURE_COLUMNS})
 
 
 class ApiError(Exception):
@@ -170,54 +166,16 @@ def _records_to_matrix(records) -> np.ndarray:
 
 
 def _csv_to_matrix(source, what: str) -> np.ndarray:
-    """A CSV's feature columns (a path or a file object) as a float64 matrix; 400s never quote a value."""
+    """A CSV's feature columns (a path or a file object) as a float64 matrix, validated as ingestion
+    validates an input file (the same reasons, which never quote the file). An empty cell is a
+    missing value, imputed with the training median as in training."""
     try:
-        table = pacsv.read_csv(source, convert_options=CSV_FEATURE_TYPES)
-        names = table.column_names
-    except pa.ArrowInvalid as exc:
-        raise ApiError(400, f"{what}: {_csv_problem(str(exc), source)}") from None
-    except UnicodeDecodeError:  # of the column names: values of other columns are not decoded
-        raise ApiError(400, f"{what}: the header is not UTF-8 text") from None
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ApiError(400, f"{what}: duplicate column name(s): {', '.join(map(repr, duplicates))}")
-    missing = [n for n in FEATURE_COLUMNS if n not in names]
-    if missing:
-        raise ApiError(400, f"{what}: missing feature column(s): {', '.join(missing)}")
-    if table.num_rows == 0:
+        features = read_validated_csv(source, columns=FEATURE_COLUMNS)
+    except InvalidFile as exc:
+        raise ApiError(400, f"{what}: {exc}") from None
+    if len(features) == 0:
         raise ApiError(400, f"{what}: no rows")
-    matrix = np.column_stack([table[n].to_numpy(zero_copy_only=False) for n in FEATURE_COLUMNS]).astype(np.float64)
-    # An empty cell is a missing value, as in an input file: the model imputes it with the
-    # training median. An infinite value is an error.
-    bad = np.isinf(matrix)
-    if bad.any():
-        row, col = map(int, np.argwhere(bad)[0])
-        raise ApiError(400, f"{what}: row {row + 1}: feature '{FEATURE_COLUMNS[col]}' is not finite")
-    return matrix
-
-
-def _csv_problem(message: str, source) -> str:
-    """pyarrow's message without the row or value it quotes, the column named rather than numbered."""
-    message = message.strip().split("\n", 1)[0]
-    conversion = re.match(r"In CSV column #(\d+): CSV conversion error", message)
-    if conversion:
-        index, names = int(conversion.group(1)), _header_names(source)
-        column = repr(names[index]) if index < len(names) else f"#{index + 1}"
-        return f"column {column}: conversion error: a value is not a number"
-    shape = re.match(r"CSV parse error: (Expected \d+ columns, got \d+)", message)
-    if shape:
-        return f"CSV parse error: {shape.group(1).lower()} in a row"
-    return message[:200]
-
-
-def _header_names(source) -> list[str]:
-    """The column names of a CSV's first line, for error messages ([] when unreadable)."""
-    try:
-        with open(source, "rb") if isinstance(source, Path) else source as handle:
-            handle.seek(0)
-            return next(csv.reader([handle.readline(65536).decode("utf-8-sig").rstrip("\r\n")]))
-    except (OSError, ValueError, StopIteration, csv.Error):
-        return []
+    return features.to_numpy(dtype=np.float64)
 
 
 def resolve_data_file(config: Config, filepath) -> Path:
@@ -235,7 +193,8 @@ def resolve_data_file(config: Config, filepath) -> Path:
         raise ApiError(400, f"filepath {filepath!r} cannot be resolved: {exc}") from None
     allowed = [folder.resolve() for folder in config.data_folders]
     if not any(resolved.is_relative_to(folder) for folder in allowed):
-        raise ApiError(403, f"filepath {filepath!r} is outside the data folders")
+        raise ApiError(403, f"filepath {filepath!r} is outside the data folders (a relative path starts at the "
+                            "config file's folder)")
     if resolved.suffix.lower() != ".csv":
         raise ApiError(400, f"filepath {filepath!r} is not a .csv file")
     if not resolved.is_file():
@@ -427,9 +386,13 @@ def main(argv=None) -> int:
         parser = argument_parser("Serve the risk-assessment API (development server; use `make serve` for gunicorn).")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--check", action="store_true", help="load the config and the app, then exit")
         args = parser.parse_args(argv)
         setup_logging()
-        create_app(args.config).run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
+        app = create_app(args.config)
+        if args.check:  # `make serve` asks first: a bad config is one line, not a gunicorn boot failure
+            return 0
+        app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
         return 0
 
     return run_cli("app", body, argv)

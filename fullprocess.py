@@ -375,7 +375,7 @@ def print_status(config: Config, last: int) -> None:
               f"{len(new_files):>3}  {f1:<13} {decision}")
 
 
-def _positive(text: str) -> int:
+def number_of_ticks(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError(text)
@@ -384,7 +384,7 @@ def _positive(text: str) -> int:
 
 def main(argv=None) -> int:
     parser = argument_parser("Run one tick of the pipeline (cron entry point).")
-    parser.add_argument("--status", nargs="?", const=10, type=_positive, metavar="N",
+    parser.add_argument("--status", nargs="?", const=10, type=number_of_ticks, metavar="N",
                         help="print the last N ticks (default 10) and exit")
     args = parser.parse_args(argv)
     try:

@@ -56,13 +56,9 @@ class InvalidFile(Exception):
 
 @dataclass
 class IngestionResult:
-    """What one ingestion produced.
-
-    ``data``: the deduplicated rows (first occurrence kept) in schema column
-    order: corporation as string, features and exited as float64 (NaN when
-    missing). ``ingested``: file name -> {sha256, size, mtime_ns, rows}.
-    ``rejected``: file name -> reason. ``rows_read``: rows before deduplication.
-    """
+    """What one ingestion produced. ``data``: the deduplicated rows (first kept) in schema column order,
+    corporation as string, features and exited as float64 (NaN when missing). ``ingested``: file name ->
+    {sha256, size, mtime_ns, rows}; ``rejected``: file name -> reason; ``rows_read``: before deduplication."""
 
     data: pd.DataFrame
     ingested: dict[str, dict]
@@ -115,15 +111,18 @@ def _parse(data: bytes, columns: tuple[str, ...]) -> pa.Table:
     try:  # files are read in parallel, one per thread: Arrow's own threads would only contend
         table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(use_threads=False),
                                parse_options=pacsv.ParseOptions(invalid_row_handler=note_bad_row),
-                               convert_options=pacsv.ConvertOptions(
-                                   column_types={name: COLUMN_TYPES[name] for name in columns},
-                                   strings_can_be_null=False))
+                               convert_options=pacsv.ConvertOptions(column_types={
+                                   name: COLUMN_TYPES[name] for name in columns}, strings_can_be_null=False))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise InvalidFile(_why_unreadable(data, exc, columns)) from None
     if bad_rows:
         raise InvalidFile(f"line {bad_rows[0].number}: {bad_rows[0].actual_columns} field(s), "
                           f"expected {bad_rows[0].expected_columns}")
-    if problem := _column_problem(table.column_names, columns):
+    try:  # pyarrow decodes the column names only when asked
+        problem = _column_problem(table.column_names, columns)
+    except UnicodeDecodeError:
+        raise InvalidFile("line 1: the header is not UTF-8 text") from None
+    if problem:
         raise InvalidFile(problem)
     table = table.select(list(columns))
     for name in columns:
@@ -138,7 +137,7 @@ def _parse(data: bytes, columns: tuple[str, ...]) -> pa.Table:
 
 
 def _column_problem(names: list[str], columns: tuple[str, ...]) -> str | None:
-    repeated = [name for name in columns if names.count(name) > 1]
+    repeated = [name for name in names if names.count(name) > 1]
     if repeated:
         return f"duplicate column name {repeated[0]!r}"
     missing = [name for name in columns if name not in names]

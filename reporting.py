@@ -153,8 +153,8 @@ def tick_rows(records: list[dict], last: int = RECENT_TICKS) -> list[dict]:
     """The last ticks, newest first, as display strings: start, decision, version, new files, seconds, stages."""
     rows = []
     for record in reversed(records[-last:]):
-        decision = record.get("decision") or "unknown"
-        if "end" not in record:
+        decision = record.get("decision") or "in progress"
+        if "end" not in record and record.get("decision"):
             decision += " (in progress)"
         if record.get("error"):
             decision += f" [{record.get('failed_stage', '?')}: {record['error']}]"
@@ -717,8 +717,8 @@ def write_reports(config: Config, deployed=None, final_data=None, test_data=None
 
 
 def main(argv=None) -> int:
-    def run(config: Config, args) -> str:
-        return "\n".join(f"wrote {path}" for path in write_reports(config))
+    def run(config: Config, args) -> None:
+        write_reports(config)  # each file is named in the log as it is written
 
     return stage_main("reporting", "Write the confusion matrix and the PDF report of the deployed model.", run, argv, lock=True)
 

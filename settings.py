@@ -170,12 +170,13 @@ def load_config(path: str | Path | None = None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{config_path}: top level must be a JSON object")
 
-    missing = [key for key in REQUIRED_KEYS if key not in raw]
-    if missing:
-        raise ConfigError(f"{config_path}: missing key(s): {', '.join(missing)}")
     # A misspelt optional key would otherwise be ignored in silence; "_"-prefixed keys are comments.
     known = REQUIRED_KEYS + OPTIONAL_KEYS
     unknown = sorted(key for key in raw if key not in known and not key.startswith("_"))
+    missing = [key for key in REQUIRED_KEYS if key not in raw]
+    if missing:
+        raise ConfigError(f"{config_path}: missing key(s): {', '.join(missing)}"
+                          + (f" (unknown key(s) given: {', '.join(unknown)})" if unknown else ""))
     if unknown:
         raise ConfigError(f"{config_path}: unknown key(s): {', '.join(unknown)} (known: {', '.join(known)})")
 

@@ -88,8 +88,8 @@ def test_huge_numbers_and_deep_nesting_are_400_not_500(shared_api_server, body, 
 @pytest.mark.parametrize("text, fragments", [
     (f"corporation,{HEADER},lastyear_activity\n{SECRET},1,2,3,4\n", ["duplicate", "lastyear_activity"]),
     (f"{HEADER},note,note\n1,2,3,{SECRET},x\n", ["duplicate", "note"]),
-    (f"corporation,{HEADER}\nacme,1,{SECRET},3\n", ["lastyear_activity", "conversion error"]),
-    (f"{HEADER}\n1,2,3,{SECRET}\n", ["expected 3 columns, got 4"]),
+    (f"corporation,{HEADER}\nacme,1,{SECRET},3\n", ["line 2, column 'lastyear_activity': not a number"]),
+    (f"{HEADER}\n1,2,3,{SECRET}\n", ["line 2: 4 field(s), expected 3"]),
 ])
 def test_a_malformed_csv_is_400_naming_the_column_without_quoting_the_file(api_server, text, fragments):
     project = api_server.project
@@ -228,3 +228,14 @@ def test_make_serve_answers_others_while_fifty_clients_send_headers_slowly(make_
             assert prediction.status_code == 200
         finally:
             slow.close()
+
+
+def test_make_serve_with_a_bad_config_says_so_in_one_line(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text('{"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c", '
+                   '"output_model_path": "d", "prod_deployment_path": "e", "keep_versions": 1}')
+    result = subprocess.run(["make", "-s", "-C", str(ROOT), "serve", f"CONFIG={bad}", f"PORT={free_port()}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "app: config error:" in result.stderr and "keep_versions" in result.stderr
+    assert "Traceback" not in result.stderr and "gunicorn" not in result.stderr
