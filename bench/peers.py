@@ -45,7 +45,7 @@ sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(PROJECT_DIR))
 
 from run import (RESULTS_DIR, SINGLE_RECORD, WORK_DIR, Failed, Server, free_port, latency, new_project,  # noqa: E402
-                 post, print_table, run_once, throughput_python, throughput_wrk, tick)
+                 post, print_table, run_once, table_builder, throughput_python, throughput_wrk, tick)
 
 from settings import DEFAULT_DRIFT, FEATURE_COLUMNS  # noqa: E402
 
@@ -350,11 +350,7 @@ def bench_drift(args) -> dict:
 # --- the table ------------------------------------------------------------------------------
 
 def table_rows(results: dict) -> list[dict]:
-    rows = []
-
-    def row(what, target, measured, baseline, ratio, met, note=""):
-        rows.append({"measurement": what, "target": target, "measured": measured, "baseline": baseline,
-                     "ratio": ratio, "met": met, "note": note})
+    rows, row = table_builder()
 
     if "serve" in results:
         serve = results["serve"]

@@ -272,13 +272,19 @@ class Server:
         raise Failed(f"server for {app} did not start: see {log_path}")
 
     def stop(self):
-        with_group = os.getpgid(self.process.pid)
-        os.killpg(with_group, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(with_group, signal.SIGKILL)
+        stop_process_group(self.process)
         self.log.close()
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM a server started in its own process group (gunicorn and its workers), SIGKILL after 15 s."""
+    group = os.getpgid(process.pid)
+    os.killpg(group, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(group, signal.SIGKILL)
+        process.wait()
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None, connection=None):
@@ -457,12 +463,18 @@ def bench_serve(args) -> dict:
 
 # --- the table -----------------------------------------------------------------------------
 
-def table_rows(results: dict) -> list[dict]:
+def table_builder():
+    """(rows, row): row(what, target, measured, baseline, ratio, met, note="") appends one table row."""
     rows = []
 
     def row(what, target, measured, baseline, ratio, met, note=""):
         rows.append({"measurement": what, "target": target, "measured": measured, "baseline": baseline,
                      "ratio": ratio, "met": met, "note": note})
+    return rows, row
+
+
+def table_rows(results: dict) -> list[dict]:
+    rows, row = table_builder()
 
     if "tick" in results:
         t = results["tick"]

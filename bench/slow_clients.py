@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -51,6 +50,7 @@ from run import (  # noqa: E402  (the benchmark's own helpers, beside this file)
     latency,
     new_project,
     request,
+    stop_process_group,
     throughput_python,
     tick,
 )
@@ -100,13 +100,7 @@ class Server:
         raise Failed(f"{name} did not start: see {self.log.name}")
 
     def stop(self) -> None:
-        group = os.getpgid(self.process.pid)
-        os.killpg(group, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(group, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
         self.log.close()
 
 
