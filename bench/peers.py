@@ -29,7 +29,6 @@ import hashlib
 import http.client
 import json
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -44,8 +43,9 @@ PEERS_DIR = BENCH_DIR / "peers"
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(PROJECT_DIR))
 
-from run import (RESULTS_DIR, SINGLE_RECORD, WORK_DIR, Failed, Server, free_port, latency, new_project,  # noqa: E402
-                 post, print_table, run_once, table_builder, throughput_python, throughput_wrk, tick)
+from run import (SINGLE_RECORD, WORK_DIR, Failed, Server, free_port, latency, new_project,  # noqa: E402
+                 post, print_table, run_once, table_builder, throughput_python, throughput_wrk, tick,
+                 write_results)
 
 from settings import DEFAULT_DRIFT, FEATURE_COLUMNS  # noqa: E402
 
@@ -448,14 +448,7 @@ def main(argv=None) -> int:
             print(f"  {what}")
             for column, entry in results["drift"][key].items():
                 print(f"   {column:<20} {entry['project']!r:>24} | {entry['evidently']!r:<24} D = {entry['statistic']}")
-    report = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick,
-              "seconds": round(time.perf_counter() - started, 1),
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-              "table": rows, "results": results}
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    target = RESULTS_DIR / "peers.json"
-    target.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {target.relative_to(PROJECT_DIR)} ({report['seconds']:.0f} s in all)")
+    write_results("peers.json", args, started, rows, results)
     return 0
 
 

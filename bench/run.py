@@ -585,14 +585,19 @@ def main(argv=None) -> int:
     rows = table_rows(results)
     print()
     print_table(rows)
+    write_results("latest.json", args, started, rows, results)
+    return 0
+
+
+def write_results(name: str, args, started: float, rows: list[dict], results: dict) -> None:
+    """The table and every raw figure, with when and where they were measured, to bench/results/<name>."""
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick, "seconds": round(time.perf_counter() - started, 1),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
               "table": rows, "results": results}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    target = RESULTS_DIR / "latest.json"
+    target = RESULTS_DIR / name
     target.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {target.relative_to(PROJECT_DIR)} ({report['seconds']:.0f} s in all)")
-    return 0
 
 
 if __name__ == "__main__":
