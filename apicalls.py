@@ -2,6 +2,7 @@
 
 Writes the combined JSON responses to ``output_model_path/apireturns.txt``.
 Exit 1 with a one-line reason when the server is unreachable or an endpoint fails.
+Sends ``Authorization: Bearer <api_token>`` when the config has a token (or DRS_API_TOKEN is set).
 """
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ log = logging.getLogger("apicalls")
 
 
 def call_api(config: Config, url: str | None = None, timeout: float = 60.0) -> dict:
-    """Call /prediction, /scoring, /summarystats, /diagnostics and /health; return their JSON by endpoint."""
+    """Call /prediction, /scoring, /summarystats, /diagnostics and /health; return their JSON by endpoint.
+
+    With config.api_token, every call carries it as a bearer token; a 401 is a PipelineError
+    saying whether the token is missing or wrong (never quoting it)."""
     import requests
 
     base = (url or config.api_url).rstrip("/")
@@ -35,6 +39,8 @@ def call_api(config: Config, url: str | None = None, timeout: float = 60.0) -> d
     ]
     answers = {}
     with requests.Session() as session:
+        if config.api_token:
+            session.headers["Authorization"] = f"Bearer {config.api_token}"
         for name, method, path, body in calls:
             try:
                 response = session.request(method, base + path, json=body, timeout=timeout)
@@ -42,6 +48,11 @@ def call_api(config: Config, url: str | None = None, timeout: float = 60.0) -> d
                 raise PipelineError(f"API not reachable at {base} (is it running? try `make serve`)") from None
             except requests.Timeout:
                 raise PipelineError(f"{method} {base + path} timed out after {timeout:g} s") from None
+            if response.status_code == 401:
+                raise PipelineError(f"{method} {base + path} refused: " + (
+                    "the token is wrong (api_token in the config, or DRS_API_TOKEN, differs from the server's)"
+                    if config.api_token else
+                    "the API needs a token: set api_token in the config or DRS_API_TOKEN"))
             try:
                 payload = response.json()
             except ValueError:

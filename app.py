@@ -7,25 +7,37 @@ serves it on Flask's own server at 127.0.0.1:8000.
 
 Endpoints (JSON): POST /prediction, GET /scoring, GET /summarystats,
 GET /diagnostics, GET /health. For people: GET / (a status page),
-GET /report.pdf, GET /confusionmatrix.png, GET /scorehistory.png.
+GET /report.pdf, GET /confusionmatrix.png, GET /scorehistory.png. For tools:
+GET /metrics (Prometheus), GET /openapi.json (this API described for clients).
+
+With an API token (``api_token`` in the config, or DRS_API_TOKEN), every endpoint but
+/health needs ``Authorization: Bearer <token>`` (/metrics too unless ``metrics_public``);
+with ``token_in_query`` a GET may carry ``?token=<token>`` instead, for a browser.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hmac
 import io
 import json
 import logging
 import math
 import os
+import re
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import numpy as np
 import sklearn
-from flask import Flask, Response, jsonify, render_template, request, send_file
+from flask import Flask, Response, g, jsonify, render_template, request, send_file
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import reporting
@@ -35,7 +47,6 @@ from ingestion import InvalidFile, read_validated_csv
 from cli import argument_parser, run_cli, setup_logging
 from settings import (
     CONFUSION_MATRIX_FILE,
-    FEATURE_COLUMNS,
     FINAL_DATA_FILE,
     HISTORY_FILE,
     MANIFEST_FILE,
@@ -43,10 +54,12 @@ from settings import (
     REPORT_FILE,
     Config,
     PipelineError,
+    Schema,
     load_config,
 )
 from scoring import f1_on, load_test_data
-from storage import CURRENT_LINK, DEPLOYMENT_LOG
+from storage import CURRENT_LINK, DEPLOYMENT_LOG, read_jsonl
+from training import feature_matrix
 
 log = logging.getLogger("api")
 
@@ -118,10 +131,18 @@ def _stat_key(path) -> tuple | None:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
-def predict(model, matrix: np.ndarray) -> np.ndarray:
-    """model.predict without scikit-learn's finiteness and parameter checks: the API made its own."""
+def predict(model, features, schema: Schema) -> dict:
+    """{"predictions": labels, "probabilities": of the positive label (when the estimator has
+    predict_proba)}, without scikit-learn's finiteness and parameter checks: the API made its own."""
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-        return model.predict(matrix)
+        if not hasattr(model, "predict_proba"):
+            return {"predictions": model.predict(features).tolist()}
+        # The preparation steps run once for both answers. predict() is asked, not derived from the
+        # probabilities: some classifiers (a tuned threshold, SVC's Platt scaling) do not predict their argmax.
+        prepared, classifier = model[:-1].transform(features), model[-1]
+        predictions, probabilities = classifier.predict(prepared), classifier.predict_proba(prepared)
+    positive = list(classifier.classes_).index(schema.positive_label)
+    return {"predictions": predictions.tolist(), "probabilities": np.round(probabilities[:, positive], 6).tolist()}
 
 
 class FileKeyedCache:
@@ -142,40 +163,48 @@ class FileKeyedCache:
         return value
 
 
-def _records_to_matrix(records) -> np.ndarray:
+def _records_to_features(records, schema: Schema):
+    """The model's input from JSON records, each checked against the schema: a numeric feature a
+    finite number, a categorical one a string; a missing value is an error (400 naming it)."""
     if not isinstance(records, list) or not records:
         raise ApiError(400, "'records' must be a non-empty list of objects")
-    matrix = np.empty((len(records), len(FEATURE_COLUMNS)), dtype=np.float64)
+    numeric = set(schema.numeric_features)
+    columns = {name: [] for name in schema.features}
     for row, record in enumerate(records):
         if not isinstance(record, dict):
             raise ApiError(400, f"record {row} is not an object")
-        for col, name in enumerate(FEATURE_COLUMNS):
+        for name, values in columns.items():
             value = record.get(name)
             if value is None:
                 raise ApiError(400, f"record {row}: missing feature '{name}'")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if name not in numeric:
+                if not isinstance(value, str):
+                    raise ApiError(400, f"record {row}: feature '{name}' is categorical: it must be a string, "
+                                        f"got {type(value).__name__}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ApiError(400, f"record {row}: feature '{name}' must be a number, got {type(value).__name__}")
-            try:
-                value = float(value)
-            except OverflowError:  # an integer too large for a float
-                value = math.inf
-            if not math.isfinite(value):
-                raise ApiError(400, f"record {row}: feature '{name}' must be finite")
-            matrix[row, col] = value
-    return matrix
+            else:
+                try:
+                    value = float(value)
+                except OverflowError:  # an integer too large for a float
+                    value = math.inf
+                if not math.isfinite(value):
+                    raise ApiError(400, f"record {row}: feature '{name}' must be finite")
+            values.append(value)
+    return feature_matrix(columns, schema)
 
 
-def _csv_to_matrix(source, what: str) -> np.ndarray:
-    """A CSV's feature columns (a path or a file object) as a float64 matrix, validated as ingestion
+def _csv_to_features(source, what: str, schema: Schema):
+    """A CSV's feature columns (a path or a file object) as the model's input, validated as ingestion
     validates an input file (the same reasons, which never quote the file). An empty cell is a
-    missing value, imputed with the training median as in training."""
+    missing value, imputed as in training."""
     try:
-        features = read_validated_csv(source, columns=FEATURE_COLUMNS)
+        features = read_validated_csv(source, columns=schema.features, schema=schema)
     except InvalidFile as exc:
         raise ApiError(400, f"{what}: {exc}") from None
     if len(features) == 0:
         raise ApiError(400, f"{what}: no rows")
-    return features.to_numpy(dtype=np.float64)
+    return feature_matrix(features, schema)
 
 
 def resolve_data_file(config: Config, filepath) -> Path:
@@ -213,11 +242,11 @@ def _request_body(limit: int) -> bytes:
     return request.get_data(cache=False)  # 413 from Werkzeug, before reading, for a Content-Length over it
 
 
-def _request_matrix(config: Config) -> np.ndarray:
-    """The feature matrix a POST /prediction carries: JSON records or filepath, or a CSV body."""
+def _request_features(config: Config):
+    """The model's input a POST /prediction carries: JSON records or filepath, or a CSV body."""
     mimetype = request.mimetype
     if mimetype == "text/csv":
-        return _csv_to_matrix(io.BytesIO(_request_body(config.max_request_bytes)), "CSV body")
+        return _csv_to_features(io.BytesIO(_request_body(config.max_request_bytes)), "CSV body", config.schema)
     if mimetype != "application/json":
         raise ApiError(415, f"unsupported content type {mimetype or '(none)'}: use application/json or text/csv")
     try:
@@ -229,27 +258,352 @@ def _request_matrix(config: Config) -> np.ndarray:
     if not isinstance(payload, dict):
         raise ApiError(400, "body must be a JSON object with 'filepath' or 'records'")
     if "records" in payload:
-        return _records_to_matrix(payload["records"])
+        return _records_to_features(payload["records"], config.schema)
     if "filepath" in payload:
         path = resolve_data_file(config, payload["filepath"])
-        return _csv_to_matrix(path, path.name)
+        return _csv_to_features(path, path.name, config.schema)
     raise ApiError(400, "body must have 'filepath' or 'records'")
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+# Set by gunicorn.conf.py (`make serve`) before any worker starts: the workers' shared metrics folder.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# A single-record prediction takes about a millisecond, a 10,000-row file a few (the README's benchmark);
+# the upper buckets catch a queue behind a busy worker or a slow disk.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Label values are bounded: a client choosing the path or the method must not create new series.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
+
+
+class ApiMetrics:
+    """The request metrics and the registry GET /metrics exposes.
+
+    Under `make serve` (PROMETHEUS_MULTIPROC_DIR set, see gunicorn.conf.py) every worker adds
+    its counts to its own files in that folder and a scrape, whichever worker answers, sums
+    every worker's files (prometheus_client's multiprocess mode). Without it (``python
+    app.py``, tests) the counts live in this process, in a registry of this app's own.
+    `production`: a collector read at scrape time (see ProductionCollector).
+    """
+
+    def __init__(self, production):
+        folder = os.environ.get(MULTIPROCESS_ENV)
+        self.registry = CollectorRegistry()
+        if folder:
+            if not os.path.isdir(folder):
+                raise PipelineError(f"{MULTIPROCESS_ENV}={folder} is not a folder")
+            MultiProcessCollector(self.registry, path=folder)
+            own = None  # multiprocess values are collected from the files, never from a registry
+        else:
+            own = self.registry
+        self.requests = Counter("drs_http_requests", "HTTP requests answered, by route (other: no route), "
+                                "method and status", ["endpoint", "method", "status"], registry=own)
+        self.duration = Histogram("drs_http_request_duration_seconds", "Seconds from the request's start to its "
+                                  "response, by route", ["endpoint"], buckets=LATENCY_BUCKETS, registry=own)
+        self.predictions = Counter("drs_predictions", "Rows predicted by POST /prediction", registry=own)
+        self.registry.register(production)
+        # (endpoint, method, status) -> its counter and histogram: labels() costs as much as the counting.
+        self._series: dict[tuple, tuple] = {}
+
+    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        series = self._series.get((endpoint, method, status))
+        if series is None:
+            series = self.requests.labels(endpoint, method, str(status)), self.duration.labels(endpoint)
+            self._series[endpoint, method, status] = series
+        series[0].inc()
+        series[1].observe(seconds)
+
+
+class ProductionCollector:
+    """Gauges read from files when /metrics is scraped: the deployed model (through the
+    worker's ModelCache, which checks production first) and the last tick of the run history.
+    Every worker reads the same files, so whichever answers gives the same values: nothing to
+    merge across workers, and no gauge to keep up to date between scrapes.
+
+    A tick's line is appended to the history when it ends: "the last tick" is the last one
+    finished. Staleness is an alert rule on drs_seconds_since_last_tick (absent: no tick yet).
+    """
+
+    def __init__(self, models: ModelCache, history_path: Path, cache: FileKeyedCache):
+        self.models, self.history_path, self.cache = models, history_path, cache
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        try:
+            deployed = self.models.get()
+        except ApiError:
+            deployed = None
+        yield GaugeMetricFamily("drs_model_loaded", "1 when a model is served, 0 when none is "
+                                "(/prediction answers 503)", value=int(deployed is not None))
+        check_failed = deployed is not None and self.models.problem is not None
+        yield GaugeMetricFamily("drs_model_check_failed", "1 when production changed but its files failed their "
+                                "check: the model held keeps serving", value=int(check_failed))
+        if deployed is not None:
+            info = GaugeMetricFamily("drs_deployed_model_info", "The deployed model's version (always 1)",
+                                     labels=["version"])
+            info.add_metric([deployed.version], 1)
+            yield info
+            if isinstance(deployed.f1, (int, float)):
+                yield GaugeMetricFamily("drs_deployed_model_f1", "The deployed model's F1 on the test data",
+                                        value=deployed.f1)
+        tick = self.cache.get("last_tick", [self.history_path], lambda: _last_tick(self.history_path))
+        if tick is not None:
+            ended, exit_status = tick
+            yield GaugeMetricFamily("drs_last_tick_timestamp_seconds", "When the last tick of the run history "
+                                    "ended (Unix time)", value=ended)
+            yield GaugeMetricFamily("drs_seconds_since_last_tick", "Seconds since the last tick of the run "
+                                    "history ended", value=max(0.0, time.time() - ended))
+            if isinstance(exit_status, int):
+                yield GaugeMetricFamily("drs_last_tick_exit_status", "The last tick's exit status (0: done)",
+                                        value=exit_status)
+
+
+def _last_tick(history_path: Path) -> tuple[float, int | None] | None:
+    """(end as Unix time, exit status) of the history's last record; None without a readable one."""
+    records = read_jsonl(history_path, last=1)
+    if not records:
+        return None
+    record = records[-1]
+    try:
+        ended = dt.datetime.fromisoformat(str(record.get("end") or record.get("start"))).timestamp()
+    except ValueError:
+        return None
+    return ended, record.get("exit_status")
+
+
+# --- API token ----------------------------------------------------------------------------------
+
+def _supplied_token(config: Config) -> tuple[str | None, bool]:
+    """The token a request carries and whether it came as ?token= (only with token_in_query, on a GET)."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip(), False
+    if config.token_in_query and request.method in ("GET", "HEAD"):
+        token = request.args.get("token")
+        if token:
+            return token, True
+    return None, False
+
+
+def _token_refusal(config: Config) -> Response | None:
+    """None when the request may go on; else the 401 answer. Compared in constant time."""
+    supplied, from_query = _supplied_token(config)
+    if supplied is not None and hmac.compare_digest(supplied.encode(), config.api_token.encode()):
+        g.token_from_query = from_query
+        return None
+    if supplied is None:
+        message = "this API needs a token: send the header 'Authorization: Bearer <token>'"
+        challenge = 'Bearer realm="drs"'
+    else:
+        message = "the token is wrong"
+        challenge = 'Bearer realm="drs", error="invalid_token"'
+    response = jsonify(error=message)
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+class _RedactQueryToken(logging.Filter):
+    """Takes ?token=... out of the development server's request lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = re.sub(r"([?&]token=)[^&\s\"]*", r"\1<redacted>", message), ()
+        return True
+
+
+# --- OpenAPI ------------------------------------------------------------------------------------
+
+ERROR_REASONS = {
+    400: "The request is invalid; the error says what (a field, a column, a line)",
+    401: "No token, or a wrong one (the server has an API token)",
+    403: "'filepath' lies outside the data folders",
+    404: "Not found",
+    409: "The pipeline's state does not allow an answer (e.g. no data ingested, no test data, a model "
+         "trained for another schema)",
+    413: "The body exceeds max_request_bytes",
+    415: "The content type is neither application/json nor text/csv",
+    503: "No usable model is deployed",
+}
+
+
+def openapi_document(config: Config) -> dict:
+    """The OpenAPI 3.1 description of the API `config` serves: every endpoint and its errors,
+    and the record fields derived from the config's schema (every feature required; numeric
+    ones numbers, categorical ones strings). With an API token: a bearer security scheme
+    (and a query one with token_in_query), every operation but the open ones requiring it."""
+    schema = config.schema
+    label = {"type": "number"} if schema.numeric_target else {"type": "string"}
+    features = {**{name: {"type": "number"} for name in schema.numeric_features},
+                **{name: {"type": "string"} for name in schema.categorical_features}}
+    nullable_number = {"type": ["number", "null"]}
+    summaries = {
+        **{name: {"type": "object", "properties": {stat: nullable_number for stat in ("mean", "median", "std")}}
+           for name in schema.numeric_features},
+        **{name: {"type": "object", "properties": {
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"},
+                       "description": "rows of each of the 20 most frequent categories"},
+            "mode": {"type": ["string", "null"]}, "categories": {"type": "integer"}, "missing": {"type": "integer"}}}
+           for name in schema.categorical_features},
+    }
+    components = {"schemas": {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Record": {
+            "type": "object", "required": list(schema.features), "properties": features,
+            "description": "One row's features: numeric features are numbers (finite), categorical ones strings. "
+                           "Other fields (an id, the target) are ignored."},
+        "RecordsBody": {"type": "object", "required": ["records"], "properties": {
+            "records": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Record"}}}},
+        "FilepathBody": {"type": "object", "required": ["filepath"], "properties": {"filepath": {
+            "type": "string", "description": "A .csv file inside a data folder (input, ingested or test data); "
+                                             "a relative path starts at the config file's folder"}}},
+        "Prediction": {"type": "object", "required": ["predictions", "version"], "properties": {
+            "predictions": {"type": "array", "items": label, "description": "The predicted label of each row"},
+            "probabilities": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
+                              "description": f"The probability of the positive label ({schema.positive_label!r}) "
+                                             "of each row, when the estimator gives probabilities"},
+            "version": {"type": "string", "description": "The deployed model version that answered"}}},
+        "Score": {"type": "object", "required": ["f1", "version"],
+                  "properties": {"f1": {"type": "number"}, "version": {"type": "string"}}},
+        "SummaryStats": {"type": "object", "properties": summaries, "required": list(schema.features)},
+        "Diagnostics": {"type": "object", "properties": {
+            "execution_time": {"type": "object", "additionalProperties": nullable_number},
+            "missing_data": {"type": "object", "additionalProperties": {"type": "number"},
+                             "description": "percent of missing values by column"},
+            "outdated_packages": {"type": "array", "items": {"type": "object"}}}},
+        "Health": {"type": "object", "required": ["status", "pid"], "properties": {
+            "status": {"enum": ["ok", "degraded", "unavailable"]}, "version": {"type": "string"},
+            "f1": nullable_number, "pid": {"type": "integer", "description": "the worker process that answered"},
+            "problem": {"type": "string"}, "error": {"type": "string"}}},
+    }}
+    protected = {"bearerAuth": []}
+    if config.api_token is not None:
+        components["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+        if config.token_in_query:
+            components["securitySchemes"]["queryToken"] = {
+                "type": "apiKey", "in": "query", "name": "token",
+                "description": "GET only (token_in_query): for a browser on a trusted network; the token ends up "
+                               "in URLs, browser history and proxy logs"}
+
+    def body(media_type: str, schema_or_ref: dict | str, description: str) -> dict:
+        value = {"$ref": f"#/components/schemas/{schema_or_ref}"} if isinstance(schema_or_ref, str) else schema_or_ref
+        return {"description": description, "content": {media_type: {"schema": value}}}
+
+    def operation(operation_id: str, summary: str, ok: dict, errors: dict | tuple = (), method: str = "get",
+                  open_route: bool = False) -> dict:
+        responses = {"200": ok}
+        errors = dict.fromkeys(errors) if isinstance(errors, tuple) else errors
+        if config.api_token is not None and not open_route:
+            errors = {401: None, **errors}
+        for status in sorted(errors):
+            responses[str(status)] = body("application/json", "Error", errors[status] or ERROR_REASONS[status])
+        result = {"operationId": operation_id, "summary": summary, "responses": responses}
+        if config.api_token is not None:
+            with_query = config.token_in_query and method == "get"
+            result["security"] = [] if open_route else [protected, {"queryToken": []}] if with_query else [protected]
+        return {method: result}
+
+    json_body = {"oneOf": [{"$ref": "#/components/schemas/RecordsBody"}, {"$ref": "#/components/schemas/FilepathBody"}]}
+    prediction = operation("predict", "Predict the label (and its probability) of each row", body(
+        "application/json", "Prediction", "One prediction per row, in order"),
+        {400: None, 403: None, 404: "'filepath' names no file", 409: "The deployed model was trained for "
+         "another schema: retrain it", 413: None, 415: None, 503: None}, method="post")
+    prediction["post"]["requestBody"] = {
+        "required": True,
+        "description": "JSON records, a JSON filepath to a CSV in a data folder, or a CSV body",
+        "content": {
+            "application/json": {"schema": json_body},
+            "text/csv": {"schema": {"type": "string", "description": "A CSV with a header row naming at least the "
+                                    "features (other columns are ignored); an empty cell is a missing value, "
+                                    "imputed as in training"}},
+        },
+    }
+    missing = "not generated yet: it is written after each deployment"
+    paths = {
+        "/prediction": prediction,
+        "/scoring": operation("score", "The deployed model's F1 on the test data",
+                              body("application/json", "Score", "F1 and version"), (409, 503)),
+        "/summarystats": operation("summaryStats", "Summary statistics of each feature of the ingested data",
+                                   body("application/json", "SummaryStats", "By feature"), (409,)),
+        "/diagnostics": operation("diagnostics", "Stage timings, missing data, outdated packages",
+                                  body("application/json", "Diagnostics", "Diagnostics"), (409,)),
+        "/health": operation("health", "Whether a model is served (open without a token)",
+                             body("application/json", "Health", "ok, or degraded: production failed its check "
+                                  "and the model held keeps serving"),
+                             {503: None}, open_route=True),
+        "/metrics": operation("metrics", "Prometheus metrics (text exposition format)",
+                              body("text/plain", {"type": "string"}, "The metrics"), open_route=config.metrics_public),
+        "/openapi.json": operation("openapi", "This document", body("application/json", {"type": "object"},
+                                   "The OpenAPI 3.1 description of this API")),
+        "/": operation("statusPage", "The status page (HTML)", body("text/html", {"type": "string"}, "The page")),
+        "/" + REPORT_FILE: operation("reportPdf", "The deployed model's report", body(
+            "application/pdf", {"type": "string", "contentMediaType": "application/pdf"}, "The PDF"),
+            {404: f"{REPORT_FILE} {missing}"}),
+        "/" + CONFUSION_MATRIX_FILE: operation("confusionMatrixPng", "The deployed model's confusion matrix", body(
+            "image/png", {"type": "string", "contentMediaType": "image/png"}, "The image"),
+            {404: f"{CONFUSION_MATRIX_FILE} {missing}"}),
+        "/scorehistory.png": operation("scoreHistoryPng", "The test F1 of every deployment", body(
+            "image/png", {"type": "string", "contentMediaType": "image/png"}, "The image"),
+            {404: "No deployment recorded yet"}),
+    }
+    paths["/health"]["get"]["responses"]["503"] = body("application/json", "Health", ERROR_REASONS[503])
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Dynamic Risk Assessment API", "version": "1",
+                 "description": "Churn-risk predictions from the deployed model, its scores and the pipeline's "
+                                "state. Every answer is JSON but the pages, files and metrics; an error is "
+                                '{"error": "..."}.'},
+        "paths": paths,
+        "components": components,
+    }
 
 
 def create_app(config: Config | str | Path | None = None) -> Flask:
     """Build the API for a Config or a config file path (None: $DRS_CONFIG, else config.json)."""
     if not isinstance(config, Config):
         config = load_config(config if config is not None else os.environ.get("DRS_CONFIG"))
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: no /static route to answer or describe
     app.config.update(DRS=config, MAX_CONTENT_LENGTH=config.max_request_bytes)
     app.json.sort_keys = False
     models = ModelCache(config.prod_folder)
     cache = FileKeyedCache()
-    app.extensions["drs_models"] = models
+    metrics = ApiMetrics(ProductionCollector(models, config.log_folder / HISTORY_FILE, cache))
+    app.extensions.update(drs_models=models, drs_metrics=metrics)
     # Load the deployed model now (in each gunicorn worker as it starts): with nothing
     # deployed the API still starts, and answers 503 until a model appears.
     with contextlib.suppress(ApiError):
         models.get()
+    open_routes = {"/health"} | ({"/metrics"} if config.metrics_public else set())
+    route_paths: set[str] = set()  # every route's path, filled in below once the routes exist
+
+    @app.before_request
+    def start_clock():
+        g.started = time.perf_counter()
+
+    @app.before_request
+    def check_token():
+        if config.api_token is None:
+            return None
+        rule = request.url_rule
+        if rule is not None and rule.rule in open_routes:
+            return None
+        return _token_refusal(config)
+
+    @app.after_request
+    def count_request(response: Response):
+        rule = request.url_rule
+        # The route, never the raw path; a known path with a wrong method (405) keeps its name.
+        endpoint = rule.rule if rule is not None else request.path if request.path in route_paths else OTHER
+        method = request.method if request.method in HTTP_METHODS else OTHER
+        seconds = time.perf_counter() - g.started if "started" in g else 0.0
+        metrics.observe(endpoint, method, response.status_code, seconds)
+        if g.get("token_from_query"):
+            response.headers["Referrer-Policy"] = "no-referrer"  # the page's URL holds the token
+        return response
 
     @app.teardown_request
     def let_other_clients_in(exc):
@@ -276,15 +630,21 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
     @app.post("/prediction")
     def prediction():
-        matrix = _request_matrix(config)
+        features = _request_features(config)
         deployed = models.get()
-        return jsonify(predictions=predict(deployed.model, matrix).astype(np.int64).tolist(), version=deployed.version)
+        try:
+            answer = predict(deployed.model, features, config.schema)
+        except (ValueError, KeyError) as exc:  # the config's schema was changed after this model was trained
+            raise ApiError(409, f"the deployed model {deployed.version} does not take the features of the "
+                                f"config's schema ({str(exc).splitlines()[0][:200]}): retrain it") from None
+        metrics.predictions.inc(len(answer["predictions"]))
+        return jsonify(**answer, version=deployed.version)
 
     @app.get("/scoring")
     def scoring():
         deployed = models.get()
         f1 = cache.get(f"f1:{deployed.version}:{deployed.folder}", [config.test_data_file],
-                       lambda: f1_on(deployed.model, load_test_data(config)))
+                       lambda: f1_on(deployed.model, load_test_data(config), config.schema))
         return jsonify(f1=f1, version=deployed.version)
 
     @app.get("/summarystats")
@@ -308,6 +668,17 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
         if problem:
             body.update(status="degraded", problem=problem)
         return jsonify(body)
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return Response(encoder(metrics.registry), headers={"Content-Type": content_type})
+
+    document = openapi_document(config)
+
+    @app.get("/openapi.json")
+    def openapi():
+        return jsonify(document)
 
     # --- for people: a status page and the generated reports -------------------------
 
@@ -340,6 +711,8 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
             score_warning=reporting.score_fall_warning(deployments, config.promotion_margin),
             report_time=_modified(config.model_folder / REPORT_FILE),
             matrix_time=_modified(config.model_folder / CONFUSION_MATRIX_FILE),
+            # Reached with ?token=: the page's own links carry it too, or the browser could not follow them.
+            token_query="?" + urlencode({"token": config.api_token}) if g.get("token_from_query") else "",
         )
 
     @app.get("/scorehistory.png")
@@ -358,6 +731,7 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
     def confusion_matrix_png():
         return _generated_file(config.model_folder / CONFUSION_MATRIX_FILE, "image/png")
 
+    route_paths.update(rule.rule for rule in app.url_map.iter_rules())
     return app
 
 
@@ -389,6 +763,7 @@ def main(argv=None) -> int:
         parser.add_argument("--check", action="store_true", help="load the config and the app, then exit")
         args = parser.parse_args(argv)
         setup_logging()
+        logging.getLogger("werkzeug").addFilter(_RedactQueryToken())
         app = create_app(args.config)
         if args.check:  # `make serve` asks first: a bad config is one line, not a gunicorn boot failure
             return 0

@@ -195,6 +195,8 @@ def deploy(config: Config, scores: dict | None = None, note: str = "", expected_
             "scores": {"f1": f1, **(scores or {})},
             "previous_version": previous.name if previous else None,
             "note": note,
+            # What the model takes: a tick retrains when the config's schema no longer matches.
+            "schema": config.schema.as_record(),
         }
         write_json_atomic(staging / MANIFEST_FILE, manifest)
         _checkpoint("manifest-written")

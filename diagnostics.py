@@ -20,11 +20,12 @@ import pandas as pd
 
 from cli import stage_main
 from settings import (
+    COURSE_SCHEMA,
     DIAGNOSTICS_FILE,
     HISTORY_FILE,
-    FEATURE_COLUMNS,
     PROJECT_DIR,
     Config,
+    Schema,
     load_config,
 )
 from storage import read_jsonl, write_json_atomic
@@ -34,32 +35,57 @@ log = logging.getLogger("diagnostics")
 # DRS_PYPI_URL points the check at another index's JSON API (a mirror, or a dead one in tests).
 PYPI_JSON_URL = "https://pypi.org/pypi/{package}/json"
 REQUIREMENTS_FILE = PROJECT_DIR / "requirements.txt"
+TOP_CATEGORIES = 20  # categories listed per categorical feature in the summary
 
 
-def model_predictions(dataframe: pd.DataFrame | None = None, config: Config | None = None, deployed=None) -> list[int]:
-    """Predictions (0/1 ints) of the deployed model on `dataframe` (default: the test data)."""
+def model_predictions(dataframe: pd.DataFrame | None = None, config: Config | None = None, deployed=None) -> list:
+    """Predictions of the deployed model on `dataframe` (default: the test data), in the data's own
+    labels (the course's 0/1 ints)."""
     from deployment import load_deployed_model
     from scoring import load_test_data
     from training import feature_matrix
 
-    if dataframe is None or deployed is None:
-        config = config or load_config()
+    config = config or load_config()
     if dataframe is None:
         dataframe = load_test_data(config)
     deployed = deployed or load_deployed_model(config.prod_folder)
-    return [int(p) for p in deployed.model.predict(feature_matrix(dataframe))]
+    return deployed.model.predict(feature_matrix(dataframe, config.schema)).tolist()
 
 
-def dataframe_summary(config: Config | None = None, data: pd.DataFrame | None = None) -> dict[str, dict[str, float | None]]:
-    """Mean, median and standard deviation of each numeric feature of finaldata.csv (or of `data`)."""
+def dataframe_summary(config: Config | None = None, data: pd.DataFrame | None = None,
+                      schema: Schema | None = None) -> dict[str, dict]:
+    """Summary of each feature of finaldata.csv (or of `data`), in the schema's order.
+
+    Numeric feature: {"mean", "median", "std"} (None for no values). Categorical feature:
+    {"counts": {category: rows} of the 20 most frequent (most frequent first, ties by name),
+    "mode", "categories": how many distinct, "missing": rows without a value}.
+    The schema: `schema`, else the config's, else the course's.
+    """
     from ingestion import read_final_data
 
-    data = read_final_data(config or load_config()) if data is None else data
+    if data is None:
+        config = config or load_config()
+        data = read_final_data(config)
+    if schema is None:
+        schema = config.schema if config is not None else COURSE_SCHEMA
     summary = {}
-    for column in FEATURE_COLUMNS:
+    for column in schema.numeric_features:
         values = data[column]
         summary[column] = {stat: rounded(getattr(values, stat)()) for stat in ("mean", "median", "std")}
+    for column in schema.categorical_features:
+        summary[column] = _category_summary(data[column])
     return summary
+
+
+def _category_summary(values: pd.Series, top: int = TOP_CATEGORIES) -> dict:
+    """The `top` most frequent categories' counts, the mode, the number of categories, the missing count."""
+    counts = values.value_counts()
+    # Ties in name order, so the mode and the listed categories do not depend on row order.
+    counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+    return {"counts": {str(category): int(count) for category, count in counts.head(top).items()},
+            "mode": str(counts.index[0]) if len(counts) else None,
+            "categories": int(len(counts)),
+            "missing": int(values.isna().sum())}
 
 
 def missing_data(config: Config | None = None, data: pd.DataFrame | None = None) -> dict[str, float]:
@@ -103,7 +129,7 @@ def _measure_execution_time(config: Config) -> dict:
         result = merge_multiple_dataframe(side)
         ingestion_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        fit_model(result.data, config.training)
+        fit_model(result.data, config)
         training_seconds = time.perf_counter() - started
     return {"ingestion_seconds": round(ingestion_seconds, 4), "training_seconds": round(training_seconds, 4)}
 
@@ -174,8 +200,8 @@ def diagnostics_report(config: Config, deployed, data: pd.DataFrame | None, test
     """
     return {
         "version": deployed.version,
-        "predictions": model_predictions(test_data, deployed=deployed),
-        "summary_statistics": dataframe_summary(data=data) if data is not None else {},
+        "predictions": model_predictions(test_data, config, deployed=deployed),
+        "summary_statistics": dataframe_summary(config, data=data) if data is not None else {},
         "execution_time": execution_time(config, current_tick),
         "missing_data": missing_data(data=data) if data is not None else {},
         "outdated_packages": outdated_packages_list() if packages is None else packages,

@@ -4,14 +4,20 @@ Each test returns a dict ``{"test", "verdict", "statistic", "threshold", ...}``
 where verdict is "drift", "no drift", "watch" (PSI only) or "insufficient data".
 
 The F1 tests need labelled new rows; without them they report "insufficient data".
+The data tests compare the training data of the deployed model (a reference
+sample) with the new data, per feature of the schema; each feature's figures
+are under ``"features"``, and a missing categorical value counts as the
+category "(missing)".
 
 * raw            - the course's test: F1 on the new data below the deployed test F1.
 * parametric     - new F1 more than 2 standard deviations below the mean of past F1 scores.
 * nonparametric  - new F1 below Q1 - 1.5 * IQR of past F1 scores.
-* ks             - per feature, two-sample Kolmogorov-Smirnov between the training
-                   data of the deployed model and the new data; drift when p < ks_pvalue.
-* psi            - per feature, population stability index over `psi_bins` bins cut at
-                   the training data's quantiles (empty bins floored at 1e-4):
+* ks             - per numeric feature, two-sample Kolmogorov-Smirnov; drift when p < ks_pvalue.
+* chi2           - per categorical feature, chi-square test of the 2 x k table of category
+                   counts (training data, new data); drift when p < chi2_pvalue.
+* psi            - per feature, population stability index: numeric features over `psi_bins`
+                   bins cut at the training data's quantiles, categorical features over the
+                   categories' shares (empty bins and categories floored at 1e-4):
                    below psi_watch stable, from psi_watch "watch", from psi_drift drift.
 """
 from __future__ import annotations
@@ -19,10 +25,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from settings import FEATURE_COLUMNS
+from settings import COURSE_SCHEMA, Schema
 
 DRIFT, NO_DRIFT, WATCH, INSUFFICIENT = "drift", "no drift", "watch", "insufficient data"
-
+MISSING_CATEGORY = "(missing)"
+PSI_FLOOR = 1e-4
 
 NO_LABELS = "the new rows have no labels: no F1 to compare"
 
@@ -70,11 +77,34 @@ def _clean(values) -> np.ndarray:
     return array[np.isfinite(array)]
 
 
-def ks_test(reference: pd.DataFrame, new: pd.DataFrame, pvalue: float, min_samples: int) -> dict:
+def category_counts(values: pd.Series) -> pd.Series:
+    """How many times each category occurs, a missing value counted as the category "(missing)"."""
+    values = values.astype(object)
+    return values.where(values.notna(), MISSING_CATEGORY).value_counts()
+
+
+def _no_features(name: str, threshold: float, kind: str) -> dict:
+    """A per-feature test the schema gives nothing to work on: recorded, never a verdict."""
+    return {"test": name, "threshold": threshold, "features": {}, "verdict": INSUFFICIENT, "pvalue": None,
+            "statistic": None, "detail": f"the schema has no {kind} features"}
+
+
+def _pvalue_test(name: str, features: dict, pvalue: float, detail: str) -> dict:
+    pvalues = [f["pvalue"] for f in features.values() if f.get("pvalue") is not None]
+    # The verdict compares p-values with the threshold: the smallest p-value is the test's figure.
+    return {"test": name, "threshold": pvalue, "features": features, "verdict": _overall(features),
+            "pvalue": min(pvalues) if pvalues else None, "statistic": _max_stat(features), "detail": detail}
+
+
+def ks_test(reference: pd.DataFrame, new: pd.DataFrame, pvalue: float, min_samples: int,
+            schema: Schema = COURSE_SCHEMA) -> dict:
+    """Two-sample Kolmogorov-Smirnov per numeric feature (missing values left out)."""
     from scipy.stats import ks_2samp
 
+    if not schema.numeric_features:
+        return _no_features("ks", pvalue, "numeric")
     features = {}
-    for name in FEATURE_COLUMNS:
+    for name in schema.numeric_features:
         ref, cur = _clean(reference[name]), _clean(new[name])
         if min(len(ref), len(cur)) < min_samples:
             features[name] = {"verdict": INSUFFICIENT, "statistic": None, "pvalue": None,
@@ -84,11 +114,48 @@ def ks_test(reference: pd.DataFrame, new: pd.DataFrame, pvalue: float, min_sampl
         features[name] = {"statistic": round(float(outcome.statistic), 6), "pvalue": float(outcome.pvalue),
                           "samples": [len(ref), len(cur)],
                           "verdict": DRIFT if outcome.pvalue < pvalue else NO_DRIFT}
-    pvalues = [f["pvalue"] for f in features.values() if f.get("pvalue") is not None]
-    # The verdict compares p-values with the threshold: the smallest p-value is the test's figure.
-    return {"test": "ks", "threshold": pvalue, "features": features, "verdict": _overall(features),
-            "pvalue": min(pvalues) if pvalues else None, "statistic": _max_stat(features),
-            "detail": "two-sample Kolmogorov-Smirnov per feature, drift when the p-value < threshold"}
+    return _pvalue_test("ks", features, pvalue,
+                        "two-sample Kolmogorov-Smirnov per feature, drift when the p-value < threshold")
+
+
+MIN_CATEGORY_COUNT = 5
+
+
+def chi2_test(reference: pd.DataFrame, new: pd.DataFrame, pvalue: float, min_samples: int,
+              schema: Schema = COURSE_SCHEMA) -> dict:
+    """Chi-square test of homogeneity per categorical feature, on the 2 x k table of category counts
+    (reference, new) over the categories either holds; a missing value is the category "(missing)"."""
+    from scipy.stats import chi2_contingency
+
+    if not schema.categorical_features:
+        return _no_features("chi2", pvalue, "categorical")
+    features = {}
+    for name in schema.categorical_features:
+        # Categories absent from both frames never appear in their counts: the table has no empty column.
+        ref, cur = category_counts(reference[name]).align(category_counts(new[name]), fill_value=0)
+        samples = [int(ref.sum()), int(cur.sum())]
+        if min(samples) < min_samples:
+            features[name] = {"verdict": INSUFFICIENT, "statistic": None, "pvalue": None, "samples": samples}
+            continue
+        # The chi-square approximation needs counts of about 5: a category seen fewer times in both
+        # samples together (one typo) is left out, or it alone would decide the verdict.
+        kept = (ref + cur) >= MIN_CATEGORY_COUNT
+        if not kept.any():
+            features[name] = {"verdict": INSUFFICIENT, "statistic": None, "pvalue": None, "samples": samples}
+            continue
+        # One category in both: nothing can have shifted (scipy answers statistic 0, p-value 1).
+        outcome = chi2_contingency(np.vstack([ref[kept].to_numpy(), cur[kept].to_numpy()]))
+        features[name] = {"statistic": round(float(outcome.statistic), 6), "pvalue": float(outcome.pvalue),
+                          "samples": samples, "verdict": DRIFT if outcome.pvalue < pvalue else NO_DRIFT}
+    return _pvalue_test("chi2", features, pvalue,
+                        "chi-square test of the category counts per feature, drift when the p-value < threshold")
+
+
+def _psi_of_counts(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """PSI of two count vectors over the same bins; an empty bin's share is floored at 1e-4."""
+    ref_share = np.maximum(reference_counts / reference_counts.sum(), PSI_FLOOR)
+    cur_share = np.maximum(current_counts / current_counts.sum(), PSI_FLOOR)
+    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
 
 
 def population_stability_index(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
@@ -102,25 +169,37 @@ def population_stability_index(reference: np.ndarray, current: np.ndarray, bins:
     if len(edges) == 2 and edges[0] == edges[1]:
         ref_counts = np.array([np.sum(reference == edges[0]), np.sum(reference != edges[0])])
         cur_counts = np.array([np.sum(current == edges[0]), np.sum(current != edges[0])])
-    floor = 1e-4
-    ref_share = np.maximum(ref_counts / ref_counts.sum(), floor)
-    cur_share = np.maximum(cur_counts / cur_counts.sum(), floor)
-    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+    return _psi_of_counts(ref_counts, cur_counts)
 
 
-def psi_test(reference: pd.DataFrame, new: pd.DataFrame, bins: int, watch: float, drift: float, min_samples: int) -> dict:
+def category_stability_index(reference: pd.Series, current: pd.Series) -> float:
+    """PSI of `current` against `reference` over the categories' shares (the union of both's
+    categories, a missing value the category "(missing)")."""
+    ref, cur = category_counts(reference).align(category_counts(current), fill_value=0)
+    return _psi_of_counts(ref.to_numpy(dtype=np.float64), cur.to_numpy(dtype=np.float64))
+
+
+def psi_test(reference: pd.DataFrame, new: pd.DataFrame, bins: int, watch: float, drift: float, min_samples: int,
+             schema: Schema = COURSE_SCHEMA) -> dict:
     features = {}
-    for name in FEATURE_COLUMNS:
-        ref, cur = _clean(reference[name]), _clean(new[name])
-        if min(len(ref), len(cur)) < min_samples:
-            features[name] = {"verdict": INSUFFICIENT, "statistic": None, "samples": [len(ref), len(cur)]}
+    for name in schema.features:
+        numeric = name in schema.numeric_features
+        if numeric:
+            ref, cur = _clean(reference[name]), _clean(new[name])
+        else:  # a missing value is a category: every row counts
+            ref, cur = reference[name], new[name]
+        samples = [len(ref), len(cur)]
+        if min(samples) < min_samples:
+            features[name] = {"verdict": INSUFFICIENT, "statistic": None, "samples": samples}
             continue
-        psi = population_stability_index(ref, cur, bins)
+        psi = population_stability_index(ref, cur, bins) if numeric else category_stability_index(ref, cur)
         verdict = DRIFT if psi >= drift else WATCH if psi >= watch else NO_DRIFT
-        features[name] = {"statistic": round(psi, 6), "samples": [len(ref), len(cur)], "verdict": verdict}
+        features[name] = {"statistic": round(psi, 6), "samples": samples, "verdict": verdict}
+    categories = "; categories' shares for categorical features" if schema.categorical_features else ""
     return {"test": "psi", "threshold": drift, "watch": watch, "bins": bins, "features": features,
             "verdict": _overall(features), "statistic": _max_stat(features),
-            "detail": f"population stability index, {bins} quantile bins; >= {watch} watch, >= {drift} drift"}
+            "detail": f"population stability index, {bins} quantile bins{categories}; "
+                      f">= {watch} watch, >= {drift} drift"}
 
 
 def _overall(features: dict) -> str:
@@ -144,19 +223,23 @@ def summary(test: dict) -> str:
 
 
 def run_drift_tests(settings: dict, new_f1: float | None, deployed_f1: float, history: list[float],
-                    reference: pd.DataFrame | None, new: pd.DataFrame) -> dict:
-    """Run every test; decide with the configured trigger. Returns {"tests": {...}, "drift": bool, "trigger": ...}."""
+                    reference: pd.DataFrame | None, new: pd.DataFrame, schema: Schema = COURSE_SCHEMA) -> dict:
+    """Run every test on the schema's features; decide with the configured trigger.
+
+    Returns {"tests": {name: result}, "drift": bool, "trigger": {"tests", "mode", "fired"}}.
+    """
     tests = {
         "raw": raw_test(new_f1, deployed_f1),
         "parametric": parametric_test(new_f1, history, settings["min_history"]),
         "nonparametric": nonparametric_test(new_f1, history, settings["min_history"]),
     }
     if reference is not None:
-        tests["ks"] = ks_test(reference, new, settings["ks_pvalue"], settings["min_samples"])
+        tests["ks"] = ks_test(reference, new, settings["ks_pvalue"], settings["min_samples"], schema)
+        tests["chi2"] = chi2_test(reference, new, settings["chi2_pvalue"], settings["min_samples"], schema)
         tests["psi"] = psi_test(reference, new, settings["psi_bins"], settings["psi_watch"],
-                                settings["psi_drift"], settings["min_samples"])
+                                settings["psi_drift"], settings["min_samples"], schema)
     else:
-        for name in ("ks", "psi"):
+        for name in ("ks", "chi2", "psi"):
             tests[name] = {"test": name, "verdict": INSUFFICIENT, "statistic": None, "threshold": None,
                            "detail": "the deployed version has no reference sample of its training data"}
     chosen = settings["trigger_tests"]

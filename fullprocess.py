@@ -16,6 +16,12 @@ Each input is read once per tick and handed on: the ingested data, the test
 data, the deployed model. Each tick holds an exclusive lock (the stage scripts
 take the same one), logs every decision with its numbers, and appends one JSON
 line to ``<log_folder_path>/history.jsonl``. ``--status`` prints the last ticks.
+
+With "alerts" in the config, a tick POSTs its events (drift, deployed,
+not_promoted, failed, recovered) to a webhook (alerts.py; ``--test-alert``
+sends a test); with "metrics_textfile", it writes its figures for
+node_exporter (metrics_textfile.py). Neither can fail a tick or change its
+exit status; a config that does not load still alerts, if its "alerts" can be read.
 """
 from __future__ import annotations
 
@@ -26,20 +32,22 @@ import time
 import traceback
 from pathlib import Path
 
+from alerts import receiver, send_test_alert, tick_alerts
 from cli import argument_parser, setup_logging
 from settings import (
+    COURSE_SCHEMA,
     HISTORY_FILE,
     INGESTED_DETAIL_FILE,
     LOCK_FILE,
     LOG_FILE,
     REFERENCE_SAMPLE_FILE,
     REPORTS_RECORD_FILE,
-    TARGET_COLUMN,
     TRAINING_ROWS_FILE,
     Config,
     ConfigError,
     PipelineError,
     load_config,
+    load_operations,
 )
 from storage import (
     VERSIONS_DIR,
@@ -55,6 +63,7 @@ from storage import (
     read_checked,
     read_json,
     read_jsonl,
+    read_manifest,
     remember_checked,
     remove_stale_temp_files,
 )
@@ -95,8 +104,39 @@ class Tick:
 
     def finish(self, status: int) -> int:
         self.record.update(end=now_iso(), seconds=round(time.perf_counter() - self.started, 4), exit_status=status)
-        append_jsonl(self.config.log_folder / HISTORY_FILE, self.record)
+        config = self.config
+        notify(self.record, config.alerts, config.metrics_textfile, config.log_folder, config.prod_folder)
+        append_jsonl(config.log_folder / HISTORY_FILE, self.record)
         return status
+
+
+def notify(record: dict, alerts: dict | None, textfile: Path | None, log_folder: Path | None,
+           prod_folder: Path | None = None) -> None:
+    """Send a finished tick's alerts and write its metrics textfile, each when configured.
+
+    Neither can fail the tick: what became of them is noted in `record` ("alerts",
+    "metrics_textfile_error") before it goes to the history.
+    """
+    if alerts:
+        sent = tick_alerts(alerts, record, log_folder)
+        if sent:
+            record["alerts"] = sent
+    if textfile:
+        try:
+            # prometheus_client costs ~70 ms to import: paid only by a tick that writes the textfile.
+            from metrics_textfile import write_tick_metrics
+
+            write_tick_metrics(textfile, record, _serving(prod_folder) if prod_folder else None)
+        except Exception as exc:  # a full disk, a folder we may not write, a bad value: noted, never fatal
+            log.warning("cannot write the metrics textfile %s: %s", textfile, exc)
+            record["metrics_textfile_error"] = f"{type(exc).__name__}: {exc}"
+
+
+def _serving(prod_folder: Path) -> dict | None:
+    """{"version", "f1"} of the version production serves now, or None."""
+    folder = current_version_dir(prod_folder)
+    manifest = read_manifest(folder) if folder else None
+    return {"version": manifest["version"], "f1": manifest.get("scores", {}).get("f1")} if manifest else None
 
 
 # --- what is new -----------------------------------------------------------------
@@ -138,6 +178,16 @@ def run_tick(config: Config, tick: Tick) -> int:
 
     version = deployed["version"]
     tick.record["deployed_version_before"] = version
+    # Versions deployed before schemas were configurable have none recorded: the course's.
+    if deployed.get("schema", COURSE_SCHEMA.as_record()) != config.schema.as_record():
+        # The deployed model cannot take the configured columns: retrain on the input folder whatever
+        # is new, without the promotion guard (the model it would keep can no longer answer).
+        log.info("the config's schema differs from the one %s was trained with: retraining", version)
+        ingestion = _ingest(config, tick)
+        tick.record["new_files"] = sorted(ingestion.ingested)
+        outcome, serving = _retrain_and_deploy(config, tick, ingestion.data, deployed=deployed,
+                                               note="schema changed", guard=False)
+        return tick.decide(SCHEMA_OUTCOMES[outcome], serving)
     with tick.stage("detect"):
         new_files, prints = find_new_files(config, deployed)
     tick.record["new_files"] = new_files
@@ -182,6 +232,10 @@ BOOTSTRAP_OUTCOMES = {
     "deployed": "bootstrap",
     "production changed": "bootstrap, not deployed: production changed during the tick",
 }
+SCHEMA_OUTCOMES = {
+    "deployed": "schema changed, redeployed",
+    "production changed": "schema changed, not deployed: production changed during the tick",
+}
 OUTCOMES = {
     "deployed": "drift, redeployed",
     "not promoted": "drift, retrained, not promoted",
@@ -222,7 +276,7 @@ def _ingest(config: Config, tick: Tick):
     from training import check_training_parameters
 
     # A tick that may retrain checks the training settings first, not after ingesting.
-    check_training_parameters(config.training)
+    check_training_parameters(config)
     with tick.stage("ingest"):
         result = merge_multiple_dataframe(config)
     tick.record["rejected_files"] = result.rejected
@@ -239,11 +293,13 @@ def _check_drift(config: Config, tick: Tick, new_rows) -> tuple[dict, dict]:
 
     with tick.stage("drift"):
         model = load_deployed_model(config.prod_folder)
-        new_f1 = f1_on(model.model, new_rows) if new_rows[TARGET_COLUMN].notna().any() else None
+        labelled = new_rows[config.schema.target_column].notna().any()
+        new_f1 = f1_on(model.model, new_rows, config.schema) if labelled else None
         deployed_f1 = float(model.f1)
         reference_path = model.folder / REFERENCE_SAMPLE_FILE
         reference = read_final_data(config, reference_path) if reference_path.is_file() else None
-        verdict = run_drift_tests(config.drift, new_f1, deployed_f1, deployed_score_history(config), reference, new_rows)
+        verdict = run_drift_tests(config.drift, new_f1, deployed_f1, deployed_score_history(config), reference,
+                                  new_rows, config.schema)
     tick.record["scores"] = {"deployed_f1": deployed_f1, "new_data_f1": new_f1}
     tick.record["drift"] = verdict
     for name, test in verdict["tests"].items():
@@ -255,27 +311,33 @@ def _check_drift(config: Config, tick: Tick, new_rows) -> tuple[dict, dict]:
 
 
 def _retrain_and_deploy(config: Config, tick: Tick, data, deployed: dict | None, note: str,
-                        drift_inputs: dict | None = None) -> tuple[str, str | None]:
+                        drift_inputs: dict | None = None, guard: bool = True) -> tuple[str, str | None]:
     """Train, score, deploy (unless the promotion guard says no), report.
 
     Returns (outcome, version serving afterwards), outcome a key of OUTCOMES.
     """
     from deployment import DeployedModel, ProductionChanged, deploy
-    from scoring import f1_on, load_test_data, save_score
+    from scoring import all_positive_f1, f1_on, load_test_data, save_score
     from training import fit_model, save_model
 
     kept = deployed["version"] if deployed else None
     with tick.stage("train"):
-        model = fit_model(data, config.training)
-        save_model(model, config, rows=int(data[TARGET_COLUMN].notna().sum()))
+        model = fit_model(data, config)
+        save_model(model, config, rows=int(data[config.schema.target_column].notna().sum()))
     with tick.stage("score"):
         test_data = load_test_data(config)
-        test_f1 = f1_on(model, test_data)
+        test_f1 = f1_on(model, test_data, config.schema)
         save_score(config, test_f1)
-    tick.record.setdefault("scores", {})["retrained_test_f1"] = test_f1
+    floor = all_positive_f1(test_data, config.schema)
+    tick.record.setdefault("scores", {}).update(retrained_test_f1=test_f1, all_positive_f1=round(floor, 6))
     log.info("retrained model: F1 %.4f on the test data", test_f1)
+    if test_f1 <= floor:
+        # Deployed all the same (a bootstrap has nothing better), but nobody should miss it.
+        tick.record["warning"] = (f"the retrained model's F1 {test_f1:.4f} is no better than calling every "
+                                  f"customer a churner ({floor:.4f}): check the estimator and its parameters")
+        log.warning("%s", tick.record["warning"])
 
-    if deployed is not None and config.promotion_margin is not None:
+    if guard and deployed is not None and config.promotion_margin is not None:
         deployed_f1 = float(deployed.get("scores", {}).get("f1", 0.0))
         promote = test_f1 >= deployed_f1 - config.promotion_margin
         tick.record["promotion"] = {"deployed_test_f1": deployed_f1, "retrained_test_f1": test_f1,
@@ -384,14 +446,21 @@ def number_of_ticks(text: str) -> int:
 
 def main(argv=None) -> int:
     parser = argument_parser("Run one tick of the pipeline (cron entry point).")
-    parser.add_argument("--status", nargs="?", const=10, type=number_of_ticks, metavar="N",
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--status", nargs="?", const=10, type=number_of_ticks, metavar="N",
                         help="print the last N ticks (default 10) and exit")
+    action.add_argument("--test-alert", action="store_true",
+                        help="send a test alert to the configured webhook and say whether it was delivered")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"fullprocess: config error: {exc}", file=sys.stderr)
+        if args.status is None and not args.test_alert:
+            _notify_config_error(args.config, exc)
         return 2
+    if args.test_alert:
+        return send_test(config)
     if args.status is not None:
         try:
             print_status(config, args.status)
@@ -406,7 +475,49 @@ def main(argv=None) -> int:
     except OSError as exc:
         # A read-only or full disk, a log folder that is a file: nothing can be recorded, so say it here.
         print(f"fullprocess: error: cannot write the run's records: {exc}", file=sys.stderr)
+        if not logging.getLogger().handlers:  # the log file could not be opened: alert warnings go to stdout
+            setup_logging()
+        notify(_failure_record("records", f"cannot write the run's records: {exc}", 1), config.alerts,
+               config.metrics_textfile, config.log_folder, config.prod_folder)
         return 1
+
+
+def _failure_record(stage: str, error: str, status: int) -> dict:
+    """The record of a tick that failed before it could keep one, for its alert and textfile."""
+    now = now_iso()
+    return {"start": now, "end": now, "seconds": 0.0, "new_files": [], "decision": f"failed ({stage})",
+            "exit_status": status, "failed_stage": stage, "error": error, "deployed_version": None}
+
+
+def _notify_config_error(config_path: str, error: ConfigError) -> None:
+    """Alert (and write the textfile for) a tick whose config does not load, if those settings can be read."""
+    settings = load_operations(config_path)
+    if not settings["alerts"] and not settings["metrics_textfile"]:
+        return
+    log_folder = settings["log_folder"]
+    try:
+        setup_logging(log_folder / LOG_FILE if log_folder else None)
+    except OSError:
+        setup_logging()
+    log.error("tick failed: config error: %s", error)
+    notify(_failure_record("config", str(error), 2), settings["alerts"], settings["metrics_textfile"],
+           log_folder)
+
+
+def send_test(config: Config) -> int:
+    """--test-alert: 0 delivered, 1 not delivered, 2 no webhook configured."""
+    if not config.alerts:
+        print(f"fullprocess: no \"alerts\" with a webhook_url in {config.path}: nothing to test", file=sys.stderr)
+        return 2
+    serving = current_version_dir(config.prod_folder)
+    result = send_test_alert(config.alerts, serving.name if serving else None)
+    where = receiver(config.alerts["webhook_url"])
+    if result["delivered"]:
+        print(f"test alert delivered to {where} (HTTP {result['status']})")
+        return 0
+    print(f"fullprocess: test alert not delivered: {result['error']} ({where}, {result['attempts']} attempt(s))",
+          file=sys.stderr)
+    return 1
 
 
 def _run_locked(config: Config, tick: Tick) -> int:

@@ -8,7 +8,8 @@ Two regimes of the same market:
   customers, and churn now also driven by company size, so a model fitted on
   the past loses accuracy here (the drift the pipeline must notice).
 
-``python generate_data.py`` rewrites the bundled CSVs (same seed, same bytes).
+``python generate_data.py`` rewrites the bundled CSVs (same seed, same bytes);
+``python generate_data.py --variant categorical`` rewrites those of ``examples/subscriptions/``.
 ``python generate_data.py --rows 1000000 --files 100 --out DIR`` writes scale
 data for benchmarks. ``--variant categorical`` writes, in the same two regimes,
 subscription customers shaped like real telecom churn data: an id, numeric and
@@ -129,6 +130,29 @@ def write_bundled_data(root: Path = PROJECT_DIR) -> list[Path]:
     return written
 
 
+EXAMPLE_DIR = PROJECT_DIR / "examples" / "subscriptions"
+
+
+def write_categorical_example(root: Path = EXAMPLE_DIR) -> list[Path]:
+    """(Re)write the categorical variant of the bundled data under root: practicedata/ (the past),
+    sourcedata/ (the present: drifted) and testdata/ (both), beside that folder's configs."""
+    plan = [
+        ("practicedata/customers1.csv", (("practice", 21, 500),)),
+        ("practicedata/customers2.csv", (("practice", 22, 500),)),
+        ("sourcedata/customers3.csv", (("source", 23, 600),)),
+        ("sourcedata/customers4.csv", (("source", 24, 600),)),
+        ("testdata/testdata.csv", (("practice", 25, 300), ("source", 26, 300))),
+    ]
+    written = []
+    for relative, parts in plan:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame = pd.concat([generate_categorical(rows, regime, seed) for regime, seed, rows in parts])
+        frame.to_csv(path, index=False, lineterminator="\n")
+        written.append(path)
+    return written
+
+
 def write_scale_data(out: Path, rows: int, files: int, regime: str, seed: int,
                      variant: str = "course") -> list[Path]:
     """`rows` rows split across `files` CSVs in out/ (for benchmarks); `variant` "categorical" for
@@ -155,7 +179,7 @@ def main(argv=None) -> int:
                         help="scale mode: the course's columns, or categorical subscription-customer data")
     args = parser.parse_args(argv)
     if args.rows is None:
-        for path in write_bundled_data():
+        for path in write_categorical_example() if args.variant == "categorical" else write_bundled_data():
             print(f"wrote {path.relative_to(PROJECT_DIR)}")
         return 0
     if args.out is None or args.rows <= 0 or args.files <= 0:

@@ -35,15 +35,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from cli import stage_main
-from settings import (ALL_COLUMNS, FEATURE_COLUMNS, FINAL_DATA_FILE, ID_COLUMN, INGESTED_DETAIL_FILE,
-                      INGESTED_RECORD_FILE, REFERENCE_SAMPLE_FILE, REFERENCE_SAMPLE_ROWS, TARGET_COLUMN, Config,
-                      PipelineError, load_config)
+from settings import (COURSE_SCHEMA, FINAL_DATA_FILE, INGESTED_DETAIL_FILE, INGESTED_RECORD_FILE,
+                      REFERENCE_SAMPLE_FILE, REFERENCE_SAMPLE_ROWS, Config, ConfigError, PipelineError, Schema,
+                      load_config)
 from storage import atomic_path, input_csvs, write_json_atomic, write_text_atomic
 
 log = logging.getLogger("ingestion")
 
-# Features and target are read as float64: a missing cell is then NaN, and text is a conversion error.
-COLUMN_TYPES = {ID_COLUMN: pa.string(), **{name: pa.float64() for name in (*FEATURE_COLUMNS, TARGET_COLUMN)}}
+# pyarrow's missing-value spellings, plus the single space real exports write for "no value".
+NULL_VALUES = [*pacsv.ConvertOptions().null_values, " "]
 MAX_REASON_CHARS = 200
 # Larger magnitudes are rejected like inf: no count, size or charge comes near, and they would
 # overflow the summary statistics and freeze the solver (liblinear refuses values above 1e30).
@@ -51,13 +51,25 @@ MAX_ABS_NUMBER = 1e15
 
 
 class InvalidFile(Exception):
-    """A CSV that does not satisfy the schema; the message says why."""
+    """A CSV that does not satisfy the schema; the message says why (``missing``: the schema's columns
+    the file lacks, when that is why)."""
+
+    def __init__(self, message: str, missing: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.missing = missing
+
+
+def column_types(schema: Schema) -> dict[str, pa.DataType]:
+    """Arrow type of each column: numeric features (and a numeric target) as float64, so a missing
+    cell is NaN and text is a conversion error; the id, categorical features and a text target as text."""
+    numeric = {*schema.numeric_features, *((schema.target_column,) if schema.numeric_target else ())}
+    return {name: pa.float64() if name in numeric else pa.string() for name in schema.columns}
 
 
 @dataclass
 class IngestionResult:
     """What one ingestion produced. ``data``: the deduplicated rows (first kept) in schema column order,
-    corporation as string, features and exited as float64 (NaN when missing). ``ingested``: file name ->
+    typed by ``column_types`` (a missing value is NaN or None). ``ingested``: file name ->
     {sha256, size, mtime_ns, rows}; ``rejected``: file name -> reason; ``rows_read``: before deduplication."""
 
     data: pd.DataFrame
@@ -83,13 +95,14 @@ def row_keys(rows: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(rows, index=False).to_numpy()
 
 
-def read_validated_csv(source: str | os.PathLike | bytes | BinaryIO,
-                       columns: Iterable[str] = ALL_COLUMNS) -> pd.DataFrame:
+def read_validated_csv(source: str | os.PathLike | bytes | BinaryIO, columns: Iterable[str] | None = None,
+                       schema: Schema = COURSE_SCHEMA) -> pd.DataFrame:
     """One CSV (a path, its bytes or a binary file), validated and typed; raises InvalidFile saying why.
 
     UTF-8 with or without BOM, CRLF, quotes, any column order (others dropped), empty cells missing.
-    Returns `columns`: ALL_COLUMNS for pipeline data, FEATURE_COLUMNS for data to predict on (then
-    corporation and exited may be absent, and are not read). Features finite, exited 0 or 1 or missing.
+    Returns `columns` (default: all of the schema's): the features alone for data to predict on
+    (then the id and target may be absent, and are not read). Numeric features finite; the target
+    one of the schema's labels, when it has them, or missing.
     """
     if isinstance(source, (str, os.PathLike)):
         try:
@@ -97,10 +110,14 @@ def read_validated_csv(source: str | os.PathLike | bytes | BinaryIO,
         except OSError as exc:
             raise InvalidFile(f"cannot read: {exc.strerror}") from None
     data = source if isinstance(source, bytes) else source.read()
-    return _parse(data, tuple(columns)).to_pandas()
+    return _parse(data, tuple(schema.columns if columns is None else columns), schema).to_pandas()
 
 
-def _parse(data: bytes, columns: tuple[str, ...]) -> pa.Table:
+def _convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(column_types=types, null_values=NULL_VALUES, strings_can_be_null=True)
+
+
+def _parse(data: bytes, columns: tuple[str, ...], schema: Schema) -> pa.Table:
     """The CSV in `data` as an Arrow table of `columns` in schema types; raises InvalidFile."""
     bad_rows = []
 
@@ -108,13 +125,13 @@ def _parse(data: bytes, columns: tuple[str, ...]) -> pa.Table:
         bad_rows.append(row)
         return "skip"
 
+    types = column_types(schema)
     try:  # files are read in parallel, one per thread: Arrow's own threads would only contend
         table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(use_threads=False),
                                parse_options=pacsv.ParseOptions(invalid_row_handler=note_bad_row),
-                               convert_options=pacsv.ConvertOptions(column_types={
-                                   name: COLUMN_TYPES[name] for name in columns}, strings_can_be_null=False))
+                               convert_options=_convert_options({name: types[name] for name in columns}))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise InvalidFile(_why_unreadable(data, exc, columns)) from None
+        raise _why_unreadable(data, exc, columns, types, schema) from None
     if bad_rows:
         raise InvalidFile(f"line {bad_rows[0].number}: {bad_rows[0].actual_columns} field(s), "
                           f"expected {bad_rows[0].expected_columns}")
@@ -123,25 +140,28 @@ def _parse(data: bytes, columns: tuple[str, ...]) -> pa.Table:
     except UnicodeDecodeError:
         raise InvalidFile("line 1: the header is not UTF-8 text") from None
     if problem:
-        raise InvalidFile(problem)
+        raise problem
     table = table.select(list(columns))
     for name in columns:
         values = table[name]
-        if name in FEATURE_COLUMNS:
+        if name == schema.target_column and not schema.numeric_target:
+            # "Yes " is "Yes": exports pad text; a label must not split on a stray space.
+            table = table.set_column(table.column_names.index(name), name, pc.utf8_trim_whitespace(values))
+        elif name == schema.target_column and schema.labels is not None:
+            _reject_first(pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, pa.array(schema.labels, pa.float64())))),
+                          name, f"must be {' or '.join(map(str, schema.labels))}")
+        elif types[name] == pa.float64():
             _reject_first(pc.greater_equal(pc.abs(values), MAX_ABS_NUMBER), name,
                           f"not a finite number below {MAX_ABS_NUMBER:g} in magnitude")
-        elif name == TARGET_COLUMN:
-            _reject_first(pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, pa.array([0.0, 1.0])))),
-                          name, "must be 0 or 1")
     return table
 
 
-def _column_problem(names: list[str], columns: tuple[str, ...]) -> str | None:
+def _column_problem(names: list[str], columns: tuple[str, ...]) -> InvalidFile | None:
     repeated = [name for name in names if names.count(name) > 1]
     if repeated:
-        return f"duplicate column name {repeated[0]!r}"
-    missing = [name for name in columns if name not in names]
-    return f"missing column(s): {', '.join(missing)}" if missing else None
+        return InvalidFile(f"duplicate column name {repeated[0]!r}")
+    missing = tuple(name for name in columns if name not in names)
+    return InvalidFile(f"missing column(s): {', '.join(missing)}", missing) if missing else None
 
 
 def _reject_first(bad: pa.ChunkedArray, column: str, problem: str) -> None:
@@ -150,33 +170,36 @@ def _reject_first(bad: pa.ChunkedArray, column: str, problem: str) -> None:
         raise InvalidFile(f"line {first + 2}, column {column!r}: {problem}")
 
 
-def _why_unreadable(data: bytes, error: Exception, columns: tuple[str, ...]) -> str:
+def _why_unreadable(data: bytes, error: Exception, columns: tuple[str, ...],
+                    types: dict[str, pa.DataType], schema: Schema) -> InvalidFile:
     """Where a file the typed read refused goes wrong, found by simpler reads; never quotes the file."""
     for number, line in enumerate(io.BytesIO(data), start=1):
         try:
             line.decode("utf-8")
         except UnicodeDecodeError:
-            return f"line {number}: not UTF-8 text"
+            return InvalidFile(f"line {number}: not UTF-8 text")
     message = str(error).strip()
     if message.startswith("Empty CSV file"):
-        return "empty file: no header line"
+        return InvalidFile("empty file: no header line")
     try:  # every column as text, to find the cell that is not a number
-        text = pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in columns}, strings_can_be_null=True))
+        text = pacsv.read_csv(pa.BufferReader(data),
+                              convert_options=_convert_options({name: pa.string() for name in columns}))
     except (pa.ArrowInvalid, UnicodeDecodeError):
         text = pa.table({})
     if text.num_columns and (problem := _column_problem(text.column_names, columns)):
         return problem
-    for name in (name for name in columns if name in text.column_names and name != ID_COLUMN):
+    for name in (name for name in columns if name in text.column_names and types[name] == pa.float64()):
         cells = text[name].to_pandas()
         bad = cells.notna() & pd.to_numeric(cells, errors="coerce").isna()
         if bad.any():
-            return f"line {int(bad.to_numpy().argmax()) + 2}, column {name!r}: not a number"
+            hint = (f" (schema.positive_label {schema.positive_label!r} is a number: for a text target write it as "
+                    "a string)") if name == schema.target_column else ""
+            return InvalidFile(f"line {int(bad.to_numpy().argmax()) + 2}, column {name!r}: not a number{hint}")
     # Arrow's message quotes the offending value or row after a colon: keep only what precedes it.
-    return f"not a readable CSV file ({message.splitlines()[0].split(':')[0]})"
+    return InvalidFile(f"not a readable CSV file ({message.splitlines()[0].split(':')[0]})")
 
 
-def _read_input(path: Path, max_bytes: int) -> tuple[dict, pa.Table]:
+def _read_input(path: Path, max_bytes: int, schema: Schema) -> tuple[dict, pa.Table]:
     """(fingerprint, validated rows) of one input file; raises InvalidFile. Its size is checked before reading."""
     # Resolved again here and opened without following a link: a file swapped for a link
     # to the outside since the folder was listed is still never read.
@@ -201,34 +224,75 @@ def _read_input(path: Path, max_bytes: int) -> tuple[dict, pa.Table]:
         except OSError as exc:
             raise InvalidFile(f"cannot read: {exc.strerror}") from None
     fingerprint = {"sha256": hashlib.sha256(data).hexdigest(), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
-    return fingerprint, _parse(data, ALL_COLUMNS)
+    return fingerprint, _parse(data, schema.columns, schema)
+
+
+def _odd_labels(tables: dict[str, pa.Table], schema: Schema) -> dict[str, str]:
+    """Files whose target holds a value beyond the two labels, with the reason (name -> why).
+
+    With the labels not fixed by the schema, they are the positive label and the most frequent
+    other value across all files: one odd export (lower case, a third value) is rejected, never
+    the files that agree with the rest, whatever the names' order.
+    """
+    if schema.labels is not None:
+        return {}
+    counts: dict = {}
+    for table in tables.values():
+        for entry in pc.value_counts(table[schema.target_column].drop_null()).to_pylist():
+            counts[entry["values"]] = counts.get(entry["values"], 0) + entry["counts"]
+    if counts and schema.positive_label not in counts:
+        raise ConfigError(f"schema.positive_label {schema.positive_label!r} is not a value of column "
+                          f"{schema.target_column!r} in any input file (its values: "
+                          f"{', '.join(sorted(map(repr, counts)))[:120]})")
+    others = sorted((value for value in counts if value != schema.positive_label), key=lambda v: (-counts[v], str(v)))
+    labels = {schema.positive_label, *others[:1]}
+    odd = {}
+    for name, table in tables.items():
+        extra = set(pc.unique(table[schema.target_column].drop_null()).to_pylist()) - labels
+        if extra:
+            odd[name] = (f"column {schema.target_column!r}: value(s) {', '.join(sorted(map(repr, extra)))[:80]} beyond "
+                         f"the two labels {', '.join(sorted(map(repr, labels)))} of the input files")
+    return odd
 
 
 def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -> IngestionResult:
     """Merge every valid CSV of the input folder into an IngestionResult; write the outputs when `write`
     (then PipelineError when no file is valid, earlier outputs left as they were)."""
     config = config or load_config()
+    schema = config.schema
     paths, rejected = input_csvs(config.input_folder)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        reads = [pool.submit(_read_input, path, config.max_input_file_bytes) for path in paths]
-    tables, ingested, spans, rows_read = [], {}, {}, 0
+        reads = [pool.submit(_read_input, path, config.max_input_file_bytes, schema) for path in paths]
+    valid, missing = {}, []
     for path, read in zip(paths, reads):
         try:
-            fingerprint, table = read.result()
+            valid[path.name] = read.result()
         except InvalidFile as exc:
             rejected[path.name] = str(exc)[:MAX_REASON_CHARS]
+            missing.append(set(exc.missing))
+    odd = _odd_labels({name: table for name, (_, table) in valid.items()}, schema)
+    rejected.update({name: why[:MAX_REASON_CHARS] for name, why in odd.items()})
+    tables, ingested, spans, rows_read = [], {}, {}, 0
+    for name, (fingerprint, table) in valid.items():
+        if name in odd:
             continue
         tables.append(table)
-        ingested[path.name] = {**fingerprint, "rows": table.num_rows}
-        spans[path.name] = (rows_read, rows_read + table.num_rows)
+        ingested[name] = {**fingerprint, "rows": table.num_rows}
+        spans[name] = (rows_read, rows_read + table.num_rows)
         rows_read += table.num_rows
     rejected = dict(sorted(rejected.items()))
     for name, reason in rejected.items():
         log.warning("rejected %s: %s", name, reason)
     read_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    every_row = pa.concat_tables([pa.schema(COLUMN_TYPES).empty_table(), *tables]).to_pandas()
+    # Files that share no column with the schema are strays; among the others, a column that every
+    # one lacks means the schema is wrong, not the files.
+    missing = [columns for columns in missing if len(columns) < len(schema.columns)]
+    if not ingested and missing and (nowhere := set.intersection(*missing)):
+        raise ConfigError(f"{config.path}: schema column(s) {', '.join(sorted(nowhere))} in no input file of "
+                          f"{config.input_folder}")
+    every_row = pa.concat_tables([pa.schema(column_types(schema)).empty_table(), *tables]).to_pandas()
     del tables, reads
     # The course keeps the first of identical rows; so do we (NaN equals NaN).
     data = every_row.drop_duplicates(ignore_index=True)
@@ -269,20 +333,21 @@ def write_outputs(result: IngestionResult, output_folder: Path) -> None:
 def read_final_data(config: Config, path: Path | None = None) -> pd.DataFrame:
     """finaldata.csv (or another file ingestion wrote, e.g. referencedata.csv) in schema types."""
     path = path or config.output_folder / FINAL_DATA_FILE
+    columns = list(config.schema.columns)
     try:
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=COLUMN_TYPES,
-                                                                          strings_can_be_null=False))
+        table = pacsv.read_csv(path, convert_options=_convert_options(column_types(config.schema)))
+        return table.select(columns).to_pandas()
     except FileNotFoundError:
         raise PipelineError(f"no ingested data at {path}: run ingestion.py first") from None
-    except pa.ArrowInvalid:
-        raise PipelineError(f"{path}: not a CSV file ingestion wrote: run ingestion.py again") from None
-    return table.to_pandas()
+    except (pa.ArrowInvalid, KeyError):  # KeyError: written under another schema
+        raise PipelineError(f"{path}: not a CSV file ingestion wrote with this schema: "
+                            "run ingestion.py again") from None
 
 
-def read_labelled_csv(path: Path) -> pd.DataFrame:
+def read_labelled_csv(path: Path, schema: Schema = COURSE_SCHEMA) -> pd.DataFrame:
     """A CSV validated like an input file (used for the test data); PipelineError naming it when invalid."""
     try:
-        return read_validated_csv(path)
+        return read_validated_csv(path, schema=schema)
     except InvalidFile as exc:
         raise PipelineError(f"{path}: {exc}") from None
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import math
 import sys
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -37,20 +38,21 @@ from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 from cli import stage_main  # noqa: E402
+from drift import category_counts  # noqa: E402
 from settings import (  # noqa: E402
+    COURSE_SCHEMA,
     CONFUSION_MATRIX_FILE,
     DIAGNOSTICS_FILE,
     REPORTS_RECORD_FILE,
     DRIFT_TESTS,
-    FEATURE_COLUMNS,
     FINAL_DATA_FILE,
     HISTORY_FILE,
     INGESTED_DETAIL_FILE,
     REFERENCE_SAMPLE_FILE,
     REPORT_FILE,
-    TARGET_COLUMN,
     Config,
     PipelineError,
+    Schema,
     load_config,
 )
 from storage import VERSIONS_DIR, atomic_path, now_iso, read_jsonl, write_json_atomic  # noqa: E402
@@ -61,6 +63,9 @@ NO_DATA = "no data yet"
 RECENT_TICKS = 10
 # Stage columns in the order a tick runs them; a stage no tick ran is left out.
 STAGE_ORDER = ("detect", "ingest", "drift", "train", "score", "deploy", "report", "apicalls", "diagnostics")
+# Distribution plots: a grid at most this many across and down per image (one image fits a page).
+PLOTS_ACROSS, PLOTS_DOWN = 3, 4
+TOP_CATEGORIES_PLOTTED = 10
 
 
 # --- the run history, read for people (also used by the status page) ----------------
@@ -109,7 +114,8 @@ def drift_verdict_words(record: dict | None) -> str:
 
 
 def drift_test_rows(record: dict | None) -> list[dict]:
-    """One row per drift test of a tick: test, verdict, statistic, threshold, trigger, detail (display strings)."""
+    """One row per drift test of a tick: test, verdict, statistic, threshold, trigger, detail (display
+    strings) and "features": the test's per-feature rows (see ``drift_feature_rows``), [] for the F1 tests."""
     if record is None:
         return []
     chosen = record["drift"].get("trigger", {}).get("tests", [])
@@ -120,11 +126,22 @@ def drift_test_rows(record: dict | None) -> list[dict]:
         statistic, threshold = _number(test.get("statistic")), _number(test.get("threshold"))
         if "pvalue" in test:
             # Its verdict compares a p-value with a p-value threshold: show those, the statistic beside.
-            statistic = f"p {_number(test.get('pvalue'))} (stat. {statistic})"
+            statistic = f"p {_number(test['pvalue'])} (stat. {statistic})" if test["pvalue"] is not None else "-"
             threshold = f"p < {threshold}"
         rows.append({"test": name, "verdict": test.get("verdict", "?"), "statistic": statistic,
                      "threshold": threshold, "trigger": "yes" if name in chosen else "no",
-                     "detail": test.get("detail", "")})
+                     "detail": test.get("detail", ""), "features": drift_feature_rows(test)})
+    return rows
+
+
+def drift_feature_rows(test: dict) -> list[dict]:
+    """One row per feature a drift test compared, whatever the schema's features were: feature,
+    verdict, statistic, p-value ("-" for PSI, which has none), samples ("training / new")."""
+    rows = []
+    for feature, figures in (test.get("features") or {}).items():
+        rows.append({"feature": feature, "verdict": figures.get("verdict", "?"),
+                     "statistic": _number(figures.get("statistic")), "pvalue": _number(figures.get("pvalue")),
+                     "samples": " / ".join(str(n) for n in figures.get("samples") or []) or "-"})
     return rows
 
 
@@ -198,23 +215,25 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def confusion_matrix_png(deployed, test_data) -> bytes:
-    """PNG of the deployed model's confusion matrix on the labelled rows of `test_data`."""
+def confusion_matrix_png(deployed, test_data, schema: Schema = COURSE_SCHEMA) -> bytes:
+    """PNG of the deployed model's confusion matrix on the labelled rows of `test_data`: one row and
+    column per class of the model, named by its label (the course's 0 and 1, or e.g. "No", "Yes")."""
     from training import labelled_rows
 
-    features, labels = labelled_rows(test_data)
+    features, labels = labelled_rows(test_data, schema)
     predictions = deployed.model.predict(features)
+    classes = list(deployed.model.classes_)
     figure = Figure(figsize=(5.5, 4.8), dpi=120)
     axes = figure.subplots()
     ConfusionMatrixDisplay.from_predictions(
-        labels, predictions, labels=[0, 1], display_labels=["stayed (0)", "exited (1)"],
+        labels, predictions, labels=classes, display_labels=[str(label) for label in classes],
         cmap="Blues", colorbar=False, ax=axes,
     )
     f1 = deployed.f1
     axes.set_title(f"Confusion matrix, model {deployed.version}\n"
                    f"test data: {len(labels)} rows" + (f", F1 {f1:.3f}" if f1 is not None else ""))
-    axes.set_xlabel(f"predicted {TARGET_COLUMN}")
-    axes.set_ylabel(f"actual {TARGET_COLUMN}")
+    axes.set_xlabel(f"predicted {schema.target_column}")
+    axes.set_ylabel(f"actual {schema.target_column}")
     figure.tight_layout()
     return _png(figure)
 
@@ -249,39 +268,87 @@ def score_history_png(history: list[dict]) -> bytes | None:
     return _png(figure)
 
 
-def distribution_png(reference, new, reference_label: str) -> bytes:
-    """PNG with one histogram per feature: the training data against the new data (densities)."""
+def distribution_pngs(reference, new, reference_label: str, schema: Schema = COURSE_SCHEMA) -> list[bytes]:
+    """PNGs of the training data (`reference`) against the new data, one small plot per feature of
+    the schema in a grid at most 3 across and 4 down, as many PNGs as the features need: numeric
+    features as histograms (densities), categorical ones as side-by-side bars of the shares of their
+    10 most frequent categories."""
+    names = list(schema.features)
+    per_image = PLOTS_ACROSS * PLOTS_DOWN
+    parts = [names[start:start + per_image] for start in range(0, len(names), per_image)]
+    return [_distribution_grid(reference, new, reference_label, schema, part,
+                               f" ({number} of {len(parts)})" if len(parts) > 1 else "")
+            for number, part in enumerate(parts, start=1)]
+
+
+def _distribution_grid(reference, new, reference_label: str, schema: Schema, names: list[str], part: str) -> bytes:
+    across = min(PLOTS_ACROSS, len(names))
+    down = math.ceil(len(names) / across)
+    # Constrained layout makes room for the title above the grid and the legend below it.
+    figure = Figure(figsize=(10, 3.2 * down), dpi=120, layout="constrained")
+    cells = figure.subplots(down, across, squeeze=False).ravel()
+    for axes, name in zip(cells, names):
+        if name in schema.categorical_features:
+            _category_bars(axes, reference[name], new[name], name, reference_label)
+        else:
+            _histograms(axes, reference[name], new[name], name, reference_label)
+        axes.tick_params(labelsize=7)
+    for axes in cells[len(names):]:
+        axes.set_visible(False)
+    # One legend for the figure: inside a plot it would hide bars or bins.
+    figure.legend(*cells[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7)
+    words = []
+    if any(name in schema.numeric_features for name in names):
+        words.append("densities; values above the 99th percentile not shown")
+    if any(name in schema.categorical_features for name in names):
+        words.append(f"categories: share of rows, the {TOP_CATEGORIES_PLOTTED} most frequent")
+    figure.suptitle(f"Feature distributions{part} ({'; '.join(words)})", fontsize=9)
+    return _png(figure)
+
+
+def _histograms(axes, reference, new, name: str, reference_label: str) -> None:
     import numpy as np
 
-    figure = Figure(figsize=(10, 3.2), dpi=120)
-    axes_row = figure.subplots(1, len(FEATURE_COLUMNS))
-    for axes, name in zip(axes_row, FEATURE_COLUMNS):
-        old = reference[name].dropna().to_numpy(dtype=float)
-        cur = new[name].dropna().to_numpy(dtype=float)
-        both = np.concatenate([old, cur])
-        if len(both) == 0:
-            axes.set_title(f"{name}\n({NO_DATA})", fontsize=9)
-            continue
-        # Heavy right tails would squeeze the bulk into one bar: cut the view at the 99th percentile.
-        upper = float(np.quantile(both, 0.99))
-        lower = float(both.min())
-        bins = np.linspace(lower, upper if upper > lower else lower + 1, 31)
-        axes.hist(old, bins=bins, density=True, alpha=0.55, color="tab:blue", label=reference_label)
-        axes.hist(cur, bins=bins, density=True, alpha=0.55, color="tab:orange", label="new data")
-        axes.set_title(name, fontsize=9)
-        axes.tick_params(labelsize=7)
-        axes.set_yticks([])
-    axes_row[0].legend(fontsize=7, loc="upper right")
-    figure.suptitle("Feature distributions (densities; values above the 99th percentile not shown)", fontsize=9)
-    figure.tight_layout()
-    return _png(figure)
+    old = reference.dropna().to_numpy(dtype=float)
+    cur = new.dropna().to_numpy(dtype=float)
+    both = np.concatenate([old, cur])
+    if len(both) == 0:
+        axes.set_title(f"{name}\n({NO_DATA})", fontsize=9)
+        return
+    # Heavy right tails would squeeze the bulk into one bar: cut the view at the 99th percentile.
+    upper = float(np.quantile(both, 0.99))
+    lower = float(both.min())
+    bins = np.linspace(lower, upper if upper > lower else lower + 1, 31)
+    axes.hist(old, bins=bins, density=True, alpha=0.55, color="tab:blue", label=reference_label)
+    axes.hist(cur, bins=bins, density=True, alpha=0.55, color="tab:orange", label="new data")
+    axes.set_title(name, fontsize=9)
+    axes.set_yticks([])
+
+
+def _category_bars(axes, reference, new, name: str, reference_label: str) -> None:
+    import numpy as np
+
+    old, cur = category_counts(reference), category_counts(new)
+    old, cur = (old / max(old.sum(), 1)).align(cur / max(cur.sum(), 1), fill_value=0.0)
+    if len(old) == 0:
+        axes.set_title(f"{name}\n({NO_DATA})", fontsize=9)
+        return
+    shown = (old + cur).sort_values(ascending=False, kind="stable").index[:TOP_CATEGORIES_PLOTTED]
+    positions = np.arange(len(shown))
+    axes.bar(positions - 0.2, old[shown], width=0.4, color="tab:blue", alpha=0.8, label=reference_label)
+    axes.bar(positions + 0.2, cur[shown], width=0.4, color="tab:orange", alpha=0.8, label="new data")
+    # Long category names would run into the next plot.
+    labels = [str(category) if len(str(category)) <= 14 else str(category)[:13] + "\u2026" for category in shown]
+    axes.set_xticks(positions, labels, rotation=35, ha="right", fontsize=7)
+    more = f" (top {len(shown)} of {len(old)})" if len(old) > len(shown) else ""
+    axes.set_title(f"{name}{more}", fontsize=9)
 
 
 def save_confusion_matrix(config: Config, deployed, test_data) -> Path:
     """Write the deployed model's confusion matrix on the test data to confusionmatrix.png; returns its path."""
     target = config.model_folder / CONFUSION_MATRIX_FILE
     with atomic_path(target) as tmp:
-        tmp.write_bytes(confusion_matrix_png(deployed, test_data))
+        tmp.write_bytes(confusion_matrix_png(deployed, test_data, config.schema))
     log.info("wrote %s", target)
     return target
 
@@ -432,30 +499,36 @@ class _ReportBuilder:
         return parts
 
     def _scores(self) -> list:
-        from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+        from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
-        from training import labelled_rows
+        from scoring import f1_on
+        from training import labelled_rows, positive_probabilities
 
+        schema, model = self.config.schema, self.deployed.model
         test_data = self.test_data
         if test_data is None:
             raise PipelineError(f"no test data at {self.config.test_data_file}")
-        features, labels = labelled_rows(test_data)
+        features, labels = labelled_rows(test_data, schema)
         if len(labels) == 0:
             raise PipelineError("no labelled rows in the test data")
-        predictions = self.deployed.model.predict(features)
+        f1 = f1_on(model, test_data, schema)  # a PipelineError for a label the model never saw
+        predictions = model.predict(features)
+        positive = schema.positive_label
+        is_positive = labels == positive
+        probabilities = positive_probabilities(model, features, schema)
         try:
-            auc = f"{roc_auc_score(labels, self.deployed.model.predict_proba(features)[:, 1]):.4f}"
-        except (ValueError, AttributeError):  # one class only, or a model without probabilities
+            auc = "n/a" if probabilities is None else f"{roc_auc_score(is_positive, probabilities):.4f}"
+        except ValueError:  # one class only in the test data
             auc = "n/a"
         rows = [["metric", "value"],
-                ["F1", f"{f1_score(labels, predictions, zero_division=0.0):.4f}"],
-                ["precision", f"{precision_score(labels, predictions, zero_division=0.0):.4f}"],
-                ["recall", f"{recall_score(labels, predictions, zero_division=0.0):.4f}"],
+                ["F1", f"{f1:.4f}"],
+                ["precision", f"{precision_score(labels, predictions, pos_label=positive, zero_division=0.0):.4f}"],
+                ["recall", f"{recall_score(labels, predictions, pos_label=positive, zero_division=0.0):.4f}"],
                 ["ROC AUC", auc],
                 ["test rows", f"{len(labels)}"],
-                ["positives (exited = 1)", f"{int(labels.sum())}"]]
+                [self.cell(f"positives ({schema.target_column} = {positive})"), f"{int(is_positive.sum())}"]]
         scores = _table(rows, [4.2 * cm, 2.2 * cm], numeric_columns=(1,), font_size=8.5)
-        matrix = _image(confusion_matrix_png(self.deployed, test_data), TEXT_WIDTH - 7.4 * cm, 8 * cm)
+        matrix = _image(confusion_matrix_png(self.deployed, test_data, schema), TEXT_WIDTH - 7.4 * cm, 8 * cm)
         side_by_side = Table([[scores, matrix]], colWidths=[7.2 * cm, TEXT_WIDTH - 7.2 * cm], hAlign="LEFT")
         side_by_side.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
         return [side_by_side]
@@ -470,14 +543,30 @@ class _ReportBuilder:
         data = self.final_data
         summary = dataframe_summary(self.config, data=data)
         missing = missing_data(self.config, data=data)
+        categorical = self.config.schema.categorical_features
         parts.append(self.text(f"{len(data)} rows. Summary statistics of each feature and the share of missing "
                                f"values in every column."))
         rows = [["column", "mean", "median", "std", "missing %"]]
         for column in data.columns:
+            if column in categorical:
+                continue
             stats = summary.get(column, {})
-            rows.append([column, *(_fixed(stats.get(stat)) for stat in ("mean", "median", "std")),
+            rows.append([self.cell(column), *(_fixed(stats.get(stat)) for stat in ("mean", "median", "std")),
                          f"{missing.get(column, 0.0):.2f}"])
         parts.append(_table(rows, [5 * cm, 2.8 * cm, 2.8 * cm, 2.8 * cm, 2.2 * cm], numeric_columns=(1, 2, 3, 4)))
+        if categorical:
+            parts.append(Paragraph("Categorical features", self.styles.subheading))
+            rows = [["feature", "categories", "mode", "most frequent (rows)", "missing %"]]
+            for column in categorical:
+                stats = summary[column]
+                shown = list(stats["counts"].items())[:5]
+                frequent = ", ".join(f"{name} ({count:,})" for name, count in shown)
+                if stats["categories"] > len(shown):
+                    frequent += f", and {stats['categories'] - len(shown)} more"
+                rows.append([self.cell(column), str(stats["categories"]), self.cell(stats["mode"] or "-"),
+                             self.cell(frequent), f"{missing.get(column, 0.0):.2f}"])
+            parts.append(_table(rows, [3.8 * cm, 1.8 * cm, 3 * cm, TEXT_WIDTH - 10.8 * cm, 2.2 * cm],
+                                numeric_columns=(1, 4)))
         return parts
 
     # 3
@@ -490,23 +579,23 @@ class _ReportBuilder:
                          f"new files: {', '.join(record.get('new_files') or []) or 'none'}.", self.styles.note)
         verdict = self.text(drift_verdict_words(record), self.styles.verdict)
         rows = [["test", "verdict", "statistic", "threshold", "trigger", "what it measures"]]
-        for row in drift_test_rows(record):
+        test_rows = drift_test_rows(record)
+        for row in test_rows:
             # A p-value test's figures ("p 1.5e-68 (stat. 0.45)") wrap inside their cells.
             rows.append([row["test"], row["verdict"], self.cell(row["statistic"]), self.cell(row["threshold"]),
                          row["trigger"], self.cell(row["detail"])])
         table = _table(rows, [2.2 * cm, 2.4 * cm, 2.6 * cm, 1.8 * cm, 1.3 * cm, TEXT_WIDTH - 10.3 * cm],
                        numeric_columns=(2, 3))
         parts = [KeepTogether(parts + [when, verdict, table])]
-        tests = record["drift"].get("tests", {})
-        if any("features" in tests.get(name, {}) for name in ("ks", "psi")):
+        per_feature = [(row["test"], feature) for row in test_rows for feature in row["features"]]
+        if per_feature:
             parts.append(Paragraph("Per feature", self.styles.subheading))
-            rows = [["feature", "KS statistic", "KS p-value", "KS verdict", "PSI", "PSI verdict"]]
-            for name in FEATURE_COLUMNS:
-                ks = tests.get("ks", {}).get("features", {}).get(name, {})
-                psi = tests.get("psi", {}).get("features", {}).get(name, {})
-                rows.append([name, _number(ks.get("statistic")), _number(ks.get("pvalue")), ks.get("verdict", "-"),
-                             _number(psi.get("statistic")), psi.get("verdict", "-")])
-            parts.append(_table(rows, [4.2 * cm, 2.3 * cm, 2.3 * cm, 2.7 * cm, 2 * cm, 2.7 * cm], numeric_columns=(1, 2, 4)))
+            rows = [["test", "feature", "statistic", "p-value", "verdict", "samples\n(training / new)"]]
+            for test, feature in per_feature:
+                rows.append([test, self.cell(feature["feature"]), feature["statistic"], feature["pvalue"],
+                             feature["verdict"], feature["samples"]])
+            parts.append(_table(rows, [1.4 * cm, TEXT_WIDTH - 11.4 * cm, 2.2 * cm, 2.2 * cm, 2.4 * cm, 3.2 * cm],
+                                numeric_columns=(2, 3, 5)))
         parts += self._distributions(record)
         return parts
 
@@ -533,12 +622,18 @@ class _ReportBuilder:
                 return [heading, self.no_data("Reference sample of the training data")]
             if self.final_data is None:
                 return [heading, self.no_data("New data")]
-            reference, new = read_final_data(self.config, reference_path), self.final_data
+            try:
+                reference = read_final_data(self.config, reference_path)
+            except PipelineError as exc:  # e.g. written under another schema
+                return [heading, self.text(f"Reference sample of the training data: {exc}", self.styles.note)]
+            new = self.final_data
             new_words = f"the ingested data ({len(new)} rows)"
-        png = distribution_png(reference, new, f"training data of {reference_version}")
+        pngs = distribution_pngs(reference, new, f"training data of {reference_version}", self.config.schema)
         note = self.text(f"Blue: a sample of the data {reference_version} was trained on ({len(reference)} rows). "
                          f"Orange: {new_words}.", self.styles.note)
-        return [KeepTogether([heading, _image(png, TEXT_WIDTH, 7 * cm), note])]
+        # A grid of up to 4 rows of plots is one image, sized to fill a page with its heading.
+        images = [_image(png, TEXT_WIDTH, 22 * cm) for png in pngs]
+        return [KeepTogether([heading, note, images[0]]), *images[1:]]
 
     # 4
     def history_section(self) -> list:

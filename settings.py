@@ -7,17 +7,61 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = PROJECT_DIR / "config.json"
 
-# --- schema: the one source of truth for column names and order -------------
-ID_COLUMN = "corporation"
-FEATURE_COLUMNS = ("lastmonth_activity", "lastyear_activity", "number_of_employees")
-TARGET_COLUMN = "exited"
-ALL_COLUMNS = (ID_COLUMN, *FEATURE_COLUMNS, TARGET_COLUMN)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The one source of truth for the data's columns: ingestion, training, scoring, drift,
+    diagnostics, reports and the API all read the columns from here (``config.schema``).
+
+    ``labels``: the target's two values when known in advance (the course's 0 and 1, checked per
+    file); None: whatever two values the data holds (checked across the files, in name order).
+    """
+
+    id_column: str | None = "corporation"
+    target_column: str = "exited"
+    positive_label: int | float | str = 1
+    numeric_features: tuple[str, ...] = ("lastmonth_activity", "lastyear_activity", "number_of_employees")
+    categorical_features: tuple[str, ...] = ()
+    labels: tuple | None = (0, 1)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return (*self.numeric_features, *self.categorical_features)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column ingestion keeps, in order: the id (if any), the features, the target."""
+        return ((self.id_column,) if self.id_column else ()) + (*self.features, self.target_column)
+
+    def as_record(self) -> dict:
+        """The schema as the config writes it (kept in each deployment's manifest)."""
+        return {"id_column": self.id_column, "target_column": self.target_column,
+                "positive_label": self.positive_label, "numeric_features": list(self.numeric_features),
+                "categorical_features": list(self.categorical_features)}
+
+    @property
+    def numeric_target(self) -> bool:
+        """Whether the target is read as numbers (the positive label is one) rather than as text."""
+        return not isinstance(self.positive_label, str)
+
+
+COURSE_SCHEMA = Schema()
+# The course schema's names, for the course's own data and generator.
+ID_COLUMN = COURSE_SCHEMA.id_column
+FEATURE_COLUMNS = COURSE_SCHEMA.features
+TARGET_COLUMN = COURSE_SCHEMA.target_column
+ALL_COLUMNS = COURSE_SCHEMA.columns
+SCHEMA_KEYS = ("id_column", "target_column", "positive_label", "numeric_features", "categorical_features")
+DEFAULT_ESTIMATOR = "sklearn.linear_model.LogisticRegression"
 
 # --- file names the course made public: users and tools look for these ------
 FINAL_DATA_FILE = "finaldata.csv"
@@ -72,7 +116,12 @@ OPTIONS = {
     "max_input_file_bytes": (1024 ** 3, _number(0, integer=True, above=True), "a positive integer"),
     "lock_wait_seconds": (60.0, _number(0), "a number >= 0"),
 }
-OPTIONAL_KEYS = ("log_folder_path", "training", "drift", *OPTIONS)
+OPTIONAL_KEYS = ("log_folder_path", "schema", "estimator", "training", "drift", "alerts", "metrics_textfile",
+                 "api_token", "metrics_public", "token_in_query", *OPTIONS)
+ALERT_EVENTS = ("drift", "deployed", "not_promoted", "failed", "recovered")
+DEFAULT_ALERTS = {"webhook_url": None, "events": list(ALERT_EVENTS), "cooldown_minutes": 60}
+# The API token may come from the environment, which wins over the config file.
+API_TOKEN_ENV = "DRS_API_TOKEN"
 
 # The course's LogisticRegression, written for the current scikit-learn API:
 # `multi_class` is gone (binary target: it never mattered) and the L2 penalty
@@ -91,13 +140,14 @@ DEFAULT_TRAINING = {
     "warm_start": False,
 }
 
-DRIFT_TESTS = ("raw", "parametric", "nonparametric", "ks", "psi")
+DRIFT_TESTS = ("raw", "parametric", "nonparametric", "ks", "chi2", "psi")
 
 DEFAULT_DRIFT = {
     # Which tests trigger a retrain: "any" of `tests`, "all" of them.
     "trigger_tests": ["raw"],
     "trigger_mode": "any",
     "ks_pvalue": 0.01,
+    "chi2_pvalue": 0.01,
     "psi_bins": 10,
     "psi_watch": 0.1,
     "psi_drift": 0.25,
@@ -125,6 +175,9 @@ class Config:
     model_folder: Path
     prod_folder: Path
     log_folder: Path
+    schema: Schema = COURSE_SCHEMA
+    # The classifier's dotted import path; training.py imports it (this module stays light).
+    estimator: str = DEFAULT_ESTIMATOR
     training: dict = field(default_factory=dict)
     drift: dict = field(default_factory=dict)
     keep_versions: int = 5
@@ -135,6 +188,12 @@ class Config:
     max_input_file_bytes: int = 1024 ** 3
     # How long a hand-run stage waits for a running tick before giving up.
     lock_wait_seconds: float = 60.0
+    # Alerts: {"webhook_url", "events", "cooldown_minutes"}; None without a webhook.
+    alerts: dict | None = None
+    metrics_textfile: Path | None = None
+    api_token: str | None = None
+    metrics_public: bool = False
+    token_in_query: bool = False
     raw: dict = field(default_factory=dict)
 
     @property
@@ -195,7 +254,7 @@ def load_config(path: str | Path | None = None) -> Config:
         values["promotion_margin"] = float(values["promotion_margin"])
     values["api_url"] = values["api_url"].rstrip("/")
 
-    for key in ("training", "drift"):
+    for key in ("schema", "training", "drift"):
         if not isinstance(raw.get(key, {}), dict):
             raise ConfigError(f"{config_path}: '{key}' must be an object, got {raw[key]!r}")
     unknown = sorted(set(raw.get("drift", {})) - set(DEFAULT_DRIFT))
@@ -203,8 +262,139 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{config_path}: unknown drift setting(s): {', '.join(unknown)}")
     drift = {**DEFAULT_DRIFT, **raw.get("drift", {})}
     _validate_drift(drift, config_path)
-    return Config(path=config_path, training={**DEFAULT_TRAINING, **raw.get("training", {})}, drift=drift,
+    schema = _schema(raw.get("schema"), config_path)
+    estimator = raw.get("estimator", DEFAULT_ESTIMATOR)
+    if not isinstance(estimator, str) or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", estimator):
+        raise ConfigError(f"{config_path}: 'estimator' must be a dotted import path such as "
+                          f"\"{DEFAULT_ESTIMATOR}\", got {estimator!r}")
+    # The course's parameters belong to its LogisticRegression; another estimator starts from its own defaults.
+    training = {**(DEFAULT_TRAINING if estimator == DEFAULT_ESTIMATOR else {}), **raw.get("training", {})}
+    values.update(_operations(raw, config_path))
+    return Config(path=config_path, schema=schema, estimator=estimator, training=training, drift=drift,
                   raw=raw, **values)
+
+
+def _operations(raw: dict, where: Path) -> dict:
+    """The optional alerting, metrics and API-token settings, checked."""
+    values: dict = {}
+    alerts = _alerts(raw, where)
+    if alerts is not None:
+        values["alerts"] = alerts
+    textfile = _metrics_textfile(raw, where)
+    if textfile is not None:
+        values["metrics_textfile"] = textfile
+    token = os.environ.get(API_TOKEN_ENV) or raw.get("api_token")
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        raise ConfigError(f"{where}: 'api_token' must be a non-empty string")
+    values["api_token"] = token
+    for key in ("metrics_public", "token_in_query"):
+        if not isinstance(raw.get(key, False), bool):
+            raise ConfigError(f"{where}: '{key}' must be true or false, got {raw[key]!r}")
+        values[key] = raw.get(key, False)
+    return values
+
+
+def _alerts(raw: dict, where: Path) -> dict | None:
+    """The "alerts" section with its defaults filled in, checked; None when there is none."""
+    alerts = raw.get("alerts")
+    if alerts is None:
+        return None
+    if not isinstance(alerts, dict):
+        raise ConfigError(f"{where}: 'alerts' must be an object, got {alerts!r}")
+    unknown = sorted(set(alerts) - set(DEFAULT_ALERTS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown alerts setting(s): {', '.join(unknown)}")
+    alerts = {**DEFAULT_ALERTS, **alerts}
+    url, events = alerts["webhook_url"], alerts["events"]
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: alerts.webhook_url must be an http(s) URL, got {url!r}")
+    if not isinstance(events, list) or any(event not in ALERT_EVENTS for event in events):
+        raise ConfigError(f"{where}: alerts.events must be a list drawn from {', '.join(ALERT_EVENTS)}")
+    if not _number(0)(alerts["cooldown_minutes"]):
+        raise ConfigError(f"{where}: alerts.cooldown_minutes must be a number >= 0, "
+                          f"got {alerts['cooldown_minutes']!r}")
+    return alerts
+
+
+def _metrics_textfile(raw: dict, where: Path) -> Path | None:
+    """The "metrics_textfile" path, resolved against the config file's folder; None when there is none."""
+    textfile = raw.get("metrics_textfile")
+    if textfile is None:
+        return None
+    if not isinstance(textfile, str) or not textfile.strip():
+        raise ConfigError(f"{where}: 'metrics_textfile' must be a file path, got {textfile!r}")
+    return (where.parent / Path(textfile).expanduser()).resolve()
+
+
+def load_operations(path: str | Path | None = None) -> dict:
+    """Just the alerting and metrics settings of a config file, for a tick whose config does not load.
+
+    Returns {"alerts": dict or None, "metrics_textfile": Path or None, "log_folder": Path or None}:
+    each one None when the file cannot be read as a JSON object or that setting is missing or
+    invalid (load_config has already said what is wrong). Never raises.
+    """
+    config_path = (Path(path) if path is not None else DEFAULT_CONFIG).expanduser().absolute()
+    found: dict = {"alerts": None, "metrics_textfile": None, "log_folder": None}
+    try:
+        raw = json.loads(config_path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return found
+    if not isinstance(raw, dict):
+        return found
+    for key, read in (("alerts", _alerts), ("metrics_textfile", _metrics_textfile)):
+        try:
+            found[key] = read(raw, config_path)
+        except ConfigError:
+            pass
+    folder = raw.get("log_folder_path", "logs")
+    if isinstance(folder, str) and folder.strip():
+        found["log_folder"] = (config_path.parent / Path(folder).expanduser()).resolve()
+    return found
+
+
+def _schema(raw: dict | None, where: Path) -> Schema:
+    """The config's "schema" (None: the course schema), checked: one line naming what is wrong."""
+    if raw is None:
+        return COURSE_SCHEMA
+    unknown = sorted(set(raw) - set(SCHEMA_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown schema key(s): {', '.join(unknown)} (known: {', '.join(SCHEMA_KEYS)})")
+    missing = [key for key in ("target_column", "positive_label") if key not in raw]
+    if missing:
+        raise ConfigError(f"{where}: schema needs {' and '.join(missing)}")
+
+    def name(key: str, value) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where}: schema.{key} must be a column name (a non-empty string), got {value!r}")
+        return value
+
+    def names(key: str) -> tuple[str, ...]:
+        value = raw.get(key, [])
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: schema.{key} must be a list of column names, got {value!r}")
+        return tuple(name(key, item) for item in value)
+
+    id_column = raw.get("id_column")
+    id_column = None if id_column is None else name("id_column", id_column)
+    target = name("target_column", raw["target_column"])
+    positive = raw["positive_label"]
+    if isinstance(positive, bool) or not isinstance(positive, (int, float, str)) or positive == "" or (
+            isinstance(positive, float) and not math.isfinite(positive)):
+        raise ConfigError(f"{where}: schema.positive_label must be a number or a non-empty string, got {positive!r}")
+    numeric, categorical = names("numeric_features"), names("categorical_features")
+    if not numeric and not categorical:
+        raise ConfigError(f"{where}: schema names no feature: list numeric_features and/or categorical_features")
+    if target in numeric or target in categorical:
+        raise ConfigError(f"{where}: schema lists the target column {target!r} as a feature")
+    seen: set[str] = set()
+    for column in ((id_column,) if id_column else ()) + numeric + categorical + (target,):
+        if column in seen:
+            raise ConfigError(f"{where}: schema names column {column!r} twice")
+        seen.add(column)
+    course = Schema()
+    labels = course.labels if (id_column, target, numeric, categorical) == (
+        course.id_column, course.target_column, course.numeric_features, ()) and positive == 1 else None
+    return Schema(id_column, target, positive, numeric, categorical, labels)
 
 
 def _validate_drift(drift: dict, where: Path) -> None:
@@ -220,6 +410,7 @@ def _validate_drift(drift: dict, where: Path) -> None:
         raise ConfigError(f"{where}: drift.trigger_mode must be \"any\" or \"all\"")
     checks = {  # setting -> (check, what a valid value is)
         "ks_pvalue": (_number(0, above=True), "a p-value between 0 and 1"),
+        "chi2_pvalue": (_number(0, above=True), "a p-value between 0 and 1"),
         "psi_watch": (_number(0, above=True), "a positive number"),
         "psi_drift": (_number(0, above=True), "a positive number"),
         "psi_bins": (_number(2, integer=True), "an integer >= 2"),
@@ -227,7 +418,7 @@ def _validate_drift(drift: dict, where: Path) -> None:
         "min_history": (_number(2, integer=True), "an integer >= 2"),
     }
     for key, (check, what) in checks.items():
-        if not check(drift[key]) or (key == "ks_pvalue" and drift[key] >= 1):
+        if not check(drift[key]) or (key.endswith("_pvalue") and drift[key] >= 1):
             raise ConfigError(f"{where}: drift.{key} must be {what}, got {drift[key]!r}")
     if drift["psi_watch"] > drift["psi_drift"]:
         raise ConfigError(f"{where}: drift.psi_watch must not be above drift.psi_drift")

@@ -278,7 +278,7 @@ def drift_frames(rows: int) -> dict[str, Path]:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         for name, (regime, seed) in plan.items():
-            # Features as float64, the types a tick reads them in (ingestion's COLUMN_TYPES).
+            # Features as float64, the types a tick reads them in (ingestion.column_types).
             frame = generate(rows, regime, seed)[list(FEATURE_COLUMNS)].astype("float64")
             frame.to_parquet(paths[name], index=False)
         marker.touch()

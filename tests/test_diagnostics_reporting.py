@@ -25,6 +25,7 @@ def test_summary_and_missing_data_match_the_ingested_file(deployed):
     summary = dataframe_summary(config)
     assert set(summary) == set(FEATURE_COLUMNS)
     for column in FEATURE_COLUMNS:
+        assert set(summary[column]) == {"mean", "median", "std"}
         assert summary[column]["mean"] == pytest.approx(final[column].mean(), rel=1e-6)
         assert summary[column]["median"] == pytest.approx(final[column].median())
         assert summary[column]["std"] == pytest.approx(final[column].std(), rel=1e-6)
@@ -88,3 +89,21 @@ def test_confusion_matrix_png(deployed):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert width >= 400 and height >= 400
+
+
+def test_the_course_confusion_matrix_keeps_its_0_and_1(deployed, monkeypatch):
+    import reporting
+    from deployment import load_deployed_model
+    from scoring import load_test_data
+
+    config = deployed.config()
+    seen = {}
+    drawn = reporting.ConfusionMatrixDisplay.from_predictions
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return drawn(*args, **kwargs)
+
+    monkeypatch.setattr(reporting.ConfusionMatrixDisplay, "from_predictions", spy)
+    reporting.confusion_matrix_png(load_deployed_model(config.prod_folder), load_test_data(config), config.schema)
+    assert seen["labels"] == [0, 1] and seen["display_labels"] == ["0", "1"]

@@ -112,7 +112,7 @@ def test_duplicates_keep_the_first_occurrence_across_files_like_pandas(inbox, pr
                                  "1,3,20,,xyz\n0,1,1,-0,q\n,5,5,5,\n1,7,70,7,new\n")
     result = merge_multiple_dataframe(project.config())
     # Missing equals missing, -0 equals 0, and the first of identical rows is kept where it was.
-    assert list(result.data["corporation"]) == ["abc", "xyz", "q", "", "new"]
+    assert list(result.data["corporation"].fillna("")) == ["abc", "xyz", "q", "", "new"]
     assert result.rows_read == 9 and result.rows == 5
     assert result.data.dtypes.to_dict() == {"corporation": "str", "lastmonth_activity": "float64",
                                             "lastyear_activity": "float64", "number_of_employees": "float64",

@@ -26,7 +26,8 @@ def ingested(root, folder) -> pd.DataFrame:
 
 def model_on(root, folder):
     """The model the pipeline trains on one bundled input folder."""
-    return fit_model(ingested(root, folder), DEFAULT_TRAINING)
+    data = ingested(root, folder)
+    return fit_model(data, load_config(root / f"config-{folder}.json"))
 
 
 def risk_along(model, base: pd.DataFrame, feature: str, values) -> np.ndarray:

@@ -58,7 +58,13 @@ def test_a_redeploy_writes_a_report_with_every_section_and_figure(drifted):
     for name in manifest["training_files"]:
         assert name in text
     assert "Drift: the trigger test(s) raw found drift, so the model was retrained" in text
-    assert "KS p-value" in text and "PSI verdict" in text
+    # Every feature of the drift record, under each test that compared it, with its figures.
+    drift = json.loads(drifted.path("logs", "history.jsonl").read_text().splitlines()[-1])["drift"]["tests"]
+    assert "Per feature" in text and "p-value" in text
+    for test in ("ks", "psi"):
+        for feature, figures in drift[test]["features"].items():
+            assert f"{test} {feature} {figures['statistic']:.4f}" in text
+    assert "chi2 insufficient data - p < 0.0100 no the schema has no categorical features" in text
     assert ODD_NAME in text and "missing column(s): lastyear_activity" in text
     assert "Duration of each stage (seconds)" in text
     assert "no data yet" not in text

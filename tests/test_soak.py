@@ -1,4 +1,5 @@
-"""Load and soak: 16 keep-alive clients for 60 s against gunicorn while production is redeployed."""
+"""Load and soak: 16 keep-alive clients for 60 s against gunicorn while production is redeployed;
+/metrics, summed across the workers, counts every request they sent."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,7 @@ import pytest
 import requests
 
 from conftest import ROOT, free_port, start_server
+from test_metrics import PREDICTED, ROWS, moved, scrape, timed
 
 CLIENTS = 16
 SECONDS = 60
@@ -36,6 +38,7 @@ def test_sixteen_clients_see_no_failure_and_the_new_model_across_a_redeploy(depl
     master = server.process.pid
     try:
         assert server.get("/health").json()["version"] == "v0001"
+        before = scrape(server.url)
         deadline = time.monotonic() + SECONDS
         seen: list[list[tuple[float, str]]] = [[] for _ in range(CLIENTS)]
         failures: list[str] = []
@@ -65,6 +68,13 @@ def test_sixteen_clients_see_no_failure_and_the_new_model_across_a_redeploy(depl
 
         assert tick.returncode == 0, tick.stderr
         assert failures == [], failures[:5]
+        # Every answer the clients got, counted once, whichever of the workers gave it.
+        after = scrape(server.url)
+        answered = sum(len(answers) for answers in seen)
+        assert moved(before, after, PREDICTED) == answered
+        assert moved(before, after, ROWS) == answered  # one record each
+        assert moved(before, after, timed("/prediction")) == answered
+        assert [dict(labels)["version"] for name, labels in after if name == "drs_deployed_model_info"] == ["v0002"]
         assert server.process.poll() is None and server.process.pid == master, "the server was restarted"
         answers = [answer for answers in seen for answer in answers]
         assert len(answers) > CLIENTS * 10

@@ -48,7 +48,8 @@ def test_bad_training_parameter_is_a_one_line_error(project):
     project.write_config(training={"not_a_parameter": 1})
     project.run("ingestion.py")
     result = project.run("training.py")
-    assert result.returncode == 2 and "invalid training parameter" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "unknown training parameter(s)" in result.stderr
+    assert "not_a_parameter" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_feature_values_are_imputed_with_training_medians(project):
