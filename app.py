@@ -34,13 +34,11 @@ from urllib.parse import urlencode
 import numpy as np
 import sklearn
 from flask import Flask, Response, g, jsonify, render_template, request, send_file
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import reporting
+from api_metrics import HTTP_METHODS, OTHER, ApiMetrics, ProductionCollector
 from deployment import ModelUnavailable, deployment_history, load_deployed_model
 from diagnostics import all_diagnostics, dataframe_summary
 from ingestion import InvalidFile, read_validated_csv
@@ -58,7 +56,8 @@ from settings import (
     load_config,
 )
 from scoring import f1_on, load_test_data
-from storage import CURRENT_LINK, DEPLOYMENT_LOG, read_jsonl
+from openapi import openapi_document
+from storage import CURRENT_LINK, DEPLOYMENT_LOG
 from training import feature_matrix
 
 log = logging.getLogger("api")
@@ -265,115 +264,6 @@ def _request_features(config: Config):
     raise ApiError(400, "body must have 'filepath' or 'records'")
 
 
-# --- metrics ----------------------------------------------------------------------------------
-
-# Set by gunicorn.conf.py (`make serve`) before any worker starts: the workers' shared metrics folder.
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# A single-record prediction takes about a millisecond, a 10,000-row file a few (the README's benchmark);
-# the upper buckets catch a queue behind a busy worker or a slow disk.
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-# Label values are bounded: a client choosing the path or the method must not create new series.
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-OTHER = "other"
-
-
-class ApiMetrics:
-    """The request metrics and the registry GET /metrics exposes.
-
-    Under `make serve` (PROMETHEUS_MULTIPROC_DIR set, see gunicorn.conf.py) every worker adds
-    its counts to its own files in that folder and a scrape, whichever worker answers, sums
-    every worker's files (prometheus_client's multiprocess mode). Without it (``python
-    app.py``, tests) the counts live in this process, in a registry of this app's own.
-    `production`: a collector read at scrape time (see ProductionCollector).
-    """
-
-    def __init__(self, production):
-        folder = os.environ.get(MULTIPROCESS_ENV)
-        self.registry = CollectorRegistry()
-        if folder:
-            if not os.path.isdir(folder):
-                raise PipelineError(f"{MULTIPROCESS_ENV}={folder} is not a folder")
-            MultiProcessCollector(self.registry, path=folder)
-            own = None  # multiprocess values are collected from the files, never from a registry
-        else:
-            own = self.registry
-        self.requests = Counter("drs_http_requests", "HTTP requests answered, by route (other: no route), "
-                                "method and status", ["endpoint", "method", "status"], registry=own)
-        self.duration = Histogram("drs_http_request_duration_seconds", "Seconds from the request's start to its "
-                                  "response, by route", ["endpoint"], buckets=LATENCY_BUCKETS, registry=own)
-        self.predictions = Counter("drs_predictions", "Rows predicted by POST /prediction", registry=own)
-        self.registry.register(production)
-        # (endpoint, method, status) -> its counter and histogram: labels() costs as much as the counting.
-        self._series: dict[tuple, tuple] = {}
-
-    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        series = self._series.get((endpoint, method, status))
-        if series is None:
-            series = self.requests.labels(endpoint, method, str(status)), self.duration.labels(endpoint)
-            self._series[endpoint, method, status] = series
-        series[0].inc()
-        series[1].observe(seconds)
-
-
-class ProductionCollector:
-    """Gauges read from files when /metrics is scraped: the deployed model (through the
-    worker's ModelCache, which checks production first) and the last tick of the run history.
-    Every worker reads the same files, so whichever answers gives the same values: nothing to
-    merge across workers, and no gauge to keep up to date between scrapes.
-
-    A tick's line is appended to the history when it ends: "the last tick" is the last one
-    finished. Staleness is an alert rule on drs_seconds_since_last_tick (absent: no tick yet).
-    """
-
-    def __init__(self, models: ModelCache, history_path: Path, cache: FileKeyedCache):
-        self.models, self.history_path, self.cache = models, history_path, cache
-
-    def describe(self):
-        return []
-
-    def collect(self):
-        try:
-            deployed = self.models.get()
-        except ApiError:
-            deployed = None
-        yield GaugeMetricFamily("drs_model_loaded", "1 when a model is served, 0 when none is "
-                                "(/prediction answers 503)", value=int(deployed is not None))
-        check_failed = deployed is not None and self.models.problem is not None
-        yield GaugeMetricFamily("drs_model_check_failed", "1 when production changed but its files failed their "
-                                "check: the model held keeps serving", value=int(check_failed))
-        if deployed is not None:
-            info = GaugeMetricFamily("drs_deployed_model_info", "The deployed model's version (always 1)",
-                                     labels=["version"])
-            info.add_metric([deployed.version], 1)
-            yield info
-            if isinstance(deployed.f1, (int, float)):
-                yield GaugeMetricFamily("drs_deployed_model_f1", "The deployed model's F1 on the test data",
-                                        value=deployed.f1)
-        tick = self.cache.get("last_tick", [self.history_path], lambda: _last_tick(self.history_path))
-        if tick is not None:
-            ended, exit_status = tick
-            yield GaugeMetricFamily("drs_last_tick_timestamp_seconds", "When the last tick of the run history "
-                                    "ended (Unix time)", value=ended)
-            yield GaugeMetricFamily("drs_seconds_since_last_tick", "Seconds since the last tick of the run "
-                                    "history ended", value=max(0.0, time.time() - ended))
-            if isinstance(exit_status, int):
-                yield GaugeMetricFamily("drs_last_tick_exit_status", "The last tick's exit status (0: done)",
-                                        value=exit_status)
-
-
-def _last_tick(history_path: Path) -> tuple[float, int | None] | None:
-    """(end as Unix time, exit status) of the history's last record; None without a readable one."""
-    records = read_jsonl(history_path, last=1)
-    if not records:
-        return None
-    record = records[-1]
-    try:
-        ended = dt.datetime.fromisoformat(str(record.get("end") or record.get("start"))).timestamp()
-    except ValueError:
-        return None
-    return ended, record.get("exit_status")
-
-
 # --- API token ----------------------------------------------------------------------------------
 
 def _supplied_token(config: Config) -> tuple[str | None, bool]:
@@ -416,152 +306,6 @@ class _RedactQueryToken(logging.Filter):
         return True
 
 
-# --- OpenAPI ------------------------------------------------------------------------------------
-
-ERROR_REASONS = {
-    400: "The request is invalid; the error says what (a field, a column, a line)",
-    401: "No token, or a wrong one (the server has an API token)",
-    403: "'filepath' lies outside the data folders",
-    404: "Not found",
-    409: "The pipeline's state does not allow an answer (e.g. no data ingested, no test data, a model "
-         "trained for another schema)",
-    413: "The body exceeds max_request_bytes",
-    415: "The content type is neither application/json nor text/csv",
-    503: "No usable model is deployed",
-}
-
-
-def openapi_document(config: Config) -> dict:
-    """The OpenAPI 3.1 description of the API `config` serves: every endpoint and its errors,
-    and the record fields derived from the config's schema (every feature required; numeric
-    ones numbers, categorical ones strings). With an API token: a bearer security scheme
-    (and a query one with token_in_query), every operation but the open ones requiring it."""
-    schema = config.schema
-    label = {"type": "number"} if schema.numeric_target else {"type": "string"}
-    features = {**{name: {"type": "number"} for name in schema.numeric_features},
-                **{name: {"type": "string"} for name in schema.categorical_features}}
-    nullable_number = {"type": ["number", "null"]}
-    summaries = {
-        **{name: {"type": "object", "properties": {stat: nullable_number for stat in ("mean", "median", "std")}}
-           for name in schema.numeric_features},
-        **{name: {"type": "object", "properties": {
-            "counts": {"type": "object", "additionalProperties": {"type": "integer"},
-                       "description": "rows of each of the 20 most frequent categories"},
-            "mode": {"type": ["string", "null"]}, "categories": {"type": "integer"}, "missing": {"type": "integer"}}}
-           for name in schema.categorical_features},
-    }
-    components = {"schemas": {
-        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-        "Record": {
-            "type": "object", "required": list(schema.features), "properties": features,
-            "description": "One row's features: numeric features are numbers (finite), categorical ones strings. "
-                           "Other fields (an id, the target) are ignored."},
-        "RecordsBody": {"type": "object", "required": ["records"], "properties": {
-            "records": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Record"}}}},
-        "FilepathBody": {"type": "object", "required": ["filepath"], "properties": {"filepath": {
-            "type": "string", "description": "A .csv file inside a data folder (input, ingested or test data); "
-                                             "a relative path starts at the config file's folder"}}},
-        "Prediction": {"type": "object", "required": ["predictions", "version"], "properties": {
-            "predictions": {"type": "array", "items": label, "description": "The predicted label of each row"},
-            "probabilities": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
-                              "description": f"The probability of the positive label ({schema.positive_label!r}) "
-                                             "of each row, when the estimator gives probabilities"},
-            "version": {"type": "string", "description": "The deployed model version that answered"}}},
-        "Score": {"type": "object", "required": ["f1", "version"],
-                  "properties": {"f1": {"type": "number"}, "version": {"type": "string"}}},
-        "SummaryStats": {"type": "object", "properties": summaries, "required": list(schema.features)},
-        "Diagnostics": {"type": "object", "properties": {
-            "execution_time": {"type": "object", "additionalProperties": nullable_number},
-            "missing_data": {"type": "object", "additionalProperties": {"type": "number"},
-                             "description": "percent of missing values by column"},
-            "outdated_packages": {"type": "array", "items": {"type": "object"}}}},
-        "Health": {"type": "object", "required": ["status", "pid"], "properties": {
-            "status": {"enum": ["ok", "degraded", "unavailable"]}, "version": {"type": "string"},
-            "f1": nullable_number, "pid": {"type": "integer", "description": "the worker process that answered"},
-            "problem": {"type": "string"}, "error": {"type": "string"}}},
-    }}
-    protected = {"bearerAuth": []}
-    if config.api_token is not None:
-        components["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
-        if config.token_in_query:
-            components["securitySchemes"]["queryToken"] = {
-                "type": "apiKey", "in": "query", "name": "token",
-                "description": "GET only (token_in_query): for a browser on a trusted network; the token ends up "
-                               "in URLs, browser history and proxy logs"}
-
-    def body(media_type: str, schema_or_ref: dict | str, description: str) -> dict:
-        value = {"$ref": f"#/components/schemas/{schema_or_ref}"} if isinstance(schema_or_ref, str) else schema_or_ref
-        return {"description": description, "content": {media_type: {"schema": value}}}
-
-    def operation(operation_id: str, summary: str, ok: dict, errors: dict | tuple = (), method: str = "get",
-                  open_route: bool = False) -> dict:
-        responses = {"200": ok}
-        errors = dict.fromkeys(errors) if isinstance(errors, tuple) else errors
-        if config.api_token is not None and not open_route:
-            errors = {401: None, **errors}
-        for status in sorted(errors):
-            responses[str(status)] = body("application/json", "Error", errors[status] or ERROR_REASONS[status])
-        result = {"operationId": operation_id, "summary": summary, "responses": responses}
-        if config.api_token is not None:
-            with_query = config.token_in_query and method == "get"
-            result["security"] = [] if open_route else [protected, {"queryToken": []}] if with_query else [protected]
-        return {method: result}
-
-    json_body = {"oneOf": [{"$ref": "#/components/schemas/RecordsBody"}, {"$ref": "#/components/schemas/FilepathBody"}]}
-    prediction = operation("predict", "Predict the label (and its probability) of each row", body(
-        "application/json", "Prediction", "One prediction per row, in order"),
-        {400: None, 403: None, 404: "'filepath' names no file", 409: "The deployed model was trained for "
-         "another schema: retrain it", 413: None, 415: None, 503: None}, method="post")
-    prediction["post"]["requestBody"] = {
-        "required": True,
-        "description": "JSON records, a JSON filepath to a CSV in a data folder, or a CSV body",
-        "content": {
-            "application/json": {"schema": json_body},
-            "text/csv": {"schema": {"type": "string", "description": "A CSV with a header row naming at least the "
-                                    "features (other columns are ignored); an empty cell is a missing value, "
-                                    "imputed as in training"}},
-        },
-    }
-    missing = "not generated yet: it is written after each deployment"
-    paths = {
-        "/prediction": prediction,
-        "/scoring": operation("score", "The deployed model's F1 on the test data",
-                              body("application/json", "Score", "F1 and version"), (409, 503)),
-        "/summarystats": operation("summaryStats", "Summary statistics of each feature of the ingested data",
-                                   body("application/json", "SummaryStats", "By feature"), (409,)),
-        "/diagnostics": operation("diagnostics", "Stage timings, missing data, outdated packages",
-                                  body("application/json", "Diagnostics", "Diagnostics"), (409,)),
-        "/health": operation("health", "Whether a model is served (open without a token)",
-                             body("application/json", "Health", "ok, or degraded: production failed its check "
-                                  "and the model held keeps serving"),
-                             {503: None}, open_route=True),
-        "/metrics": operation("metrics", "Prometheus metrics (text exposition format)",
-                              body("text/plain", {"type": "string"}, "The metrics"), open_route=config.metrics_public),
-        "/openapi.json": operation("openapi", "This document", body("application/json", {"type": "object"},
-                                   "The OpenAPI 3.1 description of this API")),
-        "/": operation("statusPage", "The status page (HTML)", body("text/html", {"type": "string"}, "The page")),
-        "/" + REPORT_FILE: operation("reportPdf", "The deployed model's report", body(
-            "application/pdf", {"type": "string", "contentMediaType": "application/pdf"}, "The PDF"),
-            {404: f"{REPORT_FILE} {missing}"}),
-        "/" + CONFUSION_MATRIX_FILE: operation("confusionMatrixPng", "The deployed model's confusion matrix", body(
-            "image/png", {"type": "string", "contentMediaType": "image/png"}, "The image"),
-            {404: f"{CONFUSION_MATRIX_FILE} {missing}"}),
-        "/scorehistory.png": operation("scoreHistoryPng", "The test F1 of every deployment", body(
-            "image/png", {"type": "string", "contentMediaType": "image/png"}, "The image"),
-            {404: "No deployment recorded yet"}),
-    }
-    paths["/health"]["get"]["responses"]["503"] = body("application/json", "Health", ERROR_REASONS[503])
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Dynamic Risk Assessment API", "version": "1",
-                 "description": "Churn-risk predictions from the deployed model, its scores and the pipeline's "
-                                "state. Every answer is JSON but the pages, files and metrics; an error is "
-                                '{"error": "..."}.'},
-        "paths": paths,
-        "components": components,
-    }
-
-
 def create_app(config: Config | str | Path | None = None) -> Flask:
     """Build the API for a Config or a config file path (None: $DRS_CONFIG, else config.json)."""
     if not isinstance(config, Config):
@@ -571,7 +315,13 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
     app.json.sort_keys = False
     models = ModelCache(config.prod_folder)
     cache = FileKeyedCache()
-    metrics = ApiMetrics(ProductionCollector(models, config.log_folder / HISTORY_FILE, cache))
+    def current_model():
+        try:
+            return models.get(), models.problem
+        except ApiError:
+            return None, None
+
+    metrics = ApiMetrics(ProductionCollector(current_model, config.log_folder / HISTORY_FILE, cache))
     app.extensions.update(drs_models=models, drs_metrics=metrics)
     # Load the deployed model now (in each gunicorn worker as it starts): with nothing
     # deployed the API still starts, and answers 503 until a model appears.
@@ -632,19 +382,17 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
     def prediction():
         features = _request_features(config)
         deployed = models.get()
-        try:
+        with _schema_mismatch(deployed):
             answer = predict(deployed.model, features, config.schema)
-        except (ValueError, KeyError) as exc:  # the config's schema was changed after this model was trained
-            raise ApiError(409, f"the deployed model {deployed.version} does not take the features of the "
-                                f"config's schema ({str(exc).splitlines()[0][:200]}): retrain it") from None
         metrics.predictions.inc(len(answer["predictions"]))
         return jsonify(**answer, version=deployed.version)
 
     @app.get("/scoring")
     def scoring():
         deployed = models.get()
-        f1 = cache.get(f"f1:{deployed.version}:{deployed.folder}", [config.test_data_file],
-                       lambda: f1_on(deployed.model, load_test_data(config), config.schema))
+        with _schema_mismatch(deployed):
+            f1 = cache.get(f"f1:{deployed.version}:{deployed.folder}", [config.test_data_file],
+                           lambda: f1_on(deployed.model, load_test_data(config), config.schema))
         return jsonify(f1=f1, version=deployed.version)
 
     @app.get("/summarystats")
@@ -733,6 +481,16 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
     route_paths.update(rule.rule for rule in app.url_map.iter_rules())
     return app
+
+
+@contextlib.contextmanager
+def _schema_mismatch(deployed):
+    """A model trained for other columns than the config's schema names: 409, until a tick retrains it."""
+    try:
+        yield
+    except (ValueError, KeyError) as exc:
+        raise ApiError(409, f"the deployed model {deployed.version} does not take the features of the config's "
+                            f"schema ({str(exc).splitlines()[0][:200]}): the next tick retrains it") from None
 
 
 def _modified(path: Path) -> str | None:

@@ -9,7 +9,7 @@ reads half a file.
 
 Every tick: drs_tick_last_timestamp_seconds, drs_tick_duration_seconds,
 drs_tick_exit_status, drs_tick_new_files, drs_tick_decision_info{decision},
-drs_tick_alerts_undelivered; drs_deployed_info{version} and drs_deployed_f1
+drs_tick_alerts_undelivered; drs_tick_deployed_info{version} and drs_tick_deployed_f1
 (the version serving after the tick). A tick that ran the drift tests adds
 drs_drift_triggered, drs_drift_detected{test}, drs_drift_test_statistic{test},
 drs_drift_test_pvalue{test}, drs_drift_feature_statistic{test,feature} and
@@ -55,7 +55,7 @@ def tick_registry(record: dict, deployed: dict | None = None) -> CollectorRegist
     gauge("drs_tick_new_files", "Input files the last tick found new.", len(new_files))
     decision = gauge("drs_tick_decision_info", "The last tick's decision, as its history record words it.",
                      labels=("decision",))
-    # "failed after deploying v0003": the version is in drs_deployed_info; the label keeps a bounded set of values.
+    # "failed after deploying v0003": the version is in drs_tick_deployed_info; the label keeps a bounded set of values.
     decision.labels(str(record.get("decision") or "none").split(" after deploying ")[0]).set(1)
     sent = [alert for alert in record.get("alerts") or [] if isinstance(alert, dict)]
     gauge("drs_tick_alerts_undelivered", "Alerts of the last tick that the webhook did not accept.",
@@ -66,9 +66,9 @@ def tick_registry(record: dict, deployed: dict | None = None) -> CollectorRegist
         _drift_gauges(gauge, drift)
 
     if deployed and deployed.get("version"):
-        gauge("drs_deployed_info", "The version production serves.", labels=("version",)).labels(
+        gauge("drs_tick_deployed_info", "The version production serves.", labels=("version",)).labels(
             deployed["version"]).set(1)
-        gauge("drs_deployed_f1", "Test F1 of the version production serves.", deployed.get("f1"))
+        gauge("drs_tick_deployed_f1", "Test F1 of the version production serves.", deployed.get("f1"))
     return registry
 
 

@@ -237,6 +237,12 @@ def test_a_changed_schema_is_retrained_on_the_next_tick_not_failed_for_ever(tmp_
     assert project.run("fullprocess.py").returncode == 0
     narrower = {**SCHEMA, "categorical_features": ["contract", "internet_service", "payment_method"]}
     project.write_config(schema=narrower)
+    server = _serve(project, tmp_path)
+    try:  # until a tick retrains, the API says why it cannot answer: never a 500
+        for response in (server.post("/prediction", json={"records": [RECORD]}), server.get("/scoring")):
+            assert response.status_code == 409 and "the next tick retrains it" in response.json()["error"]
+    finally:
+        stop_server(server)
     result = project.run("fullprocess.py")  # no new data, but v0001 cannot take the configured columns
     assert result.returncode == 0, result.stderr
     record = json.loads(project.path("logs", "history.jsonl").read_text().splitlines()[-1])

@@ -48,8 +48,8 @@ def test_the_textfile_after_a_bootstrap_and_a_quiet_tick(project):
         ("drs_tick_new_files", ()): 2,
         ("drs_tick_decision_info", (("decision", "bootstrap"),)): 1,
         ("drs_tick_alerts_undelivered", ()): 0,
-        ("drs_deployed_info", (("version", "v0001"),)): 1,
-        ("drs_deployed_f1", ()): manifest["scores"]["f1"],
+        ("drs_tick_deployed_info", (("version", "v0001"),)): 1,
+        ("drs_tick_deployed_f1", ()): manifest["scores"]["f1"],
     }
     textfile = project.path(*TEXTFILE)
     assert textfile.stat().st_mode & 0o777 == 0o644  # node_exporter runs as another user
@@ -61,7 +61,7 @@ def test_the_textfile_after_a_bootstrap_and_a_quiet_tick(project):
     assert values[("drs_tick_decision_info", (("decision", "no new data"),))] == 1
     assert values[("drs_tick_new_files", ())] == 0 and values[("drs_tick_exit_status", ())] == 0
     assert values[("drs_tick_last_timestamp_seconds", ())] == pytest.approx(timestamp(record["end"]), abs=0.001)
-    assert values[("drs_deployed_info", (("version", "v0001"),))] == 1
+    assert values[("drs_tick_deployed_info", (("version", "v0001"),))] == 1
     assert not any(name.startswith("drs_drift_") for name in names(values))  # no drift test ran
 
 
@@ -85,8 +85,8 @@ def test_the_textfile_of_a_drift_tick_holds_each_tests_figures(deployed):
             figures["pvalue"])
         assert values[("drs_drift_feature_statistic", (("feature", feature), ("test", "psi")))] == pytest.approx(
             tests["psi"]["features"][feature]["statistic"])
-    assert values[("drs_deployed_info", (("version", "v0002"),))] == 1
-    assert values[("drs_deployed_f1", ())] == pytest.approx(record["scores"]["retrained_test_f1"])
+    assert values[("drs_tick_deployed_info", (("version", "v0002"),))] == 1
+    assert values[("drs_tick_deployed_f1", ())] == pytest.approx(record["scores"]["retrained_test_f1"])
 
 
 def test_failed_skipped_and_config_error_ticks_write_their_exit_status(deployed):
@@ -96,7 +96,7 @@ def test_failed_skipped_and_config_error_ticks_write_their_exit_status(deployed)
     values = samples(deployed)
     assert values[("drs_tick_exit_status", ())] == 1
     assert values[("drs_tick_decision_info", (("decision", "failed"),))] == 1
-    assert values[("drs_deployed_info", (("version", "v0001"),))] == 1
+    assert values[("drs_tick_deployed_info", (("version", "v0001"),))] == 1
     deployed.path("practicedata-away").rename(deployed.path("practicedata"))
 
     with open(deployed.path("logs", "fullprocess.lock"), "w") as lock:
