@@ -144,13 +144,12 @@ def test_the_report_shows_categorical_data_drift_and_scores(categorical_project)
     assert images >= 3  # confusion matrix, distributions, score history
 
 
-def test_the_confusion_matrix_is_labelled_with_the_models_classes(categorical_project, monkeypatch):
+def drawn_labels(config, monkeypatch) -> dict:
+    """The labels reporting hands scikit-learn's confusion-matrix plot for the deployed model."""
     import reporting
     from deployment import load_deployed_model
     from scoring import load_test_data
 
-    config = categorical_project.config()
-    deployed = load_deployed_model(config.prod_folder)
     seen = {}
     drawn = reporting.ConfusionMatrixDisplay.from_predictions
 
@@ -159,9 +158,19 @@ def test_the_confusion_matrix_is_labelled_with_the_models_classes(categorical_pr
         return drawn(*args, **kwargs)
 
     monkeypatch.setattr(reporting.ConfusionMatrixDisplay, "from_predictions", spy)
-    png = reporting.confusion_matrix_png(deployed, load_test_data(config), config.schema)
+    png = reporting.confusion_matrix_png(load_deployed_model(config.prod_folder), load_test_data(config), config.schema)
     assert png.startswith(b"\x89PNG")
+    return seen
+
+
+def test_the_confusion_matrix_is_labelled_with_the_models_classes(categorical_project, monkeypatch):
+    seen = drawn_labels(categorical_project.config(), monkeypatch)
     assert seen["labels"] == ["No", "Yes"] and seen["display_labels"] == ["No", "Yes"]
+
+
+def test_the_course_confusion_matrix_keeps_its_0_and_1(deployed, monkeypatch):
+    seen = drawn_labels(deployed.config(), monkeypatch)
+    assert seen["labels"] == [0, 1] and seen["display_labels"] == ["0", "1"]
 
 
 def test_diagnostics_json_summarises_categories(categorical_project):

@@ -89,21 +89,3 @@ def test_confusion_matrix_png(deployed):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert width >= 400 and height >= 400
-
-
-def test_the_course_confusion_matrix_keeps_its_0_and_1(deployed, monkeypatch):
-    import reporting
-    from deployment import load_deployed_model
-    from scoring import load_test_data
-
-    config = deployed.config()
-    seen = {}
-    drawn = reporting.ConfusionMatrixDisplay.from_predictions
-
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        return drawn(*args, **kwargs)
-
-    monkeypatch.setattr(reporting.ConfusionMatrixDisplay, "from_predictions", spy)
-    reporting.confusion_matrix_png(load_deployed_model(config.prod_folder), load_test_data(config), config.schema)
-    assert seen["labels"] == [0, 1] and seen["display_labels"] == ["0", "1"]
