@@ -26,6 +26,7 @@ import datetime
 import json
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -75,27 +76,50 @@ def deliver(url: str, payload: dict, waits=RETRY_WAITS, timeout: float = TIMEOUT
     Any 2xx answer is delivered. A refused request (4xx other than 429) is not retried.
     Returns {"delivered", "attempts", "status"?, "error"?}; never raises.
     """
-    import requests  # only when there is something to send: the quiet tick imports nothing more
-
     body = json.dumps(payload, default=str).encode("utf-8")
     error, attempt = "not sent", 0
     for attempt, wait in enumerate((0.0, *waits), start=1):
         time.sleep(wait)
-        try:
-            response = requests.post(url, data=body, timeout=timeout,
-                                     headers={"Content-Type": "application/json"})
-        except requests.Timeout:
-            error = f"no answer within {timeout:g} s"
+        status, error = _post_within(url, body, timeout)
+        if status is None:
             continue
-        except requests.RequestException as exc:
-            error = _reason(exc)
-            continue
-        if 200 <= response.status_code < 300:
-            return {"delivered": True, "attempts": attempt, "status": response.status_code}
-        error = f"HTTP {response.status_code}"
-        if response.status_code < 500 and response.status_code != 429:
+        if 200 <= status < 300:
+            return {"delivered": True, "attempts": attempt, "status": status}
+        # A redirect is not followed: requests would turn the POST into a GET that answers 200.
+        error = f"HTTP {status}" + (" (a redirect: not followed, give the final URL)" if 300 <= status < 400 else "")
+        if status < 500 and status != 429:
             break  # the receiver refuses this alert: asking again will not change its mind
     return {"delivered": False, "attempts": attempt, "error": error}
+
+
+def _post_within(url: str, body: bytes, seconds: float) -> tuple[int | None, str | None]:
+    """(HTTP status, None) or (None, why not), within `seconds` in all.
+
+    requests' timeout bounds each socket wait, not the whole exchange: a receiver that trickles
+    its answer a byte at a time would hold the tick for ever. The POST runs in a daemon thread
+    that is left behind after `seconds` (the tick ends soon after); the answer's body is never
+    read, so a huge one costs nothing.
+    """
+    import requests  # only when there is something to send: the quiet tick imports nothing more
+
+    outcome: dict = {}
+
+    def post() -> None:
+        try:
+            with requests.post(url, data=body, timeout=seconds, allow_redirects=False, stream=True,
+                               headers={"Content-Type": "application/json"}) as response:
+                outcome["status"] = response.status_code
+        except requests.Timeout:
+            outcome["error"] = f"no answer within {seconds:g} s"
+        except (requests.RequestException, ValueError) as exc:  # ValueError: a URL requests cannot use
+            outcome["error"] = _reason(exc)
+
+    thread = threading.Thread(target=post, name="alert", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        return None, f"no complete answer within {seconds:g} s"
+    return outcome.get("status"), outcome.get("error")
 
 
 def _reason(exc: BaseException) -> str:
@@ -189,7 +213,8 @@ def _note_failure(state: dict, record: dict, cooldown_minutes: float) -> dict:
     for old in list(failures)[:-MAX_FAILURE_KEYS]:
         del failures[old]
     last_sent = _parse_time(entry.get("last_sent"))
-    suppressed = last_sent is not None and (_parse_time(now) - last_sent).total_seconds() < cooldown_minutes * 60
+    # A clock set back (a last alert "in the future") ends the cooldown rather than silencing failures.
+    suppressed = last_sent is not None and 0 <= (_parse_time(now) - last_sent).total_seconds() < cooldown_minutes * 60
     if suppressed:
         entry["repeats"] += 1
     return {"entry": entry, "suppressed": suppressed}

@@ -109,7 +109,10 @@ class ProductionCollector:
 
 def _last_tick(history_path: Path) -> tuple[float, int | None] | None:
     """(end as Unix time, exit status) of the history's last record; None without a readable one."""
-    records = read_jsonl(history_path, last=1)
+    try:
+        records = read_jsonl(history_path, last=1)
+    except OSError:  # an unreadable history drops the tick gauges, never the whole scrape
+        return None
     if not records:
         return None
     record = records[-1]

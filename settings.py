@@ -283,9 +283,12 @@ def _operations(raw: dict, where: Path) -> dict:
     textfile = _metrics_textfile(raw, where)
     if textfile is not None:
         values["metrics_textfile"] = textfile
-    token = os.environ.get(API_TOKEN_ENV) or raw.get("api_token")
-    if token is not None and (not isinstance(token, str) or not token.strip()):
-        raise ConfigError(f"{where}: 'api_token' must be a non-empty string")
+    from_env = os.environ.get(API_TOKEN_ENV)
+    token = from_env or raw.get("api_token")
+    # HTTP headers carry ASCII: anything else, or spaces a client would trim, could never match.
+    if token is not None and (not isinstance(token, str) or not re.fullmatch(r"[\x21-\x7e]+", token)):
+        source = f"{API_TOKEN_ENV} in the environment" if from_env else f"{where}: 'api_token'"
+        raise ConfigError(f"{source} must be printable ASCII without spaces (value not shown)")
     values["api_token"] = token
     for key in ("metrics_public", "token_in_query"):
         if not isinstance(raw.get(key, False), bool):
@@ -306,14 +309,29 @@ def _alerts(raw: dict, where: Path) -> dict | None:
         raise ConfigError(f"{where}: unknown alerts setting(s): {', '.join(unknown)}")
     alerts = {**DEFAULT_ALERTS, **alerts}
     url, events = alerts["webhook_url"], alerts["events"]
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{where}: alerts.webhook_url must be an http(s) URL, got {url!r}")
+    if not _http_url(url):
+        # Never echoed: a webhook URL's path is its secret.
+        raise ConfigError(f"{where}: alerts.webhook_url must be an http(s) URL with a host "
+                          "(its value is not shown: it may hold a secret)")
     if not isinstance(events, list) or any(event not in ALERT_EVENTS for event in events):
         raise ConfigError(f"{where}: alerts.events must be a list drawn from {', '.join(ALERT_EVENTS)}")
     if not _number(0)(alerts["cooldown_minutes"]):
         raise ConfigError(f"{where}: alerts.cooldown_minutes must be a number >= 0, "
                           f"got {alerts['cooldown_minutes']!r}")
     return alerts
+
+
+def _http_url(url) -> bool:
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError when out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _metrics_textfile(raw: dict, where: Path) -> Path | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -20,6 +21,7 @@ class Receiver:
     def __init__(self):
         self.bodies: list[dict] = []
         self.status = 200
+        self.trickle = False
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -27,7 +29,15 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.bodies.append({"path": self.path, "content_type": self.headers.get("Content-Type"),
                                         **json.loads(body)})
+                if receiver.trickle:  # an answer one byte at a time: each wait short, the whole endless
+                    for byte in b"HTTP/1.1 200 OK\r\n" * 100:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                    return
                 self.send_response(receiver.status)
+                if 300 <= receiver.status < 400:
+                    self.send_header("Location", "/elsewhere")
                 self.end_headers()
                 self.wfile.write(b"ok")
 
@@ -271,3 +281,30 @@ def test_a_torn_or_damaged_alert_state_does_not_stop_the_alerts(deployed, receiv
     assert deployed.run("fullprocess.py").returncode == 1
     assert receiver.events == ["failed"]
     assert json.loads(deployed.path("logs", "alertstate.json").read_text())["failed_ticks"] == 1
+
+
+def test_a_trickling_or_redirecting_receiver_is_not_delivered_and_never_holds_the_tick(deployed, receiver):
+    with_alerts(deployed, receiver.url)
+    receiver.status = 301  # following it, requests would turn the POST into a GET that answers 200
+    result = deployed.run("fullprocess.py", "--test-alert")
+    assert result.returncode == 1 and "HTTP 301 (a redirect: not followed" in result.stderr
+    assert receiver.events == ["test"]
+
+    receiver.trickle = True
+    started = time.monotonic()
+    result = deployed.run("fullprocess.py", "--test-alert", timeout=60)
+    assert result.returncode == 1 and "no complete answer within 3 s" in result.stderr, result.stderr
+    assert time.monotonic() - started < 20  # 3 attempts of 3 s and 1.5 s of waits, not the answer's 100 s
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"alerts": {"webhook_url": "http://127.0.0.1:99999/hooks/T000/secret-token"}}, "alerts.webhook_url must be"),
+    ({"alerts": {"webhook_url": "hooks.example/hooks/T000/secret-token"}}, "alerts.webhook_url must be"),
+    ({"api_token": "pässwörd-secret-token"}, "'api_token' must be printable ASCII"),
+    ({"api_token": " padded-secret-token "}, "'api_token' must be printable ASCII"),
+])
+def test_a_webhook_or_token_no_client_could_use_is_a_config_error_that_never_shows_it(deployed, settings, words):
+    deployed.write_config(**settings)
+    result = deployed.run("fullprocess.py")
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+    assert "secret-token" not in result.stderr

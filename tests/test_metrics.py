@@ -137,12 +137,16 @@ def test_without_a_model_or_a_history_the_gauges_say_so(project, tmp_path):
                           port, tmp_path / "server.log")
     try:
         samples = scrape(server.url)
+        # A history that cannot be read (here a folder in its place) drops the tick gauges, not the scrape.
+        project.path("logs", "history.jsonl").mkdir(parents=True)
+        unreadable = scrape(server.url)
     finally:
         stop_server(server)
-    assert samples[("drs_model_loaded", ())] == 0
-    names = {name for name, _ in samples}
-    assert not names & {"drs_deployed_model_info", "drs_deployed_model_f1", "drs_last_tick_timestamp_seconds",
-                        "drs_seconds_since_last_tick", "drs_last_tick_exit_status"}
+    for samples in (samples, unreadable):
+        assert samples[("drs_model_loaded", ())] == 0
+        names = {name for name, _ in samples}
+        assert not names & {"drs_deployed_model_info", "drs_deployed_model_f1", "drs_last_tick_timestamp_seconds",
+                            "drs_seconds_since_last_tick", "drs_last_tick_exit_status"}
 
 
 def test_make_serve_sums_every_workers_counts_and_keeps_a_killed_workers(make_serve):
