@@ -524,6 +524,9 @@ def main(argv=None) -> int:
         logging.getLogger("werkzeug").addFilter(_RedactQueryToken())
         app = create_app(args.config)
         if args.check:  # `make serve` asks first: a bad config is one line, not a gunicorn boot failure
+            from training import check_training_parameters
+
+            check_training_parameters(app.config["DRS"])  # a misspelt estimator parameter, before cron finds it
             return 0
         app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
         return 0

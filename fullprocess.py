@@ -416,7 +416,7 @@ def print_status(config: Config, last: int) -> None:
     if not records:
         print(f"no ticks recorded in {config.log_folder / HISTORY_FILE}")
         return
-    header = f"{'start (UTC)':<20} {'secs':>7} {'exit':>4}  {'version':<8} {'new':>3}  {'F1 dep/new':<13} decision"
+    header = f"{'start (UTC)':<20} {'secs':>7} {'exit':>4}  {'version':<8} {'new':>3}  {'F1 test/new -> retrained':<24} decision"
     print(header)
     print("-" * len(header))
 
@@ -425,16 +425,19 @@ def print_status(config: Config, last: int) -> None:
 
     for r in records:
         scores = r.get("scores") if isinstance(r.get("scores"), dict) else {}
+        # The deployed model on its test data and on the new rows, then the retrained model on the test data.
         f1 = ""
         if number(scores.get("deployed_f1"), "{}"):
             f1 = number(scores["deployed_f1"], "{:.3f}") + "/" + number(scores.get("new_data_f1"), "{:.3f}", "n/a")
+        if number(scores.get("retrained_test_f1"), "{}"):
+            f1 = f"{f1:<11} -> " + number(scores["retrained_test_f1"], "{:.3f}")
         decision = str(r.get("decision") or "")
         if r.get("error"):
             decision += f" [{r.get('failed_stage', '?')}: {r['error']}]"
         new_files = r.get("new_files") if isinstance(r.get("new_files"), list) else []
         print(f"{str(r.get('start', ''))[:19]:<20} {number(r.get('seconds'), '{:>7.2f}', '      -')} "
               f"{str(r.get('exit_status', '')):>4}  {str(r.get('deployed_version') or '-'):<8} "
-              f"{len(new_files):>3}  {f1:<13} {decision}")
+              f"{len(new_files):>3}  {f1:<24} {decision}")
 
 
 def number_of_ticks(text: str) -> int:

@@ -310,3 +310,10 @@ def test_a_model_no_better_than_calling_everyone_a_churner_is_flagged(tmp_path):
     assert "no better than calling every customer a churner" in record["warning"]
     assert record["scores"]["all_positive_f1"] == pytest.approx(all_positive_f1(
         pd.read_csv(project.path("testdata", "testdata.csv"))["churn"]), abs=1e-6)
+
+
+def test_make_serve_s_check_names_a_misspelt_estimator_parameter_before_cron_meets_it(tmp_path):
+    project = make_categorical_project(tmp_path, training={"C": 1.0, "clas_weight": "balanced"})
+    result = project.run("app.py", "--check")
+    assert result.returncode == 2 and "unknown training parameter(s)" in result.stderr and "clas_weight" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
