@@ -24,7 +24,6 @@ machine's other load falls on both sides alike.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import json
@@ -43,8 +42,8 @@ PEERS_DIR = BENCH_DIR / "peers"
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(PROJECT_DIR))
 
-from run import (SINGLE_RECORD, WORK_DIR, Failed, Server, free_port, latency, new_project,  # noqa: E402
-                 post, print_table, run_once, table_builder, throughput_python, throughput_wrk, tick,
+from run import (SINGLE_RECORD, WORK_DIR, Failed, Server, bench_parser, chosen_parts, free_port,  # noqa: E402
+                 latency, new_project, post, print_table, run_once, table_builder, throughput_python, throughput_wrk, tick,
                  write_results)
 
 from settings import DEFAULT_DRIFT, FEATURE_COLUMNS  # noqa: E402
@@ -419,17 +418,11 @@ def table_rows(results: dict) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark the project against MLflow serving and Evidently drift tests.")
-    parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1",
-                        help="100k rows, one round, 3 s of load (also BENCH_QUICK=1)")
-    parser.add_argument("--only", default="serve,drift", help="comma-separated parts to run: serve, drift")
-    parser.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk is installed")
+    parser = bench_parser("Benchmark the project against MLflow serving and Evidently drift tests.", "serve,drift",
+                          "100k rows, one round, 3 s of load")
     args = parser.parse_args(argv)
     benches = {"serve": bench_serve, "drift": bench_drift}
-    parts = [part.strip() for part in args.only.split(",") if part.strip()]
-    unknown = [part for part in parts if part not in benches]
-    if unknown:
-        parser.error(f"unknown part(s): {', '.join(unknown)}")
+    parts = chosen_parts(parser, args.only, benches)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = {}

@@ -563,20 +563,33 @@ def print_table(rows: list[dict]) -> None:
             print(f"- {measurement}: {note}")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark the tick, ingestion and serving against course-style baselines.")
+def bench_parser(description: str, parts: str, quick_help: str) -> argparse.ArgumentParser:
+    """The options every benchmark script takes: --quick, --only (default `parts`), --python-load."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1",
-                        help="smaller data and shorter runs (also BENCH_QUICK=1)")
-    parser.add_argument("--only", default="tick,ingest,retrain,serve", help="comma-separated parts to run")
+                        help=f"{quick_help} (also BENCH_QUICK=1)")
+    parser.add_argument("--only", default=parts, help=f"comma-separated parts to run: {parts.replace(',', ', ')}")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk is installed")
-    parser.add_argument("--course-timeout", type=float, default=300.0,
-                        help="seconds after which a course-style ingestion run is cut short (its figure is then a lower bound)")
-    args = parser.parse_args(argv)
-    parts = [part.strip() for part in args.only.split(",") if part.strip()]
-    benches = {"tick": bench_tick, "ingest": bench_ingest, "retrain": bench_retrain, "serve": bench_serve}
+    return parser
+
+
+def chosen_parts(parser: argparse.ArgumentParser, only: str, benches: dict) -> list[str]:
+    """The parts --only names, in its order; a parser error for a name `benches` does not have."""
+    parts = [part.strip() for part in only.split(",") if part.strip()]
     unknown = [part for part in parts if part not in benches]
     if unknown:
         parser.error(f"unknown part(s): {', '.join(unknown)}")
+    return parts
+
+
+def main(argv=None) -> int:
+    parser = bench_parser("Benchmark the tick, ingestion and serving against course-style baselines.",
+                          "tick,ingest,retrain,serve", "smaller data and shorter runs")
+    parser.add_argument("--course-timeout", type=float, default=300.0,
+                        help="seconds after which a course-style ingestion run is cut short (its figure is then a lower bound)")
+    args = parser.parse_args(argv)
+    benches = {"tick": bench_tick, "ingest": bench_ingest, "retrain": bench_retrain, "serve": bench_serve}
+    parts = chosen_parts(parser, args.only, benches)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = {}
