@@ -18,7 +18,7 @@ ACCESS_LOG ?=
 # gunicorn.conf.py: a private metrics folder per server start, so GET /metrics sums every worker's counts.
 SERVE_FLAGS ?= --config $(CURDIR)/gunicorn.conf.py --worker-class gevent --workers $(WORKERS) --no-control-socket
 
-.PHONY: venv run test test-slow serve print-serve-flags bench cron-install clean-outputs
+.PHONY: venv lint format run test test-slow serve print-serve-flags bench cron-install clean-outputs
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,17 @@ run: venv
 	@echo "  reports:                      practicemodels/ and models/ (confusionmatrix.png, report.pdf, diagnostics.json)"
 	@echo "  run history and log:          logs/history.jsonl, logs/fullprocess.log"
 	@echo "Next: make serve, then python apicalls.py --config config_production.json"
+
+# ruff (lint and format) and mypy, configured in pyproject.toml; pre-commit runs ruff on commit
+# (`.venv/bin/pre-commit install` once).
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test: venv
 	$(PY) -m pytest -q -m "not slow" -n auto

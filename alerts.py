@@ -20,6 +20,7 @@ the cooldowns: it also sees the ticks that never reach the history (a config
 that does not load). Standard library only at import: requests is imported
 when there is something to send, so the quiet tick stays cheap.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -58,8 +59,13 @@ def tick_alerts(settings: dict, record: dict, log_folder: Path | None, waits=RET
 
 def send_test_alert(settings: dict, version: str | None, waits=RETRY_WAITS) -> dict:
     """POST {"event": "test", ...} to the webhook; returns {"delivered", "attempts", "error"?}."""
-    payload = {"event": "test", "text": "Test alert from the churn-risk pipeline: alerts reach this receiver.",
-               "version": version, "time": now_iso(), "details": {}}
+    payload: dict = {
+        "event": "test",
+        "text": "Test alert from the churn-risk pipeline: alerts reach this receiver.",
+        "version": version,
+        "time": now_iso(),
+        "details": {},
+    }
     return deliver(settings["webhook_url"], payload, waits)
 
 
@@ -77,7 +83,8 @@ def deliver(url: str, payload: dict, waits=RETRY_WAITS, timeout: float = TIMEOUT
     Returns {"delivered", "attempts", "status"?, "error"?}; never raises.
     """
     body = json.dumps(payload, default=str).encode("utf-8")
-    error, attempt = "not sent", 0
+    error: str | None = "not sent"
+    attempt = 0
     for attempt, wait in enumerate((0.0, *waits), start=1):
         time.sleep(wait)
         status, error = _post_within(url, body, timeout)
@@ -106,8 +113,14 @@ def _post_within(url: str, body: bytes, seconds: float) -> tuple[int | None, str
 
     def post() -> None:
         try:
-            with requests.post(url, data=body, timeout=seconds, allow_redirects=False, stream=True,
-                               headers={"Content-Type": "application/json"}) as response:
+            with requests.post(
+                url,
+                data=body,
+                timeout=seconds,
+                allow_redirects=False,
+                stream=True,
+                headers={"Content-Type": "application/json"},
+            ) as response:
                 outcome["status"] = response.status_code
         except requests.Timeout:
             outcome["error"] = f"no answer within {seconds:g} s"
@@ -126,16 +139,17 @@ def _reason(exc: BaseException) -> str:
     """The root cause of a failed request ("Connection refused"), without the URL (often a secret)."""
     cause: BaseException | None = exc
     for _ in range(10):  # requests -> urllib3 -> the socket's OSError
+        if cause is None:
+            break
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror
         reason = getattr(cause, "reason", None)
         cause = reason if isinstance(reason, BaseException) else cause.__cause__ or cause.__context__
-        if cause is None:
-            break
     return type(exc).__name__
 
 
 # --- which alerts a tick calls for ------------------------------------------------
+
 
 def _tick_alerts(settings: dict, record: dict, log_folder: Path | None, waits) -> list[dict]:
     events = set(settings["events"])
@@ -152,13 +166,27 @@ def _tick_alerts(settings: dict, record: dict, log_folder: Path | None, waits) -
                 entries.append({"event": "failed", "suppressed": "cooldown", "repeats": failure["entry"]["repeats"]})
             failure = None
         else:
-            payloads.append(_payload("failed", record, failure_text(record, failure["entry"]),
-                                     repeats=_repeats(failure["entry"])[0], failed_ticks=state["failed_ticks"]))
+            payloads.append(
+                _payload(
+                    "failed",
+                    record,
+                    failure_text(record, failure["entry"]),
+                    repeats=_repeats(failure["entry"])[0],
+                    failed_ticks=state["failed_ticks"],
+                )
+            )
     elif not str(record.get("decision") or "").startswith("skipped") and state.get("failed_ticks"):
         # A skipped tick did nothing: it neither ends a failure streak nor extends it.
         if "recovered" in events:
-            payloads.append(_payload("recovered", record, recovered_text(record, state["failed_ticks"]),
-                                     failed_ticks=state["failed_ticks"], failing_since=state.get("failing_since")))
+            payloads.append(
+                _payload(
+                    "recovered",
+                    record,
+                    recovered_text(record, state["failed_ticks"]),
+                    failed_ticks=state["failed_ticks"],
+                    failing_since=state.get("failing_since"),
+                )
+            )
         state = {}
 
     down = False
@@ -170,8 +198,13 @@ def _tick_alerts(settings: dict, record: dict, log_folder: Path | None, waits) -
         if result["delivered"]:
             log.info("alert %s delivered to %s", payload["event"], receiver(settings["webhook_url"]))
         else:
-            log.warning("alert %s not delivered to %s after %d attempt(s): %s", payload["event"],
-                        receiver(settings["webhook_url"]), result["attempts"], result["error"])
+            log.warning(
+                "alert %s not delivered to %s after %d attempt(s): %s",
+                payload["event"],
+                receiver(settings["webhook_url"]),
+                result["attempts"],
+                result["error"],
+            )
         if payload["event"] == "failed" and failure is not None:
             entry = failure["entry"]
             if result["delivered"]:
@@ -193,7 +226,8 @@ def _read_state(path: Path) -> dict:
     failures = state.get("failures", {})
     entries = failures.values() if isinstance(failures, dict) else [None]
     if not isinstance(state.get("failed_ticks", 0), int) or not all(
-            isinstance(entry, dict) and isinstance(entry.get("repeats"), int) for entry in entries):
+        isinstance(entry, dict) and isinstance(entry.get("repeats"), int) for entry in entries
+    ):
         log.warning("%s is damaged: starting the failure count and the cooldowns over", path)
         return {}
     return state
@@ -214,7 +248,12 @@ def _note_failure(state: dict, record: dict, cooldown_minutes: float) -> dict:
         del failures[old]
     last_sent = _parse_time(entry.get("last_sent"))
     # A clock set back (a last alert "in the future") ends the cooldown rather than silencing failures.
-    suppressed = last_sent is not None and 0 <= (_parse_time(now) - last_sent).total_seconds() < cooldown_minutes * 60
+    now_time = _parse_time(now)
+    suppressed = (
+        last_sent is not None
+        and now_time is not None
+        and 0 <= (now_time - last_sent).total_seconds() < cooldown_minutes * 60
+    )
     if suppressed:
         entry["repeats"] += 1
     return {"entry": entry, "suppressed": suppressed}
@@ -226,13 +265,26 @@ def _parse_time(text) -> datetime.datetime | None:
         moment = datetime.datetime.fromisoformat(text)
     except (TypeError, ValueError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 # --- what the alerts say ----------------------------------------------------------
 
-DETAIL_KEYS = ("decision", "exit_status", "failed_stage", "error", "scores", "promotion", "deployed_version",
-               "deployed_version_before", "new_files", "new_rows", "rejected_files", "start", "seconds")
+DETAIL_KEYS = (
+    "decision",
+    "exit_status",
+    "failed_stage",
+    "error",
+    "scores",
+    "promotion",
+    "deployed_version",
+    "deployed_version_before",
+    "new_files",
+    "new_rows",
+    "rejected_files",
+    "start",
+    "seconds",
+)
 
 
 def outcome_alerts(record: dict) -> list[dict]:
@@ -255,10 +307,18 @@ def _payload(event: str, record: dict, text: str, **extra) -> dict:
     drift = record.get("drift")
     if isinstance(drift, dict) and drift.get("tests"):
         fired = drift.get("trigger", {}).get("fired", [])
-        details["drift"] = {"drift": drift.get("drift"), "trigger": drift.get("trigger"),
-                            "fired": {name: drift["tests"].get(name) for name in fired}}
-    return {"event": event, "text": text, "version": record.get("deployed_version"),
-            "time": record.get("end") or now_iso(), "details": {**details, **extra}}
+        details["drift"] = {
+            "drift": drift.get("drift"),
+            "trigger": drift.get("trigger"),
+            "fired": {name: drift["tests"].get(name) for name in fired},
+        }
+    return {
+        "event": event,
+        "text": text,
+        "version": record.get("deployed_version"),
+        "time": record.get("end") or now_iso(),
+        "details": {**details, **extra},
+    }
 
 
 def _number(value, pattern: str = "{:.4f}") -> str:
@@ -266,13 +326,16 @@ def _number(value, pattern: str = "{:.4f}") -> str:
 
 
 def drift_text(record: dict) -> str:
-    """"Drift on 800 new row(s): F1 0.574 vs deployed 0.675 (raw); ks, psi also found drift. Retraining." """
+    """ "Drift on 800 new row(s): F1 0.574 vs deployed 0.675 (raw); ks, psi also found drift. Retraining." """
     drift = record["drift"]
     tests = drift.get("tests", {})
     fired = drift.get("trigger", {}).get("fired", [])
     figures = "; ".join(_test_figures(name, tests.get(name) or {}) for name in fired) or "the trigger fired"
-    others = [name for name, test in tests.items()
-              if name not in fired and isinstance(test, dict) and test.get("verdict") == "drift"]
+    others = [
+        name
+        for name, test in tests.items()
+        if name not in fired and isinstance(test, dict) and test.get("verdict") == "drift"
+    ]
     if others:
         figures += f"; {', '.join(others)} also found drift"
     rows = record.get("new_rows")
@@ -282,8 +345,11 @@ def drift_text(record: dict) -> str:
 
 def _test_figures(name: str, test: dict) -> str:
     statistic, threshold = test.get("statistic"), test.get("threshold")
-    features = [feature for feature, figures in (test.get("features") or {}).items()
-                if isinstance(figures, dict) and figures.get("verdict") == "drift"]
+    features = [
+        feature
+        for feature, figures in (test.get("features") or {}).items()
+        if isinstance(figures, dict) and figures.get("verdict") == "drift"
+    ]
     on = f" on {', '.join(features)}" if features else ""
     if name == "raw":
         return f"F1 {_number(statistic, '{:.3f}')} vs deployed {_number(threshold, '{:.3f}')} (raw)"
@@ -295,7 +361,7 @@ def _test_figures(name: str, test: dict) -> str:
 
 
 def deployed_text(record: dict) -> str:
-    """"Deployed v0003: test F1 0.6195 (was v0002, 0.5714)." """
+    """ "Deployed v0003: test F1 0.6195 (was v0002, 0.5714)." """
     scores = record.get("scores") or {}
     version, before = record["deployed_version"], record.get("deployed_version_before")
     f1 = _number(scores.get("retrained_test_f1"))
@@ -305,23 +371,25 @@ def deployed_text(record: dict) -> str:
 
 
 def not_promoted_text(record: dict) -> str:
-    """"Not promoted: retrained F1 0.378 is below deployed 0.675 minus margin 0.1; keeping v0002." """
+    """ "Not promoted: retrained F1 0.378 is below deployed 0.675 minus margin 0.1; keeping v0002." """
     promotion = record["promotion"]
     retrained, deployed = promotion.get("retrained_test_f1"), promotion.get("deployed_test_f1")
-    return (f"Not promoted: retrained F1 {_number(retrained, '{:.3f}')} is below deployed "
-            f"{_number(deployed, '{:.3f}')} minus margin {_number(promotion.get('margin'), '{:g}')}; "
-            f"keeping {record.get('deployed_version') or 'the deployed version'}.")
+    return (
+        f"Not promoted: retrained F1 {_number(retrained, '{:.3f}')} is below deployed "
+        f"{_number(deployed, '{:.3f}')} minus margin {_number(promotion.get('margin'), '{:g}')}; "
+        f"keeping {record.get('deployed_version') or 'the deployed version'}."
+    )
 
 
 def failure_text(record: dict, entry: dict) -> str:
-    """"Tick failed in stage ingest: <reason>." plus, for a failure seen before, how often it repeated."""
+    """ "Tick failed in stage ingest: <reason>." plus, for a failure seen before, how often it repeated."""
     stage = record.get("failed_stage")
     reason = str(record.get("error") or record.get("decision") or "unknown error").removeprefix("error: ").rstrip(".")
     text = f"Tick failed{f' in stage {stage}' if stage else ''}: {reason}"
     repeats, since = _repeats(entry)
     if repeats:
         moment = _parse_time(since)
-        when = f" at {moment.astimezone(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC" if moment else ""
+        when = f" at {moment.astimezone(datetime.UTC):%Y-%m-%d %H:%M} UTC" if moment else ""
         text += f" (repeated {repeats} time(s) since the {'alert' if entry.get('last_sent') else 'first'}{when})"
     return text + "."
 
@@ -335,5 +403,5 @@ def _repeats(entry: dict) -> tuple[int, str | None]:
 
 
 def recovered_text(record: dict, failed_ticks: int) -> str:
-    """"Recovered: the tick succeeded (no new data) after 3 failed tick(s)." """
+    """ "Recovered: the tick succeeded (no new data) after 3 failed tick(s)." """
     return f"Recovered: the tick succeeded ({record.get('decision')}) after {failed_ticks} failed tick(s)."

@@ -1,5 +1,6 @@
 """Prometheus metrics of the API: request counts and latency, predictions served, and gauges
 read at scrape time from production and the run history (GET /metrics, see app.py)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,10 +45,19 @@ class ApiMetrics:
             own = None  # multiprocess values are collected from the files, never from a registry
         else:
             own = self.registry
-        self.requests = Counter("drs_http_requests", "HTTP requests answered, by route (other: no route), "
-                                "method and status", ["endpoint", "method", "status"], registry=own)
-        self.duration = Histogram("drs_http_request_duration_seconds", "Seconds from the request's start to its "
-                                  "response, by route", ["endpoint"], buckets=LATENCY_BUCKETS, registry=own)
+        self.requests = Counter(
+            "drs_http_requests",
+            "HTTP requests answered, by route (other: no route), method and status",
+            ["endpoint", "method", "status"],
+            registry=own,
+        )
+        self.duration = Histogram(
+            "drs_http_request_duration_seconds",
+            "Seconds from the request's start to its response, by route",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=own,
+        )
         self.predictions = Counter("drs_predictions", "Rows predicted by POST /prediction", registry=own)
         self.registry.register(production)
         # (endpoint, method, status) -> its counter and histogram: labels() costs as much as the counting.
@@ -82,29 +92,44 @@ class ProductionCollector:
 
     def collect(self):
         deployed, problem = self.current_model()
-        yield GaugeMetricFamily("drs_model_loaded", "1 when a model is served, 0 when none is "
-                                "(/prediction answers 503)", value=int(deployed is not None))
+        yield GaugeMetricFamily(
+            "drs_model_loaded",
+            "1 when a model is served, 0 when none is (/prediction answers 503)",
+            value=int(deployed is not None),
+        )
         check_failed = deployed is not None and problem is not None
-        yield GaugeMetricFamily("drs_model_check_failed", "1 when production changed but its files failed their "
-                                "check: the model held keeps serving", value=int(check_failed))
+        yield GaugeMetricFamily(
+            "drs_model_check_failed",
+            "1 when production changed but its files failed their check: the model held keeps serving",
+            value=int(check_failed),
+        )
         if deployed is not None:
-            info = GaugeMetricFamily("drs_deployed_model_info", "The deployed model's version (always 1)",
-                                     labels=["version"])
+            info = GaugeMetricFamily(
+                "drs_deployed_model_info", "The deployed model's version (always 1)", labels=["version"]
+            )
             info.add_metric([deployed.version], 1)
             yield info
             if isinstance(deployed.f1, (int, float)):
-                yield GaugeMetricFamily("drs_deployed_model_f1", "The deployed model's F1 on the test data",
-                                        value=deployed.f1)
+                yield GaugeMetricFamily(
+                    "drs_deployed_model_f1", "The deployed model's F1 on the test data", value=deployed.f1
+                )
         tick = self.cache.get("last_tick", [self.history_path], lambda: _last_tick(self.history_path))
         if tick is not None:
             ended, exit_status = tick
-            yield GaugeMetricFamily("drs_last_tick_timestamp_seconds", "When the last tick of the run history "
-                                    "ended (Unix time)", value=ended)
-            yield GaugeMetricFamily("drs_seconds_since_last_tick", "Seconds since the last tick of the run "
-                                    "history ended", value=max(0.0, time.time() - ended))
+            yield GaugeMetricFamily(
+                "drs_last_tick_timestamp_seconds",
+                "When the last tick of the run history ended (Unix time)",
+                value=ended,
+            )
+            yield GaugeMetricFamily(
+                "drs_seconds_since_last_tick",
+                "Seconds since the last tick of the run history ended",
+                value=max(0.0, time.time() - ended),
+            )
             if isinstance(exit_status, int):
-                yield GaugeMetricFamily("drs_last_tick_exit_status", "The last tick's exit status (0: done)",
-                                        value=exit_status)
+                yield GaugeMetricFamily(
+                    "drs_last_tick_exit_status", "The last tick's exit status (0: done)", value=exit_status
+                )
 
 
 def _last_tick(history_path: Path) -> tuple[float, int | None] | None:

@@ -4,6 +4,7 @@ Writes the combined JSON responses to ``output_model_path/apireturns.txt``.
 Exit 1 with a one-line reason when the server is unreachable or an endpoint fails.
 Sends ``Authorization: Bearer <api_token>`` when the config has a token (or DRS_API_TOKEN is set).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,14 +50,20 @@ def call_api(config: Config, url: str | None = None, timeout: float = 60.0) -> d
             except requests.Timeout:
                 raise PipelineError(f"{method} {base + path} timed out after {timeout:g} s") from None
             if response.status_code == 401:
-                raise PipelineError(f"{method} {base + path} refused: " + (
-                    "the token is wrong (api_token in the config, or DRS_API_TOKEN, differs from the server's)"
-                    if config.api_token else
-                    "the API needs a token: set api_token in the config or DRS_API_TOKEN"))
+                raise PipelineError(
+                    f"{method} {base + path} refused: "
+                    + (
+                        "the token is wrong (api_token in the config, or DRS_API_TOKEN, differs from the server's)"
+                        if config.api_token
+                        else "the API needs a token: set api_token in the config or DRS_API_TOKEN"
+                    )
+                )
             try:
                 payload = response.json()
             except ValueError:
-                raise PipelineError(f"{method} {base + path} answered {response.status_code} with a non-JSON body") from None
+                raise PipelineError(
+                    f"{method} {base + path} answered {response.status_code} with a non-JSON body"
+                ) from None
             if response.status_code != 200:
                 reason = payload.get("error") if isinstance(payload, dict) else payload
                 raise PipelineError(f"{method} {base + path} failed with {response.status_code}: {reason}")
@@ -77,8 +84,14 @@ def main(argv=None) -> int:
     def run(config: Config, args) -> str:
         return f"wrote {save_api_returns(config, call_api(config, args.url))}"
 
-    return stage_main("apicalls", "Call every API endpoint and save the responses to apireturns.txt.", run, argv, add_arguments,
-                      lock=True)
+    return stage_main(
+        "apicalls",
+        "Call every API endpoint and save the responses to apireturns.txt.",
+        run,
+        argv,
+        add_arguments,
+        lock=True,
+    )
 
 
 if __name__ == "__main__":

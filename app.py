@@ -14,6 +14,7 @@ With an API token (``api_token`` in the config, or DRS_API_TOKEN), every endpoin
 /health needs ``Authorization: Bearer <token>`` (/metrics too unless ``metrics_public``);
 with ``token_in_query`` a GET may carry ``?token=<token>`` instead, for a browser.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,10 +40,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import reporting
 from api_metrics import HTTP_METHODS, OTHER, ApiMetrics, ProductionCollector
-from deployment import ModelUnavailable, deployment_history, load_deployed_model
+from cli import argument_parser, run_cli, setup_logging
+from deployment import DeployedModel, ModelUnavailable, deployment_history, load_deployed_model
 from diagnostics import all_diagnostics, dataframe_summary
 from ingestion import InvalidFile, read_validated_csv
-from cli import argument_parser, run_cli, setup_logging
+from openapi import openapi_document
+from scoring import f1_on, load_test_data
 from settings import (
     CONFUSION_MATRIX_FILE,
     FINAL_DATA_FILE,
@@ -55,8 +58,6 @@ from settings import (
     Schema,
     load_config,
 )
-from scoring import f1_on, load_test_data
-from openapi import openapi_document
 from storage import CURRENT_LINK, DEPLOYMENT_LOG
 from training import feature_matrix
 
@@ -85,7 +86,7 @@ class ModelCache:
         self.prod_folder = prod_folder
         self._link_path = os.path.join(prod_folder, CURRENT_LINK)
         self._file_paths = [os.path.join(prod_folder, CURRENT_LINK, name) for name in (MODEL_FILE, MANIFEST_FILE)]
-        self.deployed = None
+        self.deployed: DeployedModel | None = None
         self.problem: str | None = None
         self._checked_key = object()  # equal to no production key: the first request checks
         self._lock = threading.Lock()
@@ -168,7 +169,7 @@ def _records_to_features(records, schema: Schema):
     if not isinstance(records, list) or not records:
         raise ApiError(400, "'records' must be a non-empty list of objects")
     numeric = set(schema.numeric_features)
-    columns = {name: [] for name in schema.features}
+    columns: dict[str, list] = {name: [] for name in schema.features}
     for row, record in enumerate(records):
         if not isinstance(record, dict):
             raise ApiError(400, f"record {row} is not an object")
@@ -178,8 +179,11 @@ def _records_to_features(records, schema: Schema):
                 raise ApiError(400, f"record {row}: missing feature '{name}'")
             if name not in numeric:
                 if not isinstance(value, str):
-                    raise ApiError(400, f"record {row}: feature '{name}' is categorical: it must be a string, "
-                                        f"got {type(value).__name__}")
+                    raise ApiError(
+                        400,
+                        f"record {row}: feature '{name}' is categorical: it must be a string, "
+                        f"got {type(value).__name__}",
+                    )
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ApiError(400, f"record {row}: feature '{name}' must be a number, got {type(value).__name__}")
             else:
@@ -221,8 +225,10 @@ def resolve_data_file(config: Config, filepath) -> Path:
         raise ApiError(400, f"filepath {filepath!r} cannot be resolved: {exc}") from None
     allowed = [folder.resolve() for folder in config.data_folders]
     if not any(resolved.is_relative_to(folder) for folder in allowed):
-        raise ApiError(403, f"filepath {filepath!r} is outside the data folders (a relative path starts at the "
-                            "config file's folder)")
+        raise ApiError(
+            403,
+            f"filepath {filepath!r} is outside the data folders (a relative path starts at the config file's folder)",
+        )
     if resolved.suffix.lower() != ".csv":
         raise ApiError(400, f"filepath {filepath!r} is not a .csv file")
     if not resolved.is_file():
@@ -266,6 +272,7 @@ def _request_features(config: Config):
 
 # --- API token ----------------------------------------------------------------------------------
 
+
 def _supplied_token(config: Config) -> tuple[str | None, bool]:
     """The token a request carries and whether it came as ?token= (only with token_in_query, on a GET)."""
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
@@ -281,7 +288,7 @@ def _supplied_token(config: Config) -> tuple[str | None, bool]:
 def _token_refusal(config: Config) -> Response | None:
     """None when the request may go on; else the 401 answer. Compared in constant time."""
     supplied, from_query = _supplied_token(config)
-    if supplied is not None and hmac.compare_digest(supplied.encode(), config.api_token.encode()):
+    if supplied is not None and hmac.compare_digest(supplied.encode(), (config.api_token or "").encode()):
         g.token_from_query = from_query
         return None
     if supplied is None:
@@ -306,15 +313,16 @@ class _RedactQueryToken(logging.Filter):
         return True
 
 
-def create_app(config: Config | str | Path | None = None) -> Flask:
+def create_app(config: Config | str | Path | None = None) -> Flask:  # noqa: C901 (split into blueprints next)
     """Build the API for a Config or a config file path (None: $DRS_CONFIG, else config.json)."""
     if not isinstance(config, Config):
         config = load_config(config if config is not None else os.environ.get("DRS_CONFIG"))
     app = Flask(__name__, static_folder=None)  # no static files: no /static route to answer or describe
     app.config.update(DRS=config, MAX_CONTENT_LENGTH=config.max_request_bytes)
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     models = ModelCache(config.prod_folder)
     cache = FileKeyedCache()
+
     def current_model():
         try:
             return models.get(), models.problem
@@ -391,13 +399,18 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
     def scoring():
         deployed = models.get()
         with _schema_mismatch(deployed):
-            f1 = cache.get(f"f1:{deployed.version}:{deployed.folder}", [config.test_data_file],
-                           lambda: f1_on(deployed.model, load_test_data(config), config.schema))
+            f1 = cache.get(
+                f"f1:{deployed.version}:{deployed.folder}",
+                [config.test_data_file],
+                lambda: f1_on(deployed.model, load_test_data(config), config.schema),
+            )
         return jsonify(f1=f1, version=deployed.version)
 
     @app.get("/summarystats")
     def summarystats():
-        return jsonify(cache.get("summary", [config.output_folder / FINAL_DATA_FILE], lambda: dataframe_summary(config)))
+        return jsonify(
+            cache.get("summary", [config.output_folder / FINAL_DATA_FILE], lambda: dataframe_summary(config))
+        )
 
     @app.get("/diagnostics")
     def diagnostics():
@@ -432,23 +445,29 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
     @app.get("/")
     def status_page():
+        problem: str | None
         try:
             model = models.get()
         except ApiError as exc:
             model, problem = None, exc.message
         else:
             problem = models.problem
-        deployed = None
+        deployed: dict | None = None
         if model is not None:
-            deployed = {"version": model.version, "f1": f"{model.f1:.4f}" if model.f1 is not None else "-",
-                        "created": reporting.display_time(model.manifest.get("created")),
-                        "note": model.manifest.get("note", "")}
+            deployed = {
+                "version": model.version,
+                "f1": f"{model.f1:.4f}" if model.f1 is not None else "-",
+                "created": reporting.display_time(model.manifest.get("created")),
+                "note": model.manifest.get("note", ""),
+            }
         records = cache.get("history", [config.log_folder / HISTORY_FILE], lambda: reporting.read_history(config))
-        deployments = cache.get("deployments", [config.prod_folder / DEPLOYMENT_LOG], lambda: deployment_history(config))
+        deployments = cache.get(
+            "deployments", [config.prod_folder / DEPLOYMENT_LOG], lambda: deployment_history(config)
+        )
         drift_tick = reporting.last_drift_tick(records)
         return render_template(
             "status.html",
-            now=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            now=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
             deployed=deployed,
             problem=problem,
             ticks=reporting.tick_rows(records),
@@ -465,8 +484,11 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
     @app.get("/scorehistory.png")
     def score_history_image():
-        png = cache.get("scorehistory", [config.prod_folder / DEPLOYMENT_LOG],
-                        lambda: reporting.score_history_png(deployment_history(config)))
+        png = cache.get(
+            "scorehistory",
+            [config.prod_folder / DEPLOYMENT_LOG],
+            lambda: reporting.score_history_png(deployment_history(config)),
+        )
         if png is None:
             raise ApiError(404, "no deployments recorded yet")
         return Response(png, mimetype="image/png", headers={"Cache-Control": "no-cache"})
@@ -489,8 +511,11 @@ def _schema_mismatch(deployed):
     try:
         yield
     except (ValueError, KeyError) as exc:
-        raise ApiError(409, f"the deployed model {deployed.version} does not take the features of the config's "
-                            f"schema ({str(exc).splitlines()[0][:200]}): the next tick retrains it") from None
+        raise ApiError(
+            409,
+            f"the deployed model {deployed.version} does not take the features of the config's "
+            f"schema ({str(exc).splitlines()[0][:200]}): the next tick retrains it",
+        ) from None
 
 
 def _modified(path: Path) -> str | None:
@@ -499,17 +524,18 @@ def _modified(path: Path) -> str | None:
         stamp = os.stat(path).st_mtime
     except OSError:
         return None
-    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _generated_file(path: Path, mimetype: str):
     # Opened before answering: a file replaced meanwhile is served whole (old or new), one
     # removed meanwhile is a 404, never a 500.
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 (closed by the response)
     except FileNotFoundError:
-        raise ApiError(404, f"{path.name} not generated yet: it is written after each deployment "
-                            f"(or run reporting.py)") from None
+        raise ApiError(
+            404, f"{path.name} not generated yet: it is written after each deployment (or run reporting.py)"
+        ) from None
     return send_file(handle, mimetype=mimetype, download_name=path.name, max_age=0)
 
 

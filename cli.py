@@ -3,6 +3,7 @@
 Exit codes: 0 done (including "nothing to do"), 1 an expected problem (one
 line on stderr), 2 a bad config, 130 interrupted. Standard library only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from settings import DEFAULT_CONFIG, LOCK_FILE, ConfigError, PipelineError, load_config
+
 
 def argument_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
@@ -60,6 +62,7 @@ def stage_main(stage: str, description: str, action, argv=None, add_arguments=No
     that writes shared state) the action runs holding the tick's lock, waiting
     up to `lock_wait_seconds` for a running tick to finish.
     """
+
     def body(argv):
         parser = argument_parser(description)
         if add_arguments is not None:
@@ -74,8 +77,10 @@ def stage_main(stage: str, description: str, action, argv=None, add_arguments=No
                 with exclusive_lock(config.log_folder / LOCK_FILE, config.lock_wait_seconds):
                     message = action(config, args)
             except LockBusy as busy:
-                raise PipelineError(f"a tick is in progress {busy.holder}; waited {config.lock_wait_seconds:g} s "
-                                    f"(lock_wait_seconds): try again later") from None
+                raise PipelineError(
+                    f"a tick is in progress {busy.holder}; waited {config.lock_wait_seconds:g} s "
+                    f"(lock_wait_seconds): try again later"
+                ) from None
         else:
             message = action(config, args)
         if message:

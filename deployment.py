@@ -8,6 +8,7 @@ The course file names in ``prod_deployment_path`` always show the deployed
 version (see storage.py for the layout). The last ``keep_versions`` versions
 are kept; ``--rollback [VERSION]`` switches back.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,14 +27,14 @@ import numpy as np
 from cli import stage_main
 from settings import (
     HISTORY_FILE,
-    MODEL_RECORD_FILE,
-    TRAINING_ROWS_FILE,
     INGESTED_DETAIL_FILE,
     INGESTED_RECORD_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
+    MODEL_RECORD_FILE,
     REFERENCE_SAMPLE_FILE,
     SCORE_FILE,
+    TRAINING_ROWS_FILE,
     Config,
     PipelineError,
     load_config,
@@ -117,8 +118,9 @@ def store_model_into_pickle(config: Config | None = None, scores: dict | None = 
     return deploy(config or load_config(), scores=scores, note=note)["version"]
 
 
-def deploy(config: Config, scores: dict | None = None, note: str = "", expected_current: str | None = "any",
-           data=None) -> dict:
+def deploy(
+    config: Config, scores: dict | None = None, note: str = "", expected_current: str | None = "any", data=None
+) -> dict:
     """store_model_into_pickle, returning the new version's manifest.
 
     Only the model that training.py wrote (its sha256 is in trainedmodel.json)
@@ -153,7 +155,9 @@ def deploy(config: Config, scores: dict | None = None, note: str = "", expected_
     training_files = {}
     if INGESTED_DETAIL_FILE in sources:
         detail = read_json(sources[INGESTED_DETAIL_FILE])
-        training_files = {name: {"sha256": f["sha256"], "rows": f.get("rows")} for name, f in detail.get("files", {}).items()}
+        training_files = {
+            name: {"sha256": f["sha256"], "rows": f.get("rows")} for name, f in detail.get("files", {}).items()
+        }
     else:
         names = [n.strip() for n in sources[INGESTED_RECORD_FILE].read_text().splitlines() if n.strip()]
         training_files = {name: {} for name in names}
@@ -165,8 +169,10 @@ def deploy(config: Config, scores: dict | None = None, note: str = "", expected_
         _remove_staging_leftovers(prod)
         previous = current_version_dir(prod)
         if expected_current != "any" and (previous.name if previous else None) != expected_current:
-            raise ProductionChanged(f"production switched from {expected_current or 'nothing'} to "
-                                    f"{previous.name if previous else 'nothing'} during this run: nothing deployed")
+            raise ProductionChanged(
+                f"production switched from {expected_current or 'nothing'} to "
+                f"{previous.name if previous else 'nothing'} during this run: nothing deployed"
+            )
         version = next_version(prod)
         staging = prod / VERSIONS_DIR / f".staging-{version}"
         staging.mkdir()
@@ -206,8 +212,17 @@ def deploy(config: Config, scores: dict | None = None, note: str = "", expected_
         _checkpoint("links-ensured")
         switch_current(prod, version)
         _checkpoint("switched")
-        append_jsonl(prod / DEPLOYMENT_LOG, {"time": manifest["created"], "action": "deploy", "version": version,
-                                              "previous": manifest["previous_version"], "f1": f1, "note": note})
+        append_jsonl(
+            prod / DEPLOYMENT_LOG,
+            {
+                "time": manifest["created"],
+                "action": "deploy",
+                "version": version,
+                "previous": manifest["previous_version"],
+                "f1": f1,
+                "note": note,
+            },
+        )
         _checkpoint("recorded")
         removed = _prune(prod, config.keep_versions)
         _checkpoint("pruned")
@@ -218,12 +233,16 @@ def deploy(config: Config, scores: dict | None = None, note: str = "", expected_
 def _check_belongs_to_model(config: Config, record: dict, f1: float, detail: Path | None) -> None:
     """Refuse to publish a score or an ingestion record that is not the trained model's own."""
     if record.get("f1") is None or abs(float(record["f1"]) - f1) > 1e-12:
-        raise PipelineError(f"cannot deploy: {config.model_folder / SCORE_FILE} is not the score of the model "
-                            "training.py last wrote: run scoring.py first")
+        raise PipelineError(
+            f"cannot deploy: {config.model_folder / SCORE_FILE} is not the score of the model "
+            "training.py last wrote: run scoring.py first"
+        )
     ingested = record.get("ingested_sha256")
     if ingested and (detail is None or sha256_file(detail) != ingested):
-        raise PipelineError(f"cannot deploy: the ingested data in {config.output_folder} changed since the model was "
-                            "trained (ingestion.py ran after training.py): run training.py and scoring.py first")
+        raise PipelineError(
+            f"cannot deploy: the ingested data in {config.output_folder} changed since the model was "
+            "trained (ingestion.py ran after training.py): run training.py and scoring.py first"
+        )
 
 
 def _training_row_keys(config: Config, data):
@@ -249,7 +268,9 @@ def _prune(prod: Path, keep: int) -> list[str]:
     versions = list_versions(prod)
     current = current_version_dir(prod)
     recent = list(dict.fromkeys([*([current.name] if current else []), *reversed(serving_stack(prod))]))
-    order = [v for v in recent if v in versions] + sorted(set(versions) - set(recent), key=version_sort_key, reverse=True)
+    order = [v for v in recent if v in versions] + sorted(
+        set(versions) - set(recent), key=version_sort_key, reverse=True
+    )
     doomed = order[keep:]
     for version in doomed:
         shutil.rmtree(prod / VERSIONS_DIR / version, ignore_errors=True)
@@ -270,7 +291,7 @@ def serving_stack(prod_folder: Path) -> list[str]:
         if not isinstance(version, str):
             continue
         if record.get("action") == "rollback" and version in stack:
-            del stack[stack.index(version) + 1:]
+            del stack[stack.index(version) + 1 :]
         else:
             stack.append(version)
     return stack
@@ -286,7 +307,7 @@ def _rollback_target(prod: Path, current: str | None) -> str:
     """The version that served before `current` (or, with production damaged, the newest intact one)."""
     stack = serving_stack(prod)
     if current is not None and current in stack:
-        candidates = stack[:len(stack) - 1 - stack[::-1].index(current)]
+        candidates = stack[: len(stack) - 1 - stack[::-1].index(current)]
     elif current is not None:
         # A log that does not know the current version (older installs): follow the manifests.
         previous = (read_manifest(prod / VERSIONS_DIR / current) or {}).get("previous_version")
@@ -304,8 +325,10 @@ def _rollback_target(prod: Path, current: str | None) -> str:
         damaged.append(version)
     why = f" ({', '.join(damaged)} damaged: files do not match the manifest)" if damaged else ""
     what = f"before {current}" if current else "in the deployment log"
-    raise PipelineError(f"no intact kept version {what}{why}: nothing to roll back to "
-                        f"(kept: {', '.join(kept) or 'none'}; name one with --rollback VERSION)")
+    raise PipelineError(
+        f"no intact kept version {what}{why}: nothing to roll back to "
+        f"(kept: {', '.join(kept) or 'none'}; name one with --rollback VERSION)"
+    )
 
 
 def rollback(config: Config | None = None, version: str | None = None) -> str:
@@ -325,32 +348,54 @@ def rollback(config: Config | None = None, version: str | None = None) -> str:
         if current_dir is not None and current_dir.name == version:
             raise PipelineError(f"{version} is already serving: nothing to roll back")
         if not _intact(prod, version):
-            raise PipelineError(f"version {version} is damaged (files do not match its manifest): refusing to roll back to it")
-        manifest = read_manifest(prod / VERSIONS_DIR / version)
+            raise PipelineError(
+                f"version {version} is damaged (files do not match its manifest): refusing to roll back to it"
+            )
+        manifest = read_manifest(prod / VERSIONS_DIR / version) or {}
         # Input files the versions rolled away from were trained on, and those in this config's
         # input folder now, were weighed already: without this the next tick, under either
         # config, would take them as new data and redeploy what was just rolled back. Recorded
         # before the switch, so a rollback interrupted at any point is never undone by a tick.
-        weighed = [{"name": name, **info} for v in versions if version_sort_key(v) > version_sort_key(version)
-                   for name, info in ((read_manifest(prod / VERSIONS_DIR / v) or {}).get("training_files") or {}).items()
-                   if info.get("sha256")]
-        try:
-            weighed += [{"name": name, **info} for name, info in
-                        fingerprint_files(list_input_csvs(config.input_folder), max_bytes=config.max_input_file_bytes).items()]
-        except PipelineError:  # no input folder: nothing more to remember
-            pass
+        weighed = [
+            {"name": name, **info}
+            for v in versions
+            if version_sort_key(v) > version_sort_key(version)
+            for name, info in ((read_manifest(prod / VERSIONS_DIR / v) or {}).get("training_files") or {}).items()
+            if info.get("sha256")
+        ]
+        with contextlib.suppress(PipelineError):  # no input folder: nothing more to remember
+            weighed += [
+                {"name": name, **info}
+                for name, info in fingerprint_files(
+                    list_input_csvs(config.input_folder), max_bytes=config.max_input_file_bytes
+                ).items()
+            ]
         remember_checked(prod, version, weighed)
         ensure_course_links(prod)
         switch_current(prod, version)
-        record = {"time": now_iso(), "action": "rollback", "version": version,
-                  "previous": current_dir.name if current_dir else None, "f1": manifest.get("scores", {}).get("f1")}
+        record = {
+            "time": now_iso(),
+            "action": "rollback",
+            "version": version,
+            "previous": current_dir.name if current_dir else None,
+            "f1": manifest.get("scores", {}).get("f1"),
+        }
         append_jsonl(prod / DEPLOYMENT_LOG, record)
     # The run history shows rollbacks beside the ticks, so `fullprocess.py --status` tells the whole story.
     try:
-        append_jsonl(config.log_folder / HISTORY_FILE, {
-            "start": record["time"], "end": record["time"], "seconds": 0.0, "stages": {}, "new_files": [],
-            "decision": f"rollback from {record['previous'] or 'damaged production'}", "deployed_version": version,
-            "exit_status": 0})
+        append_jsonl(
+            config.log_folder / HISTORY_FILE,
+            {
+                "start": record["time"],
+                "end": record["time"],
+                "seconds": 0.0,
+                "stages": {},
+                "new_files": [],
+                "decision": f"rollback from {record['previous'] or 'damaged production'}",
+                "deployed_version": version,
+                "exit_status": 0,
+            },
+        )
     except OSError as exc:  # production has switched and deployments.jsonl says so: that stands
         log.warning("rolled back to %s, but could not add it to the run history: %s", version, exc)
     log.info("rolled back %s to %s", prod, version)
@@ -371,8 +416,11 @@ def deployment_history(config: Config) -> list[dict]:
 
 def deployed_score_history(config: Config) -> list[float]:
     """Test F1 of every deployment made (not rollbacks), oldest first; a record without a number is skipped."""
-    return [float(r["f1"]) for r in deployment_history(config)
-            if r.get("action") == "deploy" and isinstance(r.get("f1"), (int, float)) and not isinstance(r["f1"], bool)]
+    return [
+        float(r["f1"])
+        for r in deployment_history(config)
+        if r.get("action") == "deploy" and isinstance(r.get("f1"), (int, float)) and not isinstance(r["f1"], bool)
+    ]
 
 
 @dataclass
@@ -424,15 +472,22 @@ def load_deployed_model(prod_folder: Path) -> DeployedModel:
 
 def main(argv=None) -> int:
     def add_arguments(parser) -> None:
-        parser.add_argument("--rollback", nargs="?", const="", metavar="VERSION",
-                            help="switch production back to VERSION (default: the version before the current one)")
+        parser.add_argument(
+            "--rollback",
+            nargs="?",
+            const="",
+            metavar="VERSION",
+            help="switch production back to VERSION (default: the version before the current one)",
+        )
 
     def run(config: Config, args) -> str:
         if args.rollback is not None:
             return f"production now serves {rollback(config, args.rollback or None)}"
         return f"deployed {store_model_into_pickle(config)} to {config.prod_folder}"
 
-    return stage_main("deployment", "Promote the trained model to production, or roll back.", run, argv, add_arguments, lock=True)
+    return stage_main(
+        "deployment", "Promote the trained model to production, or roll back.", run, argv, add_arguments, lock=True
+    )
 
 
 if __name__ == "__main__":

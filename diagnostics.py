@@ -3,6 +3,7 @@
 Every function reads; none changes what production or ingestion uses, and
 none re-runs a stage: ``execution_time()`` answers from the run history.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,9 @@ def model_predictions(dataframe: pd.DataFrame | None = None, config: Config | No
     return deployed.model.predict(feature_matrix(dataframe, config.schema)).tolist()
 
 
-def dataframe_summary(config: Config | None = None, data: pd.DataFrame | None = None,
-                      schema: Schema | None = None) -> dict[str, dict]:
+def dataframe_summary(
+    config: Config | None = None, data: pd.DataFrame | None = None, schema: Schema | None = None
+) -> dict[str, dict]:
     """Summary of each feature of finaldata.csv (or of `data`), in the schema's order.
 
     Numeric feature: {"mean", "median", "std"} (None for no values). Categorical feature:
@@ -82,10 +84,12 @@ def _category_summary(values: pd.Series, top: int = TOP_CATEGORIES) -> dict:
     counts = values.value_counts()
     # Ties in name order, so the mode and the listed categories do not depend on row order.
     counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
-    return {"counts": {str(category): int(count) for category, count in counts.head(top).items()},
-            "mode": str(counts.index[0]) if len(counts) else None,
-            "categories": int(len(counts)),
-            "missing": int(values.isna().sum())}
+    return {
+        "counts": {str(category): int(count) for category, count in counts.head(top).items()},
+        "mode": str(counts.index[0]) if len(counts) else None,
+        "categories": int(len(counts)),
+        "missing": int(values.isna().sum()),
+    }
 
 
 def missing_data(config: Config | None = None, data: pd.DataFrame | None = None) -> dict[str, float]:
@@ -169,7 +173,7 @@ def outdated_packages_list(requirements: Path | None = None, timeout: float = 3.
     futures = {name: pool.submit(_latest_version, name, timeout) for name in names}
     wait(futures.values(), timeout=timeout + 0.5)
     pool.shutdown(wait=False, cancel_futures=True)
-    rows = []
+    rows: list[dict[str, str | bool]] = []
     for name in names:
         try:
             installed = metadata.version(name)
@@ -177,13 +181,23 @@ def outdated_packages_list(requirements: Path | None = None, timeout: float = 3.
             installed = "not installed"
         future = futures[name]
         latest = future.result() if future.done() else "unknown"
-        rows.append({"package": name, "installed": installed, "latest": latest,
-                     "outdated": latest not in ("unknown", installed)})
+        rows.append(
+            {
+                "package": name,
+                "installed": installed,
+                "latest": latest,
+                "outdated": latest not in ("unknown", installed),
+            }
+        )
     return rows
 
 
-def all_diagnostics(config: Config, data: pd.DataFrame | None = None, packages: list[dict] | None = None,
-                    current_tick: dict | None = None) -> dict:
+def all_diagnostics(
+    config: Config,
+    data: pd.DataFrame | None = None,
+    packages: list[dict] | None = None,
+    current_tick: dict | None = None,
+) -> dict:
     """Timings, missing data and outdated packages, as served by /diagnostics."""
     return {
         "execution_time": execution_time(config, current_tick),
@@ -192,8 +206,14 @@ def all_diagnostics(config: Config, data: pd.DataFrame | None = None, packages: 
     }
 
 
-def diagnostics_report(config: Config, deployed, data: pd.DataFrame | None, test_data: pd.DataFrame,
-                       packages: list[dict] | None = None, current_tick: dict | None = None) -> dict:
+def diagnostics_report(
+    config: Config,
+    deployed,
+    data: pd.DataFrame | None,
+    test_data: pd.DataFrame,
+    packages: list[dict] | None = None,
+    current_tick: dict | None = None,
+) -> dict:
     """What diagnostics.json holds: the deployed version, its predictions on the test data, and the rest.
 
     Without ingested data (`data` None) its summary and missing data are empty.
@@ -211,17 +231,18 @@ def diagnostics_report(config: Config, deployed, data: pd.DataFrame | None, test
 def main(argv=None) -> int:
     def run(config: Config, args) -> str:
         from deployment import load_deployed_model
+        from ingestion import read_final_data
         from scoring import load_test_data
 
-        from ingestion import read_final_data
-
-        report = diagnostics_report(config, load_deployed_model(config.prod_folder), read_final_data(config),
-                                    load_test_data(config))
+        report = diagnostics_report(
+            config, load_deployed_model(config.prod_folder), read_final_data(config), load_test_data(config)
+        )
         write_json_atomic(config.model_folder / DIAGNOSTICS_FILE, report)
         return json.dumps(report, indent=2)
 
-    return stage_main("diagnostics", "Print diagnostics of the deployed model and the ingested data.", run, argv,
-                      lock=True)
+    return stage_main(
+        "diagnostics", "Print diagnostics of the deployed model and the ingested data.", run, argv, lock=True
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ category "(missing)".
                    categories' shares (empty bins and categories floored at 1e-4):
                    below psi_watch stable, from psi_watch "watch", from psi_drift drift.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,31 +37,61 @@ NO_LABELS = "the new rows have no labels: no F1 to compare"
 
 def raw_test(new_f1: float | None, deployed_f1: float) -> dict:
     if new_f1 is None:
-        return {"test": "raw", "statistic": None, "threshold": round(deployed_f1, 6), "verdict": INSUFFICIENT,
-                "detail": NO_LABELS}
-    return {"test": "raw", "statistic": round(new_f1, 6), "threshold": round(deployed_f1, 6),
-            "verdict": DRIFT if new_f1 < deployed_f1 else NO_DRIFT,
-            "detail": "F1 on the new data vs the deployed model's test F1"}
+        return {
+            "test": "raw",
+            "statistic": None,
+            "threshold": round(deployed_f1, 6),
+            "verdict": INSUFFICIENT,
+            "detail": NO_LABELS,
+        }
+    return {
+        "test": "raw",
+        "statistic": round(new_f1, 6),
+        "threshold": round(deployed_f1, 6),
+        "verdict": DRIFT if new_f1 < deployed_f1 else NO_DRIFT,
+        "detail": "F1 on the new data vs the deployed model's test F1",
+    }
 
 
-def _history_test(name: str, new_f1: float | None, history: list[float], min_history: int, threshold_of,
-                  detail: str) -> dict:
+def _history_test(
+    name: str, new_f1: float | None, history: list[float], min_history: int, threshold_of, detail: str
+) -> dict:
     """A test of the new F1 against a threshold computed from past F1 scores."""
     if new_f1 is None:
-        return {"test": name, "statistic": None, "history_size": len(history), "threshold": None,
-                "verdict": INSUFFICIENT, "detail": NO_LABELS}
-    result = {"test": name, "statistic": round(new_f1, 6), "history_size": len(history)}
+        return {
+            "test": name,
+            "statistic": None,
+            "history_size": len(history),
+            "threshold": None,
+            "verdict": INSUFFICIENT,
+            "detail": NO_LABELS,
+        }
+    result: dict = {"test": name, "statistic": round(new_f1, 6), "history_size": len(history)}
     if len(history) < min_history:
-        return {**result, "threshold": None, "verdict": INSUFFICIENT,
-                "detail": f"needs {min_history} past scores, has {len(history)}"}
+        return {
+            **result,
+            "threshold": None,
+            "verdict": INSUFFICIENT,
+            "detail": f"needs {min_history} past scores, has {len(history)}",
+        }
     threshold = float(threshold_of(np.asarray(history, dtype=np.float64)))
-    return {**result, "threshold": round(threshold, 6), "verdict": DRIFT if new_f1 < threshold else NO_DRIFT,
-            "detail": detail}
+    return {
+        **result,
+        "threshold": round(threshold, 6),
+        "verdict": DRIFT if new_f1 < threshold else NO_DRIFT,
+        "detail": detail,
+    }
 
 
-def parametric_test(new_f1: float, history: list[float], min_history: int) -> dict:
-    return _history_test("parametric", new_f1, history, min_history,
-                         lambda past: past.mean() - 2 * past.std(), "mean - 2 std of past F1 scores")
+def parametric_test(new_f1: float | None, history: list[float], min_history: int) -> dict:
+    return _history_test(
+        "parametric",
+        new_f1,
+        history,
+        min_history,
+        lambda past: past.mean() - 2 * past.std(),
+        "mean - 2 std of past F1 scores",
+    )
 
 
 def _iqr_floor(past: np.ndarray) -> float:
@@ -68,7 +99,7 @@ def _iqr_floor(past: np.ndarray) -> float:
     return q1 - 1.5 * (q3 - q1)
 
 
-def nonparametric_test(new_f1: float, history: list[float], min_history: int) -> dict:
+def nonparametric_test(new_f1: float | None, history: list[float], min_history: int) -> dict:
     return _history_test("nonparametric", new_f1, history, min_history, _iqr_floor, "Q1 - 1.5 IQR of past F1 scores")
 
 
@@ -85,51 +116,75 @@ def category_counts(values: pd.Series) -> pd.Series:
 
 def _no_features(name: str, threshold: float, kind: str) -> dict:
     """A per-feature test the schema gives nothing to work on: recorded, never a verdict."""
-    return {"test": name, "threshold": threshold, "features": {}, "verdict": INSUFFICIENT, "pvalue": None,
-            "statistic": None, "detail": f"the schema has no {kind} features"}
+    return {
+        "test": name,
+        "threshold": threshold,
+        "features": {},
+        "verdict": INSUFFICIENT,
+        "pvalue": None,
+        "statistic": None,
+        "detail": f"the schema has no {kind} features",
+    }
 
 
 def _pvalue_test(name: str, features: dict, pvalue: float, detail: str) -> dict:
     pvalues = [f["pvalue"] for f in features.values() if f.get("pvalue") is not None]
     # The verdict compares p-values with the threshold: the smallest p-value is the test's figure.
-    return {"test": name, "threshold": pvalue, "features": features, "verdict": _overall(features),
-            "pvalue": min(pvalues) if pvalues else None, "statistic": _max_stat(features), "detail": detail}
+    return {
+        "test": name,
+        "threshold": pvalue,
+        "features": features,
+        "verdict": _overall(features),
+        "pvalue": min(pvalues) if pvalues else None,
+        "statistic": _max_stat(features),
+        "detail": detail,
+    }
 
 
-def ks_test(reference: pd.DataFrame, new: pd.DataFrame, pvalue: float, min_samples: int,
-            schema: Schema = COURSE_SCHEMA) -> dict:
+def ks_test(
+    reference: pd.DataFrame, new: pd.DataFrame, pvalue: float, min_samples: int, schema: Schema = COURSE_SCHEMA
+) -> dict:
     """Two-sample Kolmogorov-Smirnov per numeric feature (missing values left out)."""
     from scipy.stats import ks_2samp
 
     if not schema.numeric_features:
         return _no_features("ks", pvalue, "numeric")
-    features = {}
+    features: dict[str, dict] = {}
     for name in schema.numeric_features:
         ref, cur = _clean(reference[name]), _clean(new[name])
         if min(len(ref), len(cur)) < min_samples:
-            features[name] = {"verdict": INSUFFICIENT, "statistic": None, "pvalue": None,
-                              "samples": [len(ref), len(cur)]}
+            features[name] = {
+                "verdict": INSUFFICIENT,
+                "statistic": None,
+                "pvalue": None,
+                "samples": [len(ref), len(cur)],
+            }
             continue
         outcome = ks_2samp(ref, cur)
-        features[name] = {"statistic": round(float(outcome.statistic), 6), "pvalue": float(outcome.pvalue),
-                          "samples": [len(ref), len(cur)],
-                          "verdict": DRIFT if outcome.pvalue < pvalue else NO_DRIFT}
-    return _pvalue_test("ks", features, pvalue,
-                        "two-sample Kolmogorov-Smirnov per feature, drift when the p-value < threshold")
+        features[name] = {
+            "statistic": round(float(outcome.statistic), 6),
+            "pvalue": float(outcome.pvalue),
+            "samples": [len(ref), len(cur)],
+            "verdict": DRIFT if outcome.pvalue < pvalue else NO_DRIFT,
+        }
+    return _pvalue_test(
+        "ks", features, pvalue, "two-sample Kolmogorov-Smirnov per feature, drift when the p-value < threshold"
+    )
 
 
 MIN_CATEGORY_COUNT = 5
 
 
-def chi2_test(reference: pd.DataFrame, new: pd.DataFrame, pvalue: float, min_samples: int,
-              schema: Schema = COURSE_SCHEMA) -> dict:
+def chi2_test(
+    reference: pd.DataFrame, new: pd.DataFrame, pvalue: float, min_samples: int, schema: Schema = COURSE_SCHEMA
+) -> dict:
     """Chi-square test of homogeneity per categorical feature, on the 2 x k table of category counts
     (reference, new) over the categories either holds; a missing value is the category "(missing)"."""
     from scipy.stats import chi2_contingency
 
     if not schema.categorical_features:
         return _no_features("chi2", pvalue, "categorical")
-    features = {}
+    features: dict[str, dict] = {}
     for name in schema.categorical_features:
         # Categories absent from both frames never appear in their counts: the table has no empty column.
         ref, cur = category_counts(reference[name]).align(category_counts(new[name]), fill_value=0)
@@ -145,10 +200,18 @@ def chi2_test(reference: pd.DataFrame, new: pd.DataFrame, pvalue: float, min_sam
             continue
         # One category in both: nothing can have shifted (scipy answers statistic 0, p-value 1).
         outcome = chi2_contingency(np.vstack([ref[kept].to_numpy(), cur[kept].to_numpy()]))
-        features[name] = {"statistic": round(float(outcome.statistic), 6), "pvalue": float(outcome.pvalue),
-                          "samples": samples, "verdict": DRIFT if outcome.pvalue < pvalue else NO_DRIFT}
-    return _pvalue_test("chi2", features, pvalue,
-                        "chi-square test of the category counts per feature, drift when the p-value < threshold")
+        features[name] = {
+            "statistic": round(float(outcome.statistic), 6),
+            "pvalue": float(outcome.pvalue),
+            "samples": samples,
+            "verdict": DRIFT if outcome.pvalue < pvalue else NO_DRIFT,
+        }
+    return _pvalue_test(
+        "chi2",
+        features,
+        pvalue,
+        "chi-square test of the category counts per feature, drift when the p-value < threshold",
+    )
 
 
 def _psi_of_counts(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
@@ -179,9 +242,16 @@ def category_stability_index(reference: pd.Series, current: pd.Series) -> float:
     return _psi_of_counts(ref.to_numpy(dtype=np.float64), cur.to_numpy(dtype=np.float64))
 
 
-def psi_test(reference: pd.DataFrame, new: pd.DataFrame, bins: int, watch: float, drift: float, min_samples: int,
-             schema: Schema = COURSE_SCHEMA) -> dict:
-    features = {}
+def psi_test(
+    reference: pd.DataFrame,
+    new: pd.DataFrame,
+    bins: int,
+    watch: float,
+    drift: float,
+    min_samples: int,
+    schema: Schema = COURSE_SCHEMA,
+) -> dict:
+    features: dict[str, dict] = {}
     for name in schema.features:
         numeric = name in schema.numeric_features
         if numeric:
@@ -196,10 +266,16 @@ def psi_test(reference: pd.DataFrame, new: pd.DataFrame, bins: int, watch: float
         verdict = DRIFT if psi >= drift else WATCH if psi >= watch else NO_DRIFT
         features[name] = {"statistic": round(psi, 6), "samples": samples, "verdict": verdict}
     categories = "; categories' shares for categorical features" if schema.categorical_features else ""
-    return {"test": "psi", "threshold": drift, "watch": watch, "bins": bins, "features": features,
-            "verdict": _overall(features), "statistic": _max_stat(features),
-            "detail": f"population stability index, {bins} quantile bins{categories}; "
-                      f">= {watch} watch, >= {drift} drift"}
+    return {
+        "test": "psi",
+        "threshold": drift,
+        "watch": watch,
+        "bins": bins,
+        "features": features,
+        "verdict": _overall(features),
+        "statistic": _max_stat(features),
+        "detail": f"population stability index, {bins} quantile bins{categories}; >= {watch} watch, >= {drift} drift",
+    }
 
 
 def _overall(features: dict) -> str:
@@ -222,8 +298,15 @@ def summary(test: dict) -> str:
     return f"statistic {test.get('statistic')}, threshold {test.get('threshold')}"
 
 
-def run_drift_tests(settings: dict, new_f1: float | None, deployed_f1: float, history: list[float],
-                    reference: pd.DataFrame | None, new: pd.DataFrame, schema: Schema = COURSE_SCHEMA) -> dict:
+def run_drift_tests(
+    settings: dict,
+    new_f1: float | None,
+    deployed_f1: float,
+    history: list[float],
+    reference: pd.DataFrame | None,
+    new: pd.DataFrame,
+    schema: Schema = COURSE_SCHEMA,
+) -> dict:
     """Run every test on the schema's features; decide with the configured trigger.
 
     Returns {"tests": {name: result}, "drift": bool, "trigger": {"tests", "mode", "fired"}}.
@@ -236,13 +319,29 @@ def run_drift_tests(settings: dict, new_f1: float | None, deployed_f1: float, hi
     if reference is not None:
         tests["ks"] = ks_test(reference, new, settings["ks_pvalue"], settings["min_samples"], schema)
         tests["chi2"] = chi2_test(reference, new, settings["chi2_pvalue"], settings["min_samples"], schema)
-        tests["psi"] = psi_test(reference, new, settings["psi_bins"], settings["psi_watch"],
-                                settings["psi_drift"], settings["min_samples"], schema)
+        tests["psi"] = psi_test(
+            reference,
+            new,
+            settings["psi_bins"],
+            settings["psi_watch"],
+            settings["psi_drift"],
+            settings["min_samples"],
+            schema,
+        )
     else:
         for name in ("ks", "chi2", "psi"):
-            tests[name] = {"test": name, "verdict": INSUFFICIENT, "statistic": None, "threshold": None,
-                           "detail": "the deployed version has no reference sample of its training data"}
+            tests[name] = {
+                "test": name,
+                "verdict": INSUFFICIENT,
+                "statistic": None,
+                "threshold": None,
+                "detail": "the deployed version has no reference sample of its training data",
+            }
     chosen = settings["trigger_tests"]
     fired = [name for name in chosen if tests[name]["verdict"] == DRIFT]
     drift = bool(fired) if settings["trigger_mode"] == "any" else len(fired) == len(chosen)
-    return {"tests": tests, "drift": drift, "trigger": {"tests": chosen, "mode": settings["trigger_mode"], "fired": fired}}
+    return {
+        "tests": tests,
+        "drift": drift,
+        "trigger": {"tests": chosen, "mode": settings["trigger_mode"], "fired": fired},
+    }

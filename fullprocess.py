@@ -23,6 +23,7 @@ sends a test); with "metrics_textfile", it writes its figures for
 node_exporter (metrics_textfile.py). Neither can fail a tick or change its
 exit status; a config that does not load still alerts, if its "alerts" can be read.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -77,8 +78,15 @@ class Tick:
     def __init__(self, config: Config):
         self.config = config
         self.started = time.perf_counter()
-        self.record: dict = {"start": now_iso(), "config": str(config.path), "stages": {}, "new_files": [],
-                             "rejected_files": {}, "decision": None, "exit_status": None}
+        self.record: dict = {
+            "start": now_iso(),
+            "config": str(config.path),
+            "stages": {},
+            "new_files": [],
+            "rejected_files": {},
+            "decision": None,
+            "exit_status": None,
+        }
 
     @contextlib.contextmanager
     def stage(self, name: str):
@@ -110,8 +118,9 @@ class Tick:
         return status
 
 
-def notify(record: dict, alerts: dict | None, textfile: Path | None, log_folder: Path | None,
-           prod_folder: Path | None = None) -> None:
+def notify(
+    record: dict, alerts: dict | None, textfile: Path | None, log_folder: Path | None, prod_folder: Path | None = None
+) -> None:
     """Send a finished tick's alerts and write its metrics textfile, each when configured.
 
     Neither can fail the tick: what became of them is noted in `record` ("alerts",
@@ -141,6 +150,7 @@ def _serving(prod_folder: Path) -> dict | None:
 
 # --- what is new -----------------------------------------------------------------
 
+
 def find_new_files(config: Config, deployed: dict) -> tuple[list[str], dict]:
     """Input CSVs whose content production has not weighed: neither trained on by the
     deployed version nor checked against it by an earlier tick (or a rollback).
@@ -156,16 +166,24 @@ def find_new_files(config: Config, deployed: dict) -> tuple[list[str], dict]:
         # Never read, so never new data: said on every tick until someone removes it.
         log.warning("refused input file %s: %s", name, reason)
     prints = fingerprint_files(paths, known, max_bytes=config.max_input_file_bytes)
-    weighed = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()} | {f["sha256"] for f in checked}
+    weighed = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()} | {
+        f["sha256"] for f in checked
+    }
     new = [name for name, fingerprint in prints.items() if fingerprint["sha256"] not in weighed]
     return new, prints
 
 
 # --- the tick --------------------------------------------------------------------
 
+
 def run_tick(config: Config, tick: Tick) -> int:
-    removed = remove_stale_temp_files(config.output_folder, config.model_folder, config.prod_folder,
-                                      config.prod_folder / VERSIONS_DIR, config.log_folder)
+    removed = remove_stale_temp_files(
+        config.output_folder,
+        config.model_folder,
+        config.prod_folder,
+        config.prod_folder / VERSIONS_DIR,
+        config.log_folder,
+    )
     if removed:
         log.info("removed %d temp file(s) left by an interrupted run", len(removed))
     deployed = deployed_state(config.prod_folder)
@@ -185,8 +203,9 @@ def run_tick(config: Config, tick: Tick) -> int:
         log.info("the config's schema differs from the one %s was trained with: retraining", version)
         ingestion = _ingest(config, tick)
         tick.record["new_files"] = sorted(ingestion.ingested)
-        outcome, serving = _retrain_and_deploy(config, tick, ingestion.data, deployed=deployed,
-                                               note="schema changed", guard=False)
+        outcome, serving = _retrain_and_deploy(
+            config, tick, ingestion.data, deployed=deployed, note="schema changed", guard=False
+        )
         return tick.decide(SCHEMA_OUTCOMES[outcome], serving)
     with tick.stage("detect"):
         new_files, prints = find_new_files(config, deployed)
@@ -200,8 +219,13 @@ def run_tick(config: Config, tick: Tick) -> int:
     ingestion = _ingest(config, tick)
     gone = sorted(set(deployed.get("training_files") or {}) - set(prints))
     if gone:
-        log.warning("%d file(s) %s was trained on are no longer in %s (%s): a retrain uses only what is there",
-                    len(gone), version, config.input_folder, ", ".join(gone))
+        log.warning(
+            "%d file(s) %s was trained on are no longer in %s (%s): a retrain uses only what is there",
+            len(gone),
+            version,
+            config.input_folder,
+            ", ".join(gone),
+        )
     weighed = _weighed(prints, ingestion)
     usable = [name for name in new_files if name in ingestion.ingested]
     if not usable:
@@ -220,8 +244,9 @@ def run_tick(config: Config, tick: Tick) -> int:
         return tick.decide("no drift", version)
     fired = ", ".join(verdict["trigger"]["fired"])
     log.info("drift (%s): retraining", fired)
-    outcome, serving = _retrain_and_deploy(config, tick, ingestion.data, deployed=deployed, note=f"drift: {fired}",
-                                           drift_inputs=drift_inputs)
+    outcome, serving = _retrain_and_deploy(
+        config, tick, ingestion.data, deployed=deployed, note=f"drift: {fired}", drift_inputs=drift_inputs
+    )
     if outcome == "not promoted":
         remember_checked(config.prod_folder, version, weighed)
     return tick.decide(OUTCOMES[outcome], serving)
@@ -246,9 +271,12 @@ OUTCOMES = {
 def _weighed(prints: dict, ingestion) -> dict:
     """The fingerprints of the files this tick really read (or rejected having read them): only those
     may be remembered as checked. A file that was briefly away is looked at again next tick."""
-    return {name: fingerprint for name, fingerprint in prints.items()
-            if ingestion.ingested.get(name, {}).get("sha256") == fingerprint["sha256"]
-            or (name in ingestion.rejected and not ingestion.rejected[name].startswith("vanished"))}
+    return {
+        name: fingerprint
+        for name, fingerprint in prints.items()
+        if ingestion.ingested.get(name, {}).get("sha256") == fingerprint["sha256"]
+        or (name in ingestion.rejected and not ingestion.rejected[name].startswith("vanished"))
+    }
 
 
 def _new_rows(deployed: dict, ingestion, usable: list[str]):
@@ -295,23 +323,38 @@ def _check_drift(config: Config, tick: Tick, new_rows) -> tuple[dict, dict]:
         model = load_deployed_model(config.prod_folder)
         labelled = new_rows[config.schema.target_column].notna().any()
         new_f1 = f1_on(model.model, new_rows, config.schema) if labelled else None
-        deployed_f1 = float(model.f1)
+        if model.f1 is None:
+            raise PipelineError(f"{model.version}'s manifest records no test F1: cannot judge drift")
+        deployed_f1 = model.f1
         reference_path = model.folder / REFERENCE_SAMPLE_FILE
         reference = read_final_data(config, reference_path) if reference_path.is_file() else None
-        verdict = run_drift_tests(config.drift, new_f1, deployed_f1, deployed_score_history(config), reference,
-                                  new_rows, config.schema)
+        verdict = run_drift_tests(
+            config.drift, new_f1, deployed_f1, deployed_score_history(config), reference, new_rows, config.schema
+        )
     tick.record["scores"] = {"deployed_f1": deployed_f1, "new_data_f1": new_f1}
     tick.record["drift"] = verdict
     for name, test in verdict["tests"].items():
         log.info("drift test %s: %s -> %s", name, summary(test), test["verdict"])
-    log.info("deployed model %s: F1 %.4f on its test data, %s on the %d new row(s); drift: %s",
-             model.version, deployed_f1, f"{new_f1:.4f}" if new_f1 is not None else "n/a (no labels)",
-             len(new_rows), "yes" if verdict["drift"] else "no")
+    log.info(
+        "deployed model %s: F1 %.4f on its test data, %s on the %d new row(s); drift: %s",
+        model.version,
+        deployed_f1,
+        f"{new_f1:.4f}" if new_f1 is not None else "n/a (no labels)",
+        len(new_rows),
+        "yes" if verdict["drift"] else "no",
+    )
     return verdict, {"version": model.version, "reference": reference, "new": new_rows}
 
 
-def _retrain_and_deploy(config: Config, tick: Tick, data, deployed: dict | None, note: str,
-                        drift_inputs: dict | None = None, guard: bool = True) -> tuple[str, str | None]:
+def _retrain_and_deploy(
+    config: Config,
+    tick: Tick,
+    data,
+    deployed: dict | None,
+    note: str,
+    drift_inputs: dict | None = None,
+    guard: bool = True,
+) -> tuple[str, str | None]:
     """Train, score, deploy (unless the promotion guard says no), report.
 
     Returns (outcome, version serving afterwards), outcome a key of OUTCOMES.
@@ -333,18 +376,26 @@ def _retrain_and_deploy(config: Config, tick: Tick, data, deployed: dict | None,
     log.info("retrained model: F1 %.4f on the test data", test_f1)
     if test_f1 <= floor:
         # Deployed all the same (a bootstrap has nothing better), but nobody should miss it.
-        tick.record["warning"] = (f"the retrained model's F1 {test_f1:.4f} is no better than calling every "
-                                  f"customer a churner ({floor:.4f}): check the estimator and its parameters")
+        tick.record["warning"] = (
+            f"the retrained model's F1 {test_f1:.4f} is no better than calling every "
+            f"customer a churner ({floor:.4f}): check the estimator and its parameters"
+        )
         log.warning("%s", tick.record["warning"])
 
     if guard and deployed is not None and config.promotion_margin is not None:
         deployed_f1 = float(deployed.get("scores", {}).get("f1", 0.0))
         promote = test_f1 >= deployed_f1 - config.promotion_margin
-        tick.record["promotion"] = {"deployed_test_f1": deployed_f1, "retrained_test_f1": test_f1,
-                                    "margin": config.promotion_margin, "promoted": promote}
+        tick.record["promotion"] = {
+            "deployed_test_f1": deployed_f1,
+            "retrained_test_f1": test_f1,
+            "margin": config.promotion_margin,
+            "promoted": promote,
+        }
         if not promote:
-            reason = (f"retrained F1 {test_f1:.4f} is below the deployed {deployed_f1:.4f} "
-                      f"minus margin {config.promotion_margin:g}")
+            reason = (
+                f"retrained F1 {test_f1:.4f} is below the deployed {deployed_f1:.4f} "
+                f"minus margin {config.promotion_margin:g}"
+            )
             tick.record["promotion"]["reason"] = reason
             log.warning("promotion guard: %s; keeping %s", reason, kept)
             return "not promoted", kept
@@ -361,12 +412,12 @@ def _retrain_and_deploy(config: Config, tick: Tick, data, deployed: dict | None,
     version = manifest["version"]
     # From here production serves the new version, whatever fails next.
     tick.record["deployed_version"] = version
-    serving = DeployedModel(model=model, manifest=manifest, folder=config.prod_folder / VERSIONS_DIR / version)
+    new_model = DeployedModel(model=model, manifest=manifest, folder=config.prod_folder / VERSIONS_DIR / version)
     with tick.stage("report"):
         import reporting
 
         # This tick's history line is appended only when it ends: the report gets the record so far.
-        reporting.write_reports(config, serving, data, test_data, current_tick=tick.record, drift_inputs=drift_inputs)
+        reporting.write_reports(config, new_model, data, test_data, current_tick=tick.record, drift_inputs=drift_inputs)
     try:
         _call_api(config, tick)
     except PipelineError as exc:
@@ -385,8 +436,12 @@ def _refresh_stale_reports(config: Config, tick: Tick, version: str) -> None:
     described = read_json(config.model_folder / REPORTS_RECORD_FILE).get("version")
     if described == version:
         return
-    log.info("the reports in %s describe %s, production serves %s: regenerating them",
-             config.model_folder, described or "no version", version)
+    log.info(
+        "the reports in %s describe %s, production serves %s: regenerating them",
+        config.model_folder,
+        described or "no version",
+        version,
+    )
     with tick.stage("report"):
         import reporting
 
@@ -411,12 +466,16 @@ def _call_api(config: Config, tick: Tick) -> None:
 
 # --- status ----------------------------------------------------------------------
 
+
 def print_status(config: Config, last: int) -> None:
     records = read_jsonl(config.log_folder / HISTORY_FILE, last=last)
     if not records:
         print(f"no ticks recorded in {config.log_folder / HISTORY_FILE}")
         return
-    header = f"{'start (UTC)':<20} {'secs':>7} {'exit':>4}  {'version':<8} {'new':>3}  {'F1 test/new -> retrained':<24} decision"
+    header = (
+        f"{'start (UTC)':<20} {'secs':>7} {'exit':>4}  {'version':<8} {'new':>3}  "
+        f"{'F1 test/new -> retrained':<24} decision"
+    )
     print(header)
     print("-" * len(header))
 
@@ -424,7 +483,7 @@ def print_status(config: Config, last: int) -> None:
         return pattern.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else missing
 
     for r in records:
-        scores = r.get("scores") if isinstance(r.get("scores"), dict) else {}
+        scores = r["scores"] if isinstance(r.get("scores"), dict) else {}
         # The deployed model on its test data and on the new rows, then the retrained model on the test data.
         f1 = ""
         if number(scores.get("deployed_f1"), "{}"):
@@ -434,10 +493,12 @@ def print_status(config: Config, last: int) -> None:
         decision = str(r.get("decision") or "")
         if r.get("error"):
             decision += f" [{r.get('failed_stage', '?')}: {r['error']}]"
-        new_files = r.get("new_files") if isinstance(r.get("new_files"), list) else []
-        print(f"{str(r.get('start', ''))[:19]:<20} {number(r.get('seconds'), '{:>7.2f}', '      -')} "
-              f"{str(r.get('exit_status', '')):>4}  {str(r.get('deployed_version') or '-'):<8} "
-              f"{len(new_files):>3}  {f1:<24} {decision}")
+        new_files = r["new_files"] if isinstance(r.get("new_files"), list) else []
+        print(
+            f"{str(r.get('start', ''))[:19]:<20} {number(r.get('seconds'), '{:>7.2f}', '      -')} "
+            f"{str(r.get('exit_status', '')):>4}  {str(r.get('deployed_version') or '-'):<8} "
+            f"{len(new_files):>3}  {f1:<24} {decision}"
+        )
 
 
 def number_of_ticks(text: str) -> int:
@@ -450,10 +511,19 @@ def number_of_ticks(text: str) -> int:
 def main(argv=None) -> int:
     parser = argument_parser("Run one tick of the pipeline (cron entry point).")
     action = parser.add_mutually_exclusive_group()
-    action.add_argument("--status", nargs="?", const=10, type=number_of_ticks, metavar="N",
-                        help="print the last N ticks (default 10) and exit")
-    action.add_argument("--test-alert", action="store_true",
-                        help="send a test alert to the configured webhook and say whether it was delivered")
+    action.add_argument(
+        "--status",
+        nargs="?",
+        const=10,
+        type=number_of_ticks,
+        metavar="N",
+        help="print the last N ticks (default 10) and exit",
+    )
+    action.add_argument(
+        "--test-alert",
+        action="store_true",
+        help="send a test alert to the configured webhook and say whether it was delivered",
+    )
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -480,16 +550,30 @@ def main(argv=None) -> int:
         print(f"fullprocess: error: cannot write the run's records: {exc}", file=sys.stderr)
         if not logging.getLogger().handlers:  # the log file could not be opened: alert warnings go to stdout
             setup_logging()
-        notify(_failure_record("records", f"cannot write the run's records: {exc}", 1), config.alerts,
-               config.metrics_textfile, config.log_folder, config.prod_folder)
+        notify(
+            _failure_record("records", f"cannot write the run's records: {exc}", 1),
+            config.alerts,
+            config.metrics_textfile,
+            config.log_folder,
+            config.prod_folder,
+        )
         return 1
 
 
 def _failure_record(stage: str, error: str, status: int) -> dict:
     """The record of a tick that failed before it could keep one, for its alert and textfile."""
     now = now_iso()
-    return {"start": now, "end": now, "seconds": 0.0, "new_files": [], "decision": f"failed ({stage})",
-            "exit_status": status, "failed_stage": stage, "error": error, "deployed_version": None}
+    return {
+        "start": now,
+        "end": now,
+        "seconds": 0.0,
+        "new_files": [],
+        "decision": f"failed ({stage})",
+        "exit_status": status,
+        "failed_stage": stage,
+        "error": error,
+        "deployed_version": None,
+    }
 
 
 def _notify_config_error(config_path: str, error: ConfigError) -> None:
@@ -503,14 +587,13 @@ def _notify_config_error(config_path: str, error: ConfigError) -> None:
     except OSError:
         setup_logging()
     log.error("tick failed: config error: %s", error)
-    notify(_failure_record("config", str(error), 2), settings["alerts"], settings["metrics_textfile"],
-           log_folder)
+    notify(_failure_record("config", str(error), 2), settings["alerts"], settings["metrics_textfile"], log_folder)
 
 
 def send_test(config: Config) -> int:
     """--test-alert: 0 delivered, 1 not delivered, 2 no webhook configured."""
     if not config.alerts:
-        print(f"fullprocess: no \"alerts\" with a webhook_url in {config.path}: nothing to test", file=sys.stderr)
+        print(f'fullprocess: no "alerts" with a webhook_url in {config.path}: nothing to test', file=sys.stderr)
         return 2
     serving = current_version_dir(config.prod_folder)
     result = send_test_alert(config.alerts, serving.name if serving else None)
@@ -518,8 +601,10 @@ def send_test(config: Config) -> int:
     if result["delivered"]:
         print(f"test alert delivered to {where} (HTTP {result['status']})")
         return 0
-    print(f"fullprocess: test alert not delivered: {result['error']} ({where}, {result['attempts']} attempt(s))",
-          file=sys.stderr)
+    print(
+        f"fullprocess: test alert not delivered: {result['error']} ({where}, {result['attempts']} attempt(s))",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -540,13 +625,23 @@ def _run_locked(config: Config, tick: Tick) -> int:
     except ImportError as exc:
         # The no-new-data path needs only the standard library, so a tick run with the wrong
         # interpreter looks healthy until data arrives: say plainly what is wrong.
-        return _failed(tick, f"error: {exc}: run fullprocess.py with the project's virtualenv "
-                             f"({Path(__file__).parent / '.venv/bin/python'})", "failed", 1)
+        return _failed(
+            tick,
+            f"error: {exc}: run fullprocess.py with the project's virtualenv "
+            f"({Path(__file__).parent / '.venv/bin/python'})",
+            "failed",
+            1,
+        )
     except KeyboardInterrupt:
         return _failed(tick, "interrupted", "interrupted", 130)
     except Exception as exc:  # unexpected: keep the traceback in the log, one line on stderr
-        return _failed(tick, f"unexpected error: {type(exc).__name__}: {exc} "
-                             f"(traceback in {config.log_folder / LOG_FILE})", "failed", 1, traceback.format_exc())
+        return _failed(
+            tick,
+            f"unexpected error: {type(exc).__name__}: {exc} (traceback in {config.log_folder / LOG_FILE})",
+            "failed",
+            1,
+            traceback.format_exc(),
+        )
 
 
 def _failed(tick: Tick, message: str, decision: str, status: int, details: str | None = None) -> int:
@@ -555,8 +650,13 @@ def _failed(tick: Tick, message: str, decision: str, status: int, details: str |
     serving = tick.record.get("deployed_version")  # set once a deploy switched production
     stage = tick.record.get("failed_stage")
     after = f"production serves {serving}, deployed by this tick" if serving else "production unchanged"
-    log.error("tick failed%s: %s; %s%s", f" in stage {stage}" if stage else "", message, after,
-              f"\n{details}" if details else "")
+    log.error(
+        "tick failed%s: %s; %s%s",
+        f" in stage {stage}" if stage else "",
+        message,
+        after,
+        f"\n{details}" if details else "",
+    )
     print(f"fullprocess: {message}", file=sys.stderr)
     if serving:
         decision = f"{decision} after deploying {serving}"

@@ -16,6 +16,7 @@ subscription customers shaped like real telecom churn data: an id, numeric and
 categorical columns, a few missing values and a ``Yes``/``No`` target (see
 ``generate_categorical``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,13 +55,16 @@ def generate(rows: int, regime: str = "practice", seed: int = 0, missing_rate: f
     yearly = monthly * 12 * rng.lognormal(mean=0.0, sigma=0.35, size=rows)
     monthly = np.round(monthly)
     exited = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
-    frame = pd.DataFrame({
-        "corporation": corporation,
-        "lastmonth_activity": monthly.astype(int),
-        "lastyear_activity": np.round(yearly).astype(int),
-        "number_of_employees": employees.astype(int),
-        "exited": exited,
-    }, columns=list(ALL_COLUMNS))
+    frame = pd.DataFrame(
+        {
+            "corporation": corporation,
+            "lastmonth_activity": monthly.astype(int),
+            "lastyear_activity": np.round(yearly).astype(int),
+            "number_of_employees": employees.astype(int),
+            "exited": exited,
+        },
+        columns=list(ALL_COLUMNS),
+    )
     if missing_rate > 0:
         for column in FEATURE_COLUMNS:
             mask = rng.random(rows) < missing_rate
@@ -72,14 +76,19 @@ def generate(rows: int, regime: str = "practice", seed: int = 0, missing_rate: f
 CATEGORIES = {
     "contract": (("Month-to-month", "One year", "Two year"), (0.45, 0.3, 0.25), (0.65, 0.2, 0.15)),
     "internet_service": (("DSL", "Fiber optic", "No"), (0.45, 0.3, 0.25), (0.25, 0.6, 0.15)),
-    "payment_method": (("Electronic check", "Mailed check", "Bank transfer", "Credit card"),
-                       (0.25, 0.25, 0.25, 0.25), (0.5, 0.15, 0.2, 0.15)),
+    "payment_method": (
+        ("Electronic check", "Mailed check", "Bank transfer", "Credit card"),
+        (0.25, 0.25, 0.25, 0.25),
+        (0.5, 0.15, 0.2, 0.15),
+    ),
     "paperless_billing": (("Yes", "No"), (0.5, 0.5), (0.7, 0.3)),
 }
 CATEGORICAL_COLUMNS = ("customer_id", "tenure", "monthly_charges", "total_charges", *CATEGORIES, "churn")
 
 
-def generate_categorical(rows: int, regime: str = "practice", seed: int = 0, missing_rate: float = 0.01) -> pd.DataFrame:
+def generate_categorical(
+    rows: int, regime: str = "practice", seed: int = 0, missing_rate: float = 0.01
+) -> pd.DataFrame:
     """Subscription customers: customer_id, tenure (months), monthly_charges, total_charges (a few
     missing), contract, internet_service, payment_method, paperless_billing and churn ("Yes"/"No").
 
@@ -90,18 +99,32 @@ def generate_categorical(rows: int, regime: str = "practice", seed: int = 0, mis
         raise ValueError("regime must be practice or source")
     rng = np.random.default_rng(seed)
     present = regime == "source"
-    frame = {"customer_id": [f"{number:04d}-{''.join(chars)}" for number, chars in
-                             zip(rng.integers(0, 10000, rows), np.array(list(string.ascii_uppercase))[
-                                 rng.integers(0, 26, size=(rows, 5))])]}
+    frame: dict[str, object] = {
+        "customer_id": [
+            f"{number:04d}-{''.join(chars)}"
+            for number, chars in zip(
+                rng.integers(0, 10000, rows),
+                np.array(list(string.ascii_uppercase))[rng.integers(0, 26, size=(rows, 5))],
+                strict=False,
+            )
+        ]
+    }
     for column, (values, past, now) in CATEGORIES.items():
         frame[column] = np.array(values)[rng.choice(len(values), size=rows, p=now if present else past)]
     tenure = np.clip(np.round(rng.gamma(1.6, 18.0 if not present else 12.0, rows)), 0, 72)
     fibre = frame["internet_service"] == "Fiber optic"
-    monthly = np.round(20 + 25 * (frame["internet_service"] != "No") + 30 * fibre + rng.normal(0, 8, rows)
-                       + (10 if present else 0), 2)
-    logit = (-1.2 + 1.6 * (frame["contract"] == "Month-to-month") - 1.2 * (frame["contract"] == "Two year")
-             + 0.9 * (frame["payment_method"] == "Electronic check") - 0.04 * tenure + 0.01 * (monthly - 60)
-             + (1.1 * fibre if present else 0.2 * fibre))
+    monthly = np.round(
+        20 + 25 * (frame["internet_service"] != "No") + 30 * fibre + rng.normal(0, 8, rows) + (10 if present else 0), 2
+    )
+    logit = (
+        -1.2
+        + 1.6 * (frame["contract"] == "Month-to-month")
+        - 1.2 * (frame["contract"] == "Two year")
+        + 0.9 * (frame["payment_method"] == "Electronic check")
+        - 0.04 * tenure
+        + 0.01 * (monthly - 60)
+        + (1.1 * fibre if present else 0.2 * fibre)
+    )
     frame["tenure"] = tenure.astype(int)
     frame["monthly_charges"] = monthly
     frame["total_charges"] = np.round(monthly * np.maximum(tenure, 1) * rng.uniform(0.95, 1.05, rows), 2)
@@ -153,8 +176,7 @@ def write_categorical_example(root: Path = EXAMPLE_DIR) -> list[Path]:
     return written
 
 
-def write_scale_data(out: Path, rows: int, files: int, regime: str, seed: int,
-                     variant: str = "course") -> list[Path]:
+def write_scale_data(out: Path, rows: int, files: int, regime: str, seed: int, variant: str = "course") -> list[Path]:
     """`rows` rows split across `files` CSVs in out/ (for benchmarks); `variant` "categorical" for
     the subscription-customer columns of generate_categorical."""
     out.mkdir(parents=True, exist_ok=True)
@@ -175,8 +197,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="scale mode: output folder")
     parser.add_argument("--regime", choices=REGIMES, default="source")
     parser.add_argument("--seed", type=int, default=100)
-    parser.add_argument("--variant", choices=("course", "categorical"), default="course",
-                        help="scale mode: the course's columns, or categorical subscription-customer data")
+    parser.add_argument(
+        "--variant",
+        choices=("course", "categorical"),
+        default="course",
+        help="scale mode: the course's columns, or categorical subscription-customer data",
+    )
     args = parser.parse_args(argv)
     if args.rows is None:
         for path in write_categorical_example() if args.variant == "categorical" else write_bundled_data():

@@ -21,6 +21,7 @@ exists, and the workers inherit its environment, so here:
 The access log (ACCESS_LOG=-) is written without query strings: with token_in_query, a
 browser's ?token= would be in every line.
 """
+
 from __future__ import annotations
 
 import glob

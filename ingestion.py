@@ -13,6 +13,7 @@ directly: ``pd.read_csv(engine="pyarrow")`` infers types, then casts, and rename
 a repeated column); pandas drops duplicates and samples; pyarrow writes the CSVs.
 ``bench/ingest_engines.py`` measures this against Polars, DuckDB and the course loop.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,10 +24,11 @@ import shutil
 import stat
 import sys
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -35,9 +37,19 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from cli import stage_main
-from settings import (COURSE_SCHEMA, FINAL_DATA_FILE, INGESTED_DETAIL_FILE, INGESTED_RECORD_FILE,
-                      REFERENCE_SAMPLE_FILE, REFERENCE_SAMPLE_ROWS, Config, ConfigError, PipelineError, Schema,
-                      load_config)
+from settings import (
+    COURSE_SCHEMA,
+    FINAL_DATA_FILE,
+    INGESTED_DETAIL_FILE,
+    INGESTED_RECORD_FILE,
+    REFERENCE_SAMPLE_FILE,
+    REFERENCE_SAMPLE_ROWS,
+    Config,
+    ConfigError,
+    PipelineError,
+    Schema,
+    load_config,
+)
 from storage import atomic_path, input_csvs, write_json_atomic, write_text_atomic
 
 log = logging.getLogger("ingestion")
@@ -95,8 +107,9 @@ def row_keys(rows: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(rows, index=False).to_numpy()
 
 
-def read_validated_csv(source: str | os.PathLike | bytes | BinaryIO, columns: Iterable[str] | None = None,
-                       schema: Schema = COURSE_SCHEMA) -> pd.DataFrame:
+def read_validated_csv(
+    source: str | os.PathLike | bytes | BinaryIO, columns: Iterable[str] | None = None, schema: Schema = COURSE_SCHEMA
+) -> pd.DataFrame:
     """One CSV (a path, its bytes or a binary file), validated and typed; raises InvalidFile saying why.
 
     UTF-8 with or without BOM, CRLF, quotes, any column order (others dropped), empty cells missing.
@@ -127,14 +140,18 @@ def _parse(data: bytes, columns: tuple[str, ...], schema: Schema) -> pa.Table:
 
     types = column_types(schema)
     try:  # files are read in parallel, one per thread: Arrow's own threads would only contend
-        table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(use_threads=False),
-                               parse_options=pacsv.ParseOptions(invalid_row_handler=note_bad_row),
-                               convert_options=_convert_options({name: types[name] for name in columns}))
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=note_bad_row),
+            convert_options=_convert_options({name: types[name] for name in columns}),
+        )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise _why_unreadable(data, exc, columns, types, schema) from None
     if bad_rows:
-        raise InvalidFile(f"line {bad_rows[0].number}: {bad_rows[0].actual_columns} field(s), "
-                          f"expected {bad_rows[0].expected_columns}")
+        raise InvalidFile(
+            f"line {bad_rows[0].number}: {bad_rows[0].actual_columns} field(s), expected {bad_rows[0].expected_columns}"
+        )
     try:  # pyarrow decodes the column names only when asked
         problem = _column_problem(table.column_names, columns)
     except UnicodeDecodeError:
@@ -148,11 +165,17 @@ def _parse(data: bytes, columns: tuple[str, ...], schema: Schema) -> pa.Table:
             # "Yes " is "Yes": exports pad text; a label must not split on a stray space.
             table = table.set_column(table.column_names.index(name), name, pc.utf8_trim_whitespace(values))
         elif name == schema.target_column and schema.labels is not None:
-            _reject_first(pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, pa.array(schema.labels, pa.float64())))),
-                          name, f"must be {' or '.join(map(str, schema.labels))}")
+            _reject_first(
+                pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, pa.array(schema.labels, pa.float64())))),
+                name,
+                f"must be {' or '.join(map(str, schema.labels))}",
+            )
         elif types[name] == pa.float64():
-            _reject_first(pc.greater_equal(pc.abs(values), MAX_ABS_NUMBER), name,
-                          f"not a finite number below {MAX_ABS_NUMBER:g} in magnitude")
+            _reject_first(
+                pc.greater_equal(pc.abs(values), MAX_ABS_NUMBER),
+                name,
+                f"not a finite number below {MAX_ABS_NUMBER:g} in magnitude",
+            )
     return table
 
 
@@ -170,8 +193,9 @@ def _reject_first(bad: pa.ChunkedArray, column: str, problem: str) -> None:
         raise InvalidFile(f"line {first + 2}, column {column!r}: {problem}")
 
 
-def _why_unreadable(data: bytes, error: Exception, columns: tuple[str, ...],
-                    types: dict[str, pa.DataType], schema: Schema) -> InvalidFile:
+def _why_unreadable(
+    data: bytes, error: Exception, columns: tuple[str, ...], types: dict[str, pa.DataType], schema: Schema
+) -> InvalidFile:
     """Where a file the typed read refused goes wrong, found by simpler reads; never quotes the file."""
     for number, line in enumerate(io.BytesIO(data), start=1):
         try:
@@ -182,8 +206,9 @@ def _why_unreadable(data: bytes, error: Exception, columns: tuple[str, ...],
     if message.startswith("Empty CSV file"):
         return InvalidFile("empty file: no header line")
     try:  # every column as text, to find the cell that is not a number
-        text = pacsv.read_csv(pa.BufferReader(data),
-                              convert_options=_convert_options({name: pa.string() for name in columns}))
+        text = pacsv.read_csv(
+            pa.BufferReader(data), convert_options=_convert_options({name: pa.string() for name in columns})
+        )
     except (pa.ArrowInvalid, UnicodeDecodeError):
         text = pa.table({})
     if text.num_columns and (problem := _column_problem(text.column_names, columns)):
@@ -192,8 +217,14 @@ def _why_unreadable(data: bytes, error: Exception, columns: tuple[str, ...],
         cells = text[name].to_pandas()
         bad = cells.notna() & pd.to_numeric(cells, errors="coerce").isna()
         if bad.any():
-            hint = (f" (schema.positive_label {schema.positive_label!r} is a number: for a text target write it as "
-                    "a string)") if name == schema.target_column else ""
+            hint = (
+                (
+                    f" (schema.positive_label {schema.positive_label!r} is a number: for a text target write it as "
+                    "a string)"
+                )
+                if name == schema.target_column
+                else ""
+            )
             return InvalidFile(f"line {int(bad.to_numpy().argmax()) + 2}, column {name!r}: not a number{hint}")
     # Arrow's message quotes the offending value or row after a colon: keep only what precedes it.
     return InvalidFile(f"not a readable CSV file ({message.splitlines()[0].split(':')[0]})")
@@ -208,7 +239,7 @@ def _read_input(path: Path, max_bytes: int, schema: Schema) -> tuple[dict, pa.Ta
         raise InvalidFile("a link to outside the input folder: not read")
     try:
         # O_NONBLOCK: should the file have been swapped for a FIFO since listing, opening it must not hang.
-        handle = open(os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW), "rb")
+        handle = open(os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW), "rb")  # noqa: SIM115
     except FileNotFoundError:
         raise InvalidFile("vanished while being read") from None
     except OSError as exc:
@@ -241,17 +272,21 @@ def _odd_labels(tables: dict[str, pa.Table], schema: Schema) -> dict[str, str]:
         for entry in pc.value_counts(table[schema.target_column].drop_null()).to_pylist():
             counts[entry["values"]] = counts.get(entry["values"], 0) + entry["counts"]
     if counts and schema.positive_label not in counts:
-        raise ConfigError(f"schema.positive_label {schema.positive_label!r} is not a value of column "
-                          f"{schema.target_column!r} in any input file (its values: "
-                          f"{', '.join(sorted(map(repr, counts)))[:120]})")
+        raise ConfigError(
+            f"schema.positive_label {schema.positive_label!r} is not a value of column "
+            f"{schema.target_column!r} in any input file (its values: "
+            f"{', '.join(sorted(map(repr, counts)))[:120]})"
+        )
     others = sorted((value for value in counts if value != schema.positive_label), key=lambda v: (-counts[v], str(v)))
     labels = {schema.positive_label, *others[:1]}
     odd = {}
     for name, table in tables.items():
         extra = set(pc.unique(table[schema.target_column].drop_null()).to_pylist()) - labels
         if extra:
-            odd[name] = (f"column {schema.target_column!r}: value(s) {', '.join(sorted(map(repr, extra)))[:80]} beyond "
-                         f"the two labels {', '.join(sorted(map(repr, labels)))} of the input files")
+            odd[name] = (
+                f"column {schema.target_column!r}: value(s) {', '.join(sorted(map(repr, extra)))[:80]} beyond "
+                f"the two labels {', '.join(sorted(map(repr, labels)))} of the input files"
+            )
     return odd
 
 
@@ -265,7 +300,7 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         reads = [pool.submit(_read_input, path, config.max_input_file_bytes, schema) for path in paths]
     valid, missing = {}, []
-    for path, read in zip(paths, reads):
+    for path, read in zip(paths, reads, strict=False):
         try:
             valid[path.name] = read.result()
         except InvalidFile as exc:
@@ -290,16 +325,22 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
     # one lacks means the schema is wrong, not the files.
     missing = [columns for columns in missing if len(columns) < len(schema.columns)]
     if not ingested and missing and (nowhere := set.intersection(*missing)):
-        raise ConfigError(f"{config.path}: schema column(s) {', '.join(sorted(nowhere))} in no input file of "
-                          f"{config.input_folder}")
+        raise ConfigError(
+            f"{config.path}: schema column(s) {', '.join(sorted(nowhere))} in no input file of {config.input_folder}"
+        )
     every_row = pa.concat_tables([pa.schema(column_types(schema)).empty_table(), *tables]).to_pandas()
     del tables, reads
     # The course keeps the first of identical rows; so do we (NaN equals NaN).
     data = every_row.drop_duplicates(ignore_index=True)
     result = IngestionResult(data, ingested, rejected, rows_read, every_row, spans)
     dedup_seconds = time.perf_counter() - started
-    log.info("read %d file(s), %d row(s); %d unique row(s); rejected %d file(s)",
-             len(ingested), rows_read, result.rows, len(rejected))
+    log.info(
+        "read %d file(s), %d row(s); %d unique row(s); rejected %d file(s)",
+        len(ingested),
+        rows_read,
+        result.rows,
+        len(rejected),
+    )
     if write:
         if not ingested:
             reasons = "; ".join(f"{name}: {why}" for name, why in result.rejected.items())
@@ -308,8 +349,12 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
         write_outputs(result, config.output_folder)
         # Left by earlier versions, which cached parsed files there.
         shutil.rmtree(config.output_folder / ".parsed", ignore_errors=True)
-        log.info("seconds: read %.3f, deduplicate %.3f, write %.3f", read_seconds, dedup_seconds,
-                 time.perf_counter() - started)
+        log.info(
+            "seconds: read %.3f, deduplicate %.3f, write %.3f",
+            read_seconds,
+            dedup_seconds,
+            time.perf_counter() - started,
+        )
     return result
 
 
@@ -324,8 +369,10 @@ def write_outputs(result: IngestionResult, output_folder: Path) -> None:
     _write_csv(data, output_folder / FINAL_DATA_FILE)
     sample = data.sample(n=REFERENCE_SAMPLE_ROWS, random_state=0) if len(data) > REFERENCE_SAMPLE_ROWS else data
     _write_csv(sample, output_folder / REFERENCE_SAMPLE_FILE)
-    write_json_atomic(output_folder / INGESTED_DETAIL_FILE, {"files": result.ingested, "rejected": result.rejected,
-                                                             "rows_read": result.rows_read, "rows": result.rows})
+    write_json_atomic(
+        output_folder / INGESTED_DETAIL_FILE,
+        {"files": result.ingested, "rejected": result.rejected, "rows_read": result.rows_read, "rows": result.rows},
+    )
     # The course's record is written last: its presence means the rest is there.
     write_text_atomic(output_folder / INGESTED_RECORD_FILE, "".join(f"{name}\n" for name in result.ingested))
 
@@ -340,8 +387,9 @@ def read_final_data(config: Config, path: Path | None = None) -> pd.DataFrame:
     except FileNotFoundError:
         raise PipelineError(f"no ingested data at {path}: run ingestion.py first") from None
     except (pa.ArrowInvalid, KeyError):  # KeyError: written under another schema
-        raise PipelineError(f"{path}: not a CSV file ingestion wrote with this schema: "
-                            "run ingestion.py again") from None
+        raise PipelineError(
+            f"{path}: not a CSV file ingestion wrote with this schema: run ingestion.py again"
+        ) from None
 
 
 def read_labelled_csv(path: Path, schema: Schema = COURSE_SCHEMA) -> pd.DataFrame:
@@ -355,7 +403,9 @@ def read_labelled_csv(path: Path, schema: Schema = COURSE_SCHEMA) -> pd.DataFram
 def main(argv=None) -> int:
     def run(config: Config, args) -> str:
         result = merge_multiple_dataframe(config)
-        return f"wrote {config.output_folder / FINAL_DATA_FILE} ({result.rows} rows from {len(result.ingested)} file(s))"
+        return (
+            f"wrote {config.output_folder / FINAL_DATA_FILE} ({result.rows} rows from {len(result.ingested)} file(s))"
+        )
 
     return stage_main("ingestion", "Merge every CSV of the input folder into finaldata.csv.", run, argv, lock=True)
 

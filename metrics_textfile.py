@@ -18,6 +18,7 @@ drs_drift_feature_pvalue{test,feature}.
 Importing prometheus_client costs about 70 ms: fullprocess imports this
 module only when a textfile is configured.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -49,17 +50,24 @@ def tick_registry(record: dict, deployed: dict | None = None) -> CollectorRegist
     end = _timestamp(record.get("end"))
     gauge("drs_tick_last_timestamp_seconds", "Unix time the last tick of the pipeline ended.", end)
     gauge("drs_tick_duration_seconds", "How long the last tick ran.", record.get("seconds"))
-    gauge("drs_tick_exit_status", "Exit status of the last tick: 0 done, 1 failed, 2 config error, 130 interrupted.",
-          record.get("exit_status"))
-    new_files = record.get("new_files") if isinstance(record.get("new_files"), list) else []
+    gauge(
+        "drs_tick_exit_status",
+        "Exit status of the last tick: 0 done, 1 failed, 2 config error, 130 interrupted.",
+        record.get("exit_status"),
+    )
+    new_files = record["new_files"] if isinstance(record.get("new_files"), list) else []
     gauge("drs_tick_new_files", "Input files the last tick found new.", len(new_files))
-    decision = gauge("drs_tick_decision_info", "The last tick's decision, as its history record words it.",
-                     labels=("decision",))
+    decision = gauge(
+        "drs_tick_decision_info", "The last tick's decision, as its history record words it.", labels=("decision",)
+    )
     # "failed after deploying v0003": the version is in drs_tick_deployed_info; the label keeps a bounded set of values.
     decision.labels(str(record.get("decision") or "none").split(" after deploying ")[0]).set(1)
     sent = [alert for alert in record.get("alerts") or [] if isinstance(alert, dict)]
-    gauge("drs_tick_alerts_undelivered", "Alerts of the last tick that the webhook did not accept.",
-          sum(1 for alert in sent if alert.get("delivered") is False))
+    gauge(
+        "drs_tick_alerts_undelivered",
+        "Alerts of the last tick that the webhook did not accept.",
+        sum(1 for alert in sent if alert.get("delivered") is False),
+    )
 
     drift = record.get("drift")
     if isinstance(drift, dict) and isinstance(drift.get("tests"), dict):
@@ -67,23 +75,35 @@ def tick_registry(record: dict, deployed: dict | None = None) -> CollectorRegist
 
     if deployed and deployed.get("version"):
         gauge("drs_tick_deployed_info", "The version production serves.", labels=("version",)).labels(
-            deployed["version"]).set(1)
+            deployed["version"]
+        ).set(1)
         gauge("drs_tick_deployed_f1", "Test F1 of the version production serves.", deployed.get("f1"))
     return registry
 
 
 def _drift_gauges(gauge, drift: dict) -> None:
-    gauge("drs_drift_triggered", "1 when the last tick's drift trigger fired (a retrain), 0 when it did not.",
-          1 if drift.get("drift") else 0)
-    detected = gauge("drs_drift_detected", "1 when a drift test found drift on the last tick's new rows, "
-                     "whether or not it triggers a retrain.", labels=("test",))
-    statistic = gauge("drs_drift_test_statistic", "A drift test's statistic (F1, KS D, chi2, PSI) on the last tick.",
-                      labels=("test",))
+    gauge(
+        "drs_drift_triggered",
+        "1 when the last tick's drift trigger fired (a retrain), 0 when it did not.",
+        1 if drift.get("drift") else 0,
+    )
+    detected = gauge(
+        "drs_drift_detected",
+        "1 when a drift test found drift on the last tick's new rows, whether or not it triggers a retrain.",
+        labels=("test",),
+    )
+    statistic = gauge(
+        "drs_drift_test_statistic", "A drift test's statistic (F1, KS D, chi2, PSI) on the last tick.", labels=("test",)
+    )
     pvalue = gauge("drs_drift_test_pvalue", "A drift test's smallest p-value on the last tick.", labels=("test",))
-    feature_statistic = gauge("drs_drift_feature_statistic", "A per-feature drift test's statistic on the last tick.",
-                              labels=("test", "feature"))
-    feature_pvalue = gauge("drs_drift_feature_pvalue", "A per-feature drift test's p-value on the last tick.",
-                           labels=("test", "feature"))
+    feature_statistic = gauge(
+        "drs_drift_feature_statistic",
+        "A per-feature drift test's statistic on the last tick.",
+        labels=("test", "feature"),
+    )
+    feature_pvalue = gauge(
+        "drs_drift_feature_pvalue", "A per-feature drift test's p-value on the last tick.", labels=("test", "feature")
+    )
     for name, test in drift["tests"].items():
         if not isinstance(test, dict):
             continue

@@ -13,6 +13,7 @@
 The helpers that read the run history and draw the score history are shared
 with the API's status page (``GET /`` in app.py).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -40,16 +41,16 @@ from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 from cli import stage_main  # noqa: E402
 from drift import category_counts  # noqa: E402
 from settings import (  # noqa: E402
-    COURSE_SCHEMA,
     CONFUSION_MATRIX_FILE,
+    COURSE_SCHEMA,
     DIAGNOSTICS_FILE,
-    REPORTS_RECORD_FILE,
     DRIFT_TESTS,
     FINAL_DATA_FILE,
     HISTORY_FILE,
     INGESTED_DETAIL_FILE,
     REFERENCE_SAMPLE_FILE,
     REPORT_FILE,
+    REPORTS_RECORD_FILE,
     Config,
     PipelineError,
     Schema,
@@ -69,6 +70,7 @@ TOP_CATEGORIES_PLOTTED = 10
 
 
 # --- the run history, read for people (also used by the status page) ----------------
+
 
 def read_history(config: Config) -> list[dict]:
     """Every tick recorded in ``<log_folder>/history.jsonl``, oldest first ([] when none)."""
@@ -98,13 +100,16 @@ def drift_verdict_words(record: dict | None) -> str:
     if isinstance(scores.get("new_data_f1"), (int, float)) and isinstance(scores.get("deployed_f1"), (int, float)):
         # Rounded as the drift tests round, so the sentence and the test table agree.
         rows = f"the {record['new_rows']} new rows" if isinstance(record.get("new_rows"), int) else "the new data"
-        words.append(f"Model {version} scored F1 {_number(round(scores['new_data_f1'], 6))} on {rows} "
-                     f"against {_number(round(scores['deployed_f1'], 6))} on its test data.")
+        words.append(
+            f"Model {version} scored F1 {_number(round(scores['new_data_f1'], 6))} on {rows} "
+            f"against {_number(round(scores['deployed_f1'], 6))} on its test data."
+        )
     if drift.get("drift"):
         # A report written during the tick itself comes before the tick's decision is recorded.
         decision = f" (decision: {record['decision']})" if record.get("decision") else ""
-        words.append(f"Drift: the trigger test(s) {', '.join(fired) or '?'} found drift, so the model was "
-                     f"retrained{decision}.")
+        words.append(
+            f"Drift: the trigger test(s) {', '.join(fired) or '?'} found drift, so the model was retrained{decision}."
+        )
     else:
         words.append(f"No drift: the trigger test(s) {', '.join(chosen) or '?'} found none, so {version} was kept.")
     others = [name for name, test in tests.items() if name not in chosen and test.get("verdict") == "drift"]
@@ -128,9 +133,17 @@ def drift_test_rows(record: dict | None) -> list[dict]:
             # Its verdict compares a p-value with a p-value threshold: show those, the statistic beside.
             statistic = f"p {_number(test['pvalue'])} (stat. {statistic})" if test["pvalue"] is not None else "-"
             threshold = f"p < {threshold}"
-        rows.append({"test": name, "verdict": test.get("verdict", "?"), "statistic": statistic,
-                     "threshold": threshold, "trigger": "yes" if name in chosen else "no",
-                     "detail": test.get("detail", ""), "features": drift_feature_rows(test)})
+        rows.append(
+            {
+                "test": name,
+                "verdict": test.get("verdict", "?"),
+                "statistic": statistic,
+                "threshold": threshold,
+                "trigger": "yes" if name in chosen else "no",
+                "detail": test.get("detail", ""),
+                "features": drift_feature_rows(test),
+            }
+        )
     return rows
 
 
@@ -139,9 +152,15 @@ def drift_feature_rows(test: dict) -> list[dict]:
     verdict, statistic, p-value ("-" for PSI, which has none), samples ("training / new")."""
     rows = []
     for feature, figures in (test.get("features") or {}).items():
-        rows.append({"feature": feature, "verdict": figures.get("verdict", "?"),
-                     "statistic": _number(figures.get("statistic")), "pvalue": _number(figures.get("pvalue")),
-                     "samples": " / ".join(str(n) for n in figures.get("samples") or []) or "-"})
+        rows.append(
+            {
+                "feature": feature,
+                "verdict": figures.get("verdict", "?"),
+                "statistic": _number(figures.get("statistic")),
+                "pvalue": _number(figures.get("pvalue")),
+                "samples": " / ".join(str(n) for n in figures.get("samples") or []) or "-",
+            }
+        )
     return rows
 
 
@@ -161,9 +180,11 @@ def score_fall_warning(deployments: list[dict], margin: float | None) -> str | N
     if fall <= (margin or 0.0):
         return None
     guard = f"the promotion margin {margin:g}" if margin is not None else "zero (no promotion_margin is set)"
-    return (f"The deployed model's test F1 fell from {earlier[-1]['f1']:.4f} ({current['previous']}) to "
-            f"{current['f1']:.4f} ({current.get('version')}), by {fall:.4f}: more than {guard}. "
-            f"`deployment.py --rollback` restores {current['previous']}.")
+    return (
+        f"The deployed model's test F1 fell from {earlier[-1]['f1']:.4f} ({current['previous']}) to "
+        f"{current['f1']:.4f} ({current.get('version')}), by {fall:.4f}: more than {guard}. "
+        f"`deployment.py --rollback` restores {current['previous']}."
+    )
 
 
 def tick_rows(records: list[dict], last: int = RECENT_TICKS) -> list[dict]:
@@ -175,15 +196,17 @@ def tick_rows(records: list[dict], last: int = RECENT_TICKS) -> list[dict]:
             decision += " (in progress)"
         if record.get("error"):
             decision += f" [{record.get('failed_stage', '?')}: {record['error']}]"
-        rows.append({
-            "start": display_time(record.get("start")),
-            "decision": decision,
-            "version": str(record.get("deployed_version") or "-"),
-            "new_files": len(record.get("new_files") or []),
-            "seconds": _seconds(record.get("seconds")),
-            "exit_status": record.get("exit_status"),
-            "stages": {name: float(value) for name, value in (record.get("stages") or {}).items()},
-        })
+        rows.append(
+            {
+                "start": display_time(record.get("start")),
+                "decision": decision,
+                "version": str(record.get("deployed_version") or "-"),
+                "new_files": len(record.get("new_files") or []),
+                "seconds": _seconds(record.get("seconds")),
+                "exit_status": record.get("exit_status"),
+                "stages": {name: float(value) for name, value in (record.get("stages") or {}).items()},
+            }
+        )
     return rows
 
 
@@ -209,6 +232,7 @@ def _seconds(value) -> str:
 # matplotlib's object interface (Figure, no pyplot): no global state, so the API
 # can draw in several threads at once.
 
+
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -226,12 +250,19 @@ def confusion_matrix_png(deployed, test_data, schema: Schema = COURSE_SCHEMA) ->
     figure = Figure(figsize=(5.5, 4.8), dpi=120)
     axes = figure.subplots()
     ConfusionMatrixDisplay.from_predictions(
-        labels, predictions, labels=classes, display_labels=[str(label) for label in classes],
-        cmap="Blues", colorbar=False, ax=axes,
+        labels,
+        predictions,
+        labels=classes,
+        display_labels=[str(label) for label in classes],
+        cmap="Blues",
+        colorbar=False,
+        ax=axes,
     )
     f1 = deployed.f1
-    axes.set_title(f"Confusion matrix, model {deployed.version}\n"
-                   f"test data: {len(labels)} rows" + (f", F1 {f1:.3f}" if f1 is not None else ""))
+    axes.set_title(
+        f"Confusion matrix, model {deployed.version}\n"
+        f"test data: {len(labels)} rows" + (f", F1 {f1:.3f}" if f1 is not None else "")
+    )
     axes.set_xlabel(f"predicted {schema.target_column}")
     axes.set_ylabel(f"actual {schema.target_column}")
     figure.tight_layout()
@@ -248,9 +279,11 @@ def score_history_png(history: list[dict]) -> bytes | None:
     positions = list(range(1, len(points) + 1))
     axes.plot(positions, [float(r["f1"]) for r in points], color="tab:blue", linewidth=1.5, zorder=1)
     for action, marker, colour in (("deploy", "o", "tab:blue"), ("rollback", "s", "tab:orange")):
-        chosen = [(x, float(r["f1"])) for x, r in zip(positions, points) if r.get("action", "deploy") == action]
+        chosen = [
+            (x, float(r["f1"])) for x, r in zip(positions, points, strict=False) if r.get("action", "deploy") == action
+        ]
         if chosen:
-            axes.scatter(*zip(*chosen), marker=marker, color=colour, zorder=2, label=action)
+            axes.scatter(*zip(*chosen, strict=False), marker=marker, color=colour, zorder=2, label=action)
     # Label every point only while the labels stay readable.
     step = max(1, len(points) // 12)
     axes.set_xticks(positions[::step], [str(r.get("version", "?")) for r in points][::step], fontsize=8)
@@ -275,10 +308,13 @@ def distribution_pngs(reference, new, reference_label: str, schema: Schema = COU
     10 most frequent categories."""
     names = list(schema.features)
     per_image = PLOTS_ACROSS * PLOTS_DOWN
-    parts = [names[start:start + per_image] for start in range(0, len(names), per_image)]
-    return [_distribution_grid(reference, new, reference_label, schema, part,
-                               f" ({number} of {len(parts)})" if len(parts) > 1 else "")
-            for number, part in enumerate(parts, start=1)]
+    parts = [names[start : start + per_image] for start in range(0, len(names), per_image)]
+    return [
+        _distribution_grid(
+            reference, new, reference_label, schema, part, f" ({number} of {len(parts)})" if len(parts) > 1 else ""
+        )
+        for number, part in enumerate(parts, start=1)
+    ]
 
 
 def _distribution_grid(reference, new, reference_label: str, schema: Schema, names: list[str], part: str) -> bytes:
@@ -287,13 +323,13 @@ def _distribution_grid(reference, new, reference_label: str, schema: Schema, nam
     # Constrained layout makes room for the title above the grid and the legend below it.
     figure = Figure(figsize=(10, 3.2 * down), dpi=120, layout="constrained")
     cells = figure.subplots(down, across, squeeze=False).ravel()
-    for axes, name in zip(cells, names):
+    for axes, name in zip(cells, names, strict=False):
         if name in schema.categorical_features:
             _category_bars(axes, reference[name], new[name], name, reference_label)
         else:
             _histograms(axes, reference[name], new[name], name, reference_label)
         axes.tick_params(labelsize=7)
-    for axes in cells[len(names):]:
+    for axes in cells[len(names) :]:
         axes.set_visible(False)
     # One legend for the figure: inside a plot it would hide bars or bins.
     figure.legend(*cells[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7)
@@ -396,18 +432,28 @@ class _Styles:
     def __init__(self):
         sheet = getSampleStyleSheet()
         self.title = sheet["Title"]
-        self.heading = ParagraphStyle("section", parent=sheet["Heading1"], fontSize=15, spaceBefore=14, spaceAfter=6,
-                                      keepWithNext=1)
-        self.subheading = ParagraphStyle("subsection", parent=sheet["Heading3"], spaceBefore=8, spaceAfter=4,
-                                         keepWithNext=1)
+        self.heading = ParagraphStyle(
+            "section", parent=sheet["Heading1"], fontSize=15, spaceBefore=14, spaceAfter=6, keepWithNext=1
+        )
+        self.subheading = ParagraphStyle(
+            "subsection", parent=sheet["Heading3"], spaceBefore=8, spaceAfter=4, keepWithNext=1
+        )
         self.body = ParagraphStyle("body", parent=sheet["BodyText"], fontSize=9.5, leading=12.5)
         self.note = ParagraphStyle("note", parent=self.body, textColor=colors.HexColor("#555555"), fontSize=8.5)
         self.cell = ParagraphStyle("cell", parent=sheet["BodyText"], fontSize=8, leading=10)
-        self.verdict = ParagraphStyle("verdict", parent=self.body, backColor=colors.HexColor("#f2f2f2"),
-                                      borderPadding=6, spaceBefore=4, spaceAfter=10)
+        self.verdict = ParagraphStyle(
+            "verdict",
+            parent=self.body,
+            backColor=colors.HexColor("#f2f2f2"),
+            borderPadding=6,
+            spaceBefore=4,
+            spaceAfter=10,
+        )
 
 
-def _table(rows: list[list], widths: list[float], numeric_columns=(), font_size: float = 8, padding: float = 6) -> Table:
+def _table(
+    rows: list[list], widths: list[float], numeric_columns=(), font_size: float = 8, padding: float = 6
+) -> Table:
     """A table with a shaded header row, light grid and right-aligned numeric columns."""
     table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
     style = [
@@ -439,8 +485,17 @@ def _image(png: bytes, max_width: float, max_height: float) -> Image:
 class _ReportBuilder:
     """Gathers what the report shows; each section copes with its pieces missing."""
 
-    def __init__(self, config: Config, current_tick: dict | None, deployed, deployed_problem: str | None,
-                 final_data, test_data, packages: list[dict], drift_inputs: dict | None = None):
+    def __init__(
+        self,
+        config: Config,
+        current_tick: dict | None,
+        deployed,
+        deployed_problem: str | None,
+        final_data,
+        test_data,
+        packages: list[dict],
+        drift_inputs: dict | None = None,
+    ):
         self.config = config
         self.styles = _Styles()
         self.history = read_history(config) + ([current_tick] if current_tick else [])
@@ -461,12 +516,21 @@ class _ReportBuilder:
         return self.text(f"{what}: {NO_DATA}." if what else f"{NO_DATA.capitalize()}.", self.styles.note)
 
     def story(self) -> list:
-        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         title = "Model report" + (f": {self.deployed.version}" if self.deployed else "")
-        story = [Paragraph(escape(title), self.styles.title),
-                 self.text(f"Generated {now} from {self.config.path.name}.", self.styles.note)]
-        for section in (self.deployed_section, self.data_section, self.drift_section, self.history_section,
-                        self.ticks_section, self.files_section, self.packages_section):
+        story = [
+            Paragraph(escape(title), self.styles.title),
+            self.text(f"Generated {now} from {self.config.path.name}.", self.styles.note),
+        ]
+        for section in (
+            self.deployed_section,
+            self.data_section,
+            self.drift_section,
+            self.history_section,
+            self.ticks_section,
+            self.files_section,
+            self.packages_section,
+        ):
             story += section()
         return story
 
@@ -477,8 +541,13 @@ class _ReportBuilder:
             return parts + [self.text(f"No model deployed yet ({self.deployed_problem}).", self.styles.note)]
         manifest = self.deployed.manifest
         training_files = manifest.get("training_files") or {}
-        files = ", ".join(f"{name} ({info['rows']} rows)" if info.get("rows") is not None else name
-                          for name, info in sorted(training_files.items())) or NO_DATA
+        files = (
+            ", ".join(
+                f"{name} ({info['rows']} rows)" if info.get("rows") is not None else name
+                for name, info in sorted(training_files.items())
+            )
+            or NO_DATA
+        )
         facts = [
             ["version", manifest.get("version", "?")],
             ["deployed", display_time(manifest.get("created")) + " UTC"],
@@ -487,10 +556,16 @@ class _ReportBuilder:
             ["training data", self.cell(files)],
         ]
         table = Table(facts, colWidths=[3.5 * cm, TEXT_WIDTH - 3.5 * cm], hAlign="LEFT")
-        table.setStyle(TableStyle([("FONT", (0, 0), (0, -1), "Helvetica-Bold", 8.5),
-                                   ("FONT", (1, 0), (1, -1), "Helvetica", 8.5),
-                                   ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                                   ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d0d0d0"))]))
+        table.setStyle(
+            TableStyle(
+                [
+                    ("FONT", (0, 0), (0, -1), "Helvetica-Bold", 8.5),
+                    ("FONT", (1, 0), (1, -1), "Helvetica", 8.5),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d0d0d0")),
+                ]
+            )
+        )
         parts += [table, Paragraph("Scores on the test data", self.styles.subheading)]
         try:
             parts += self._scores()
@@ -520,13 +595,15 @@ class _ReportBuilder:
             auc = "n/a" if probabilities is None else f"{roc_auc_score(is_positive, probabilities):.4f}"
         except ValueError:  # one class only in the test data
             auc = "n/a"
-        rows = [["metric", "value"],
-                ["F1", f"{f1:.4f}"],
-                ["precision", f"{precision_score(labels, predictions, pos_label=positive, zero_division=0.0):.4f}"],
-                ["recall", f"{recall_score(labels, predictions, pos_label=positive, zero_division=0.0):.4f}"],
-                ["ROC AUC", auc],
-                ["test rows", f"{len(labels)}"],
-                [self.cell(f"positives ({schema.target_column} = {positive})"), f"{int(is_positive.sum())}"]]
+        rows = [
+            ["metric", "value"],
+            ["F1", f"{f1:.4f}"],
+            ["precision", f"{precision_score(labels, predictions, pos_label=positive, zero_division=0.0):.4f}"],
+            ["recall", f"{recall_score(labels, predictions, pos_label=positive, zero_division=0.0):.4f}"],
+            ["ROC AUC", auc],
+            ["test rows", f"{len(labels)}"],
+            [self.cell(f"positives ({schema.target_column} = {positive})"), f"{int(is_positive.sum())}"],
+        ]
         scores = _table(rows, [4.2 * cm, 2.2 * cm], numeric_columns=(1,), font_size=8.5)
         matrix = _image(confusion_matrix_png(self.deployed, test_data, schema), TEXT_WIDTH - 7.4 * cm, 8 * cm)
         side_by_side = Table([[scores, matrix]], colWidths=[7.2 * cm, TEXT_WIDTH - 7.2 * cm], hAlign="LEFT")
@@ -544,15 +621,23 @@ class _ReportBuilder:
         summary = dataframe_summary(self.config, data=data)
         missing = missing_data(self.config, data=data)
         categorical = self.config.schema.categorical_features
-        parts.append(self.text(f"{len(data)} rows. Summary statistics of each feature and the share of missing "
-                               f"values in every column."))
+        parts.append(
+            self.text(
+                f"{len(data)} rows. Summary statistics of each feature and the share of missing values in every column."
+            )
+        )
         rows = [["column", "mean", "median", "std", "missing %"]]
         for column in data.columns:
             if column in categorical:
                 continue
             stats = summary.get(column, {})
-            rows.append([self.cell(column), *(_fixed(stats.get(stat)) for stat in ("mean", "median", "std")),
-                         f"{missing.get(column, 0.0):.2f}"])
+            rows.append(
+                [
+                    self.cell(column),
+                    *(_fixed(stats.get(stat)) for stat in ("mean", "median", "std")),
+                    f"{missing.get(column, 0.0):.2f}",
+                ]
+            )
         parts.append(_table(rows, [5 * cm, 2.8 * cm, 2.8 * cm, 2.8 * cm, 2.2 * cm], numeric_columns=(1, 2, 3, 4)))
         if categorical:
             parts.append(Paragraph("Categorical features", self.styles.subheading))
@@ -563,10 +648,18 @@ class _ReportBuilder:
                 frequent = ", ".join(f"{name} ({count:,})" for name, count in shown)
                 if stats["categories"] > len(shown):
                     frequent += f", and {stats['categories'] - len(shown)} more"
-                rows.append([self.cell(column), str(stats["categories"]), self.cell(stats["mode"] or "-"),
-                             self.cell(frequent), f"{missing.get(column, 0.0):.2f}"])
-            parts.append(_table(rows, [3.8 * cm, 1.8 * cm, 3 * cm, TEXT_WIDTH - 10.8 * cm, 2.2 * cm],
-                                numeric_columns=(1, 4)))
+                rows.append(
+                    [
+                        self.cell(column),
+                        str(stats["categories"]),
+                        self.cell(stats["mode"] or "-"),
+                        self.cell(frequent),
+                        f"{missing.get(column, 0.0):.2f}",
+                    ]
+                )
+            parts.append(
+                _table(rows, [3.8 * cm, 1.8 * cm, 3 * cm, TEXT_WIDTH - 10.8 * cm, 2.2 * cm], numeric_columns=(1, 4))
+            )
         return parts
 
     # 3
@@ -575,27 +668,52 @@ class _ReportBuilder:
         record = last_drift_tick(self.history)
         if record is None:
             return parts + [self.text(drift_verdict_words(None), self.styles.note)]
-        when = self.text(f"Drift tests of the tick started {display_time(record.get('start'))} UTC, "
-                         f"new files: {', '.join(record.get('new_files') or []) or 'none'}.", self.styles.note)
+        when = self.text(
+            f"Drift tests of the tick started {display_time(record.get('start'))} UTC, "
+            f"new files: {', '.join(record.get('new_files') or []) or 'none'}.",
+            self.styles.note,
+        )
         verdict = self.text(drift_verdict_words(record), self.styles.verdict)
         rows = [["test", "verdict", "statistic", "threshold", "trigger", "what it measures"]]
         test_rows = drift_test_rows(record)
         for row in test_rows:
             # A p-value test's figures ("p 1.5e-68 (stat. 0.45)") wrap inside their cells.
-            rows.append([row["test"], row["verdict"], self.cell(row["statistic"]), self.cell(row["threshold"]),
-                         row["trigger"], self.cell(row["detail"])])
-        table = _table(rows, [2.2 * cm, 2.4 * cm, 2.6 * cm, 1.8 * cm, 1.3 * cm, TEXT_WIDTH - 10.3 * cm],
-                       numeric_columns=(2, 3))
+            rows.append(
+                [
+                    row["test"],
+                    row["verdict"],
+                    self.cell(row["statistic"]),
+                    self.cell(row["threshold"]),
+                    row["trigger"],
+                    self.cell(row["detail"]),
+                ]
+            )
+        table = _table(
+            rows, [2.2 * cm, 2.4 * cm, 2.6 * cm, 1.8 * cm, 1.3 * cm, TEXT_WIDTH - 10.3 * cm], numeric_columns=(2, 3)
+        )
         parts = [KeepTogether(parts + [when, verdict, table])]
         per_feature = [(row["test"], feature) for row in test_rows for feature in row["features"]]
         if per_feature:
             parts.append(Paragraph("Per feature", self.styles.subheading))
             rows = [["test", "feature", "statistic", "p-value", "verdict", "samples\n(training / new)"]]
             for test, feature in per_feature:
-                rows.append([test, self.cell(feature["feature"]), feature["statistic"], feature["pvalue"],
-                             feature["verdict"], feature["samples"]])
-            parts.append(_table(rows, [1.4 * cm, TEXT_WIDTH - 11.4 * cm, 2.2 * cm, 2.2 * cm, 2.4 * cm, 3.2 * cm],
-                                numeric_columns=(2, 3, 5)))
+                rows.append(
+                    [
+                        test,
+                        self.cell(feature["feature"]),
+                        feature["statistic"],
+                        feature["pvalue"],
+                        feature["verdict"],
+                        feature["samples"],
+                    ]
+                )
+            parts.append(
+                _table(
+                    rows,
+                    [1.4 * cm, TEXT_WIDTH - 11.4 * cm, 2.2 * cm, 2.2 * cm, 2.4 * cm, 3.2 * cm],
+                    numeric_columns=(2, 3, 5),
+                )
+            )
         parts += self._distributions(record)
         return parts
 
@@ -629,8 +747,11 @@ class _ReportBuilder:
             new = self.final_data
             new_words = f"the ingested data ({len(new)} rows)"
         pngs = distribution_pngs(reference, new, f"training data of {reference_version}", self.config.schema)
-        note = self.text(f"Blue: a sample of the data {reference_version} was trained on ({len(reference)} rows). "
-                         f"Orange: {new_words}.", self.styles.note)
+        note = self.text(
+            f"Blue: a sample of the data {reference_version} was trained on ({len(reference)} rows). "
+            f"Orange: {new_words}.",
+            self.styles.note,
+        )
         # A grid of up to 4 rows of plots is one image, sized to fill a page with its heading.
         images = [_image(png, TEXT_WIDTH, 22 * cm) for png in pngs]
         return [KeepTogether([heading, note, images[0]]), *images[1:]]
@@ -647,11 +768,24 @@ class _ReportBuilder:
         parts.append(_image(png, TEXT_WIDTH, 7 * cm))
         rows = [["time (UTC)", "action", "version", "F1", "note"]]
         for record in reversed(history[-RECENT_TICKS:]):
-            rows.append([display_time(record.get("time")), record.get("action", "?"),
-                         record.get("version", "?"), _fixed(record.get("f1")), self.cell(record.get("note") or "")])
-        parts.append(Paragraph(f"Last {min(len(history), RECENT_TICKS)} of {len(history)} deployments and rollbacks, "
-                               f"newest first", self.styles.subheading))
-        parts.append(_table(rows, [3.4 * cm, 1.8 * cm, 1.8 * cm, 1.8 * cm, TEXT_WIDTH - 8.8 * cm], numeric_columns=(3,)))
+            rows.append(
+                [
+                    display_time(record.get("time")),
+                    record.get("action", "?"),
+                    record.get("version", "?"),
+                    _fixed(record.get("f1")),
+                    self.cell(record.get("note") or ""),
+                ]
+            )
+        parts.append(
+            Paragraph(
+                f"Last {min(len(history), RECENT_TICKS)} of {len(history)} deployments and rollbacks, newest first",
+                self.styles.subheading,
+            )
+        )
+        parts.append(
+            _table(rows, [3.4 * cm, 1.8 * cm, 1.8 * cm, 1.8 * cm, TEXT_WIDTH - 8.8 * cm], numeric_columns=(3,))
+        )
         return parts
 
     # 5
@@ -663,10 +797,19 @@ class _ReportBuilder:
         intro = self.text(f"The last {len(ticks)} of {len(self.history)} ticks, newest first. Times in seconds.")
         rows = [["start (UTC)", "decision", "version", "new files", "exit", "seconds"]]
         for tick in ticks:
-            rows.append([tick["start"], self.cell(tick["decision"]), tick["version"], str(tick["new_files"]),
-                         str(tick["exit_status"]) if tick["exit_status"] is not None else "-", tick["seconds"]])
-        table = _table(rows, [3.4 * cm, TEXT_WIDTH - 11 * cm, 1.8 * cm, 1.8 * cm, 1.2 * cm, 2.8 * cm],
-                       numeric_columns=(3, 4, 5))
+            rows.append(
+                [
+                    tick["start"],
+                    self.cell(tick["decision"]),
+                    tick["version"],
+                    str(tick["new_files"]),
+                    str(tick["exit_status"]) if tick["exit_status"] is not None else "-",
+                    tick["seconds"],
+                ]
+            )
+        table = _table(
+            rows, [3.4 * cm, TEXT_WIDTH - 11 * cm, 1.8 * cm, 1.8 * cm, 1.2 * cm, 2.8 * cm], numeric_columns=(3, 4, 5)
+        )
         parts = [KeepTogether(parts + [intro, table])]
         stages = [name for name in STAGE_ORDER if any(name in tick["stages"] for tick in ticks)]
         stages += sorted({name for tick in ticks for name in tick["stages"]} - set(stages))
@@ -677,8 +820,15 @@ class _ReportBuilder:
                 rows.append([tick["start"][5:], *(_seconds(tick["stages"].get(name)) for name in stages)])
             # Narrow padding: nine stage columns, "diagnostics" the widest, still fit the page.
             width = min(2 * cm, (TEXT_WIDTH - 2.2 * cm) / len(stages))
-            parts.append(_table(rows, [2.2 * cm] + [width] * len(stages), numeric_columns=range(1, len(stages) + 1),
-                                font_size=7, padding=3))
+            parts.append(
+                _table(
+                    rows,
+                    [2.2 * cm] + [width] * len(stages),
+                    numeric_columns=range(1, len(stages) + 1),
+                    font_size=7,
+                    padding=3,
+                )
+            )
         return parts
 
     # 6
@@ -697,8 +847,14 @@ class _ReportBuilder:
         if ingested:
             rows = [["file", "rows", "bytes", "sha256"]]
             for name, info in sorted(ingested.items()):
-                rows.append([self.cell(name), _integer(info.get("rows")), _integer(info.get("size")),
-                             str(info.get("sha256", ""))[:16]])
+                rows.append(
+                    [
+                        self.cell(name),
+                        _integer(info.get("rows")),
+                        _integer(info.get("size")),
+                        str(info.get("sha256", ""))[:16],
+                    ]
+                )
             parts.append(_table(rows, [TEXT_WIDTH - 9.6 * cm, 1.8 * cm, 2.2 * cm, 5.6 * cm], numeric_columns=(1, 2)))
         else:
             parts.append(self.no_data(f"{INGESTED_DETAIL_FILE} of the deployed version"))
@@ -713,14 +869,17 @@ class _ReportBuilder:
         parts.append(Paragraph("Rejected files", self.styles.subheading))
         if rejected:
             rows = [["file", "reason", "seen by"]]
-            rows += [[self.cell(name), self.cell(reason), self.cell(", ".join(seen))]
-                     for (name, reason), seen in rejected.items()]
+            rows += [
+                [self.cell(name), self.cell(reason), self.cell(", ".join(seen))]
+                for (name, reason), seen in rejected.items()
+            ]
             parts.append(_table(rows, [4.5 * cm, TEXT_WIDTH - 9.5 * cm, 5 * cm]))
         elif self.history or detail:
             ticks = min(len(self.history), RECENT_TICKS)
             scope = " or the last tick" if ticks == 1 else f" or the last {ticks} ticks" if ticks else ""
-            parts.append(self.text(f"None: no file was rejected by the deployed version's ingestion{scope}.",
-                                   self.styles.note))
+            parts.append(
+                self.text(f"None: no file was rejected by the deployed version's ingestion{scope}.", self.styles.note)
+            )
         else:
             parts.append(self.no_data("Rejected files"))
         return parts
@@ -733,11 +892,13 @@ class _ReportBuilder:
             return parts + [self.no_data("Requirements")]
         rows = [["package", "installed", "latest", "status"]]
         for package in packages:
-            status = "unknown" if package["latest"] == "unknown" else "outdated" if package["outdated"] else "up to date"
+            status = (
+                "unknown" if package["latest"] == "unknown" else "outdated" if package["outdated"] else "up to date"
+            )
             rows.append([package["package"], package["installed"], package["latest"], status])
         parts.append(_table(rows, [4.5 * cm, 3 * cm, 3 * cm, 3 * cm]))
         if any(package["latest"] == "unknown" for package in packages):
-            parts.append(self.text("\"unknown\": the package index did not answer in time.", self.styles.note))
+            parts.append(self.text('"unknown": the package index did not answer in time.', self.styles.note))
         return [KeepTogether(parts)]
 
 
@@ -749,9 +910,16 @@ def _integer(value) -> str:
     return f"{value:,}" if isinstance(value, int) else "-"
 
 
-def write_report(config: Config, current_tick: dict | None = None, deployed=None, final_data=None,
-                 test_data=None, packages: list[dict] | None = None, deployed_problem: str | None = None,
-                 drift_inputs: dict | None = None) -> Path:
+def write_report(
+    config: Config,
+    current_tick: dict | None = None,
+    deployed=None,
+    final_data=None,
+    test_data=None,
+    packages: list[dict] | None = None,
+    deployed_problem: str | None = None,
+    drift_inputs: dict | None = None,
+) -> Path:
     """Write ``output_model_path/report.pdf`` atomically from the data given; returns its path.
 
     A missing piece (None) is shown as "no data yet". `current_tick` is the
@@ -764,13 +932,21 @@ def write_report(config: Config, current_tick: dict | None = None, deployed=None
 
     target = config.model_folder / REPORT_FILE
     packages = outdated_packages_list() if packages is None else packages
-    builder = _ReportBuilder(config, current_tick, deployed, deployed_problem, final_data, test_data, packages,
-                             drift_inputs)
+    builder = _ReportBuilder(
+        config, current_tick, deployed, deployed_problem, final_data, test_data, packages, drift_inputs
+    )
     story = builder.story()
     with atomic_path(target) as tmp:
-        document = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
-                                     topMargin=1.8 * cm, bottomMargin=2 * cm,
-                                     title="Model report", author="Dynamic Risk Assessment System")
+        document = SimpleDocTemplate(
+            str(tmp),
+            pagesize=A4,
+            leftMargin=MARGIN,
+            rightMargin=MARGIN,
+            topMargin=1.8 * cm,
+            bottomMargin=2 * cm,
+            title="Model report",
+            author="Dynamic Risk Assessment System",
+        )
         document.build(story, canvasmaker=_NumberedCanvas)
     log.info("wrote %s", target)
     return target
@@ -783,8 +959,14 @@ def _optional(read):
         return None
 
 
-def write_reports(config: Config, deployed=None, final_data=None, test_data=None,
-                  current_tick: dict | None = None, drift_inputs: dict | None = None) -> list[Path]:
+def write_reports(
+    config: Config,
+    deployed=None,
+    final_data=None,
+    test_data=None,
+    current_tick: dict | None = None,
+    drift_inputs: dict | None = None,
+) -> list[Path]:
     """Every report of the deployed version: confusionmatrix.png, report.pdf, diagnostics.json,
     then reports.json naming the version they describe (written last: the tick regenerates
     reports whose record names another version than the deployed one).
@@ -800,14 +982,17 @@ def write_reports(config: Config, deployed=None, final_data=None, test_data=None
     final_data = final_data if final_data is not None else _optional(lambda: read_final_data(config))
     test_data = test_data if test_data is not None else load_test_data(config)
     packages = outdated_packages_list()  # the package index is asked once for all the reports
-    written = [save_confusion_matrix(config, deployed, test_data),
-               write_report(config, current_tick, deployed, final_data, test_data, packages,
-                            drift_inputs=drift_inputs)]
+    written = [
+        save_confusion_matrix(config, deployed, test_data),
+        write_report(config, current_tick, deployed, final_data, test_data, packages, drift_inputs=drift_inputs),
+    ]
     diagnostics = diagnostics_report(config, deployed, final_data, test_data, packages, current_tick)
     written.append(config.model_folder / DIAGNOSTICS_FILE)
     write_json_atomic(written[-1], diagnostics)
-    write_json_atomic(config.model_folder / REPORTS_RECORD_FILE,
-                      {"version": deployed.version, "written": now_iso(), "files": [p.name for p in written]})
+    write_json_atomic(
+        config.model_folder / REPORTS_RECORD_FILE,
+        {"version": deployed.version, "written": now_iso(), "files": [p.name for p in written]},
+    )
     return written
 
 
@@ -815,7 +1000,9 @@ def main(argv=None) -> int:
     def run(config: Config, args) -> None:
         write_reports(config)  # each file is named in the log as it is written
 
-    return stage_main("reporting", "Write the confusion matrix and the PDF report of the deployed model.", run, argv, lock=True)
+    return stage_main(
+        "reporting", "Write the confusion matrix and the PDF report of the deployed model.", run, argv, lock=True
+    )
 
 
 if __name__ == "__main__":

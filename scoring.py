@@ -3,6 +3,7 @@
 Reads ``output_model_path/trainedmodel.pkl`` and ``test_data_path/testdata.csv``;
 writes the F1 score (for the schema's positive label), as a bare number, to ``output_model_path/latestscore.txt``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,11 +38,12 @@ def f1_on(model, data: pd.DataFrame, schema: Schema = COURSE_SCHEMA) -> float:
         raise PipelineError("no labelled rows to score on")
     unknown = set(pd.unique(labels).tolist()) - set(model.classes_.tolist())
     if unknown:
-        raise PipelineError(f"column {schema.target_column!r} holds label(s) the model never saw: "
-                            f"{', '.join(sorted(map(repr, unknown)))[:120]}")
+        raise PipelineError(
+            f"column {schema.target_column!r} holds label(s) the model never saw: "
+            f"{', '.join(sorted(map(repr, unknown)))[:120]}"
+        )
     predictions = model.predict(features)
-    return float(f1_score(labels, predictions, pos_label=schema.positive_label, average="binary",
-                          zero_division=0.0))
+    return float(f1_score(labels, predictions, pos_label=schema.positive_label, average="binary", zero_division=0.0))
 
 
 def all_positive_f1(data: pd.DataFrame, schema: Schema = COURSE_SCHEMA) -> float:

@@ -3,8 +3,10 @@
 Nothing here imports pandas, scikit-learn or matplotlib: the cron tick that
 finds no new data must stay cheap, and it goes through this module.
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -14,7 +16,6 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = PROJECT_DIR / "config.json"
-
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,13 @@ class Schema:
 
     def as_record(self) -> dict:
         """The schema as the config writes it (kept in each deployment's manifest)."""
-        return {"id_column": self.id_column, "target_column": self.target_column,
-                "positive_label": self.positive_label, "numeric_features": list(self.numeric_features),
-                "categorical_features": list(self.categorical_features)}
+        return {
+            "id_column": self.id_column,
+            "target_column": self.target_column,
+            "positive_label": self.positive_label,
+            "numeric_features": list(self.numeric_features),
+            "categorical_features": list(self.categorical_features),
+        }
 
     @property
     def numeric_target(self) -> bool:
@@ -97,12 +102,14 @@ REQUIRED_KEYS = tuple(key for key in FOLDER_KEYS if key != "log_folder_path")
 
 def _number(low: float, integer: bool = False, nullable: bool = False, above: bool = False):
     """A check for a number >= low (or > low when `above`), optionally an integer, optionally null."""
+
     def check(value) -> bool:
         if value is None:
             return nullable
         if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
             return False
         return math.isfinite(value) and (value > low if above else value >= low)
+
     return check
 
 
@@ -111,13 +118,27 @@ OPTIONS = {
     "keep_versions": (5, _number(2, integer=True), "an integer >= 2"),
     "promotion_margin": (None, _number(0, nullable=True), "a number >= 0 or null"),
     "max_request_bytes": (16 * 1024 * 1024, _number(0, integer=True, above=True), "a positive integer"),
-    "api_url": ("http://127.0.0.1:8000", lambda v: isinstance(v, str) and v.startswith(("http://", "https://")),
-                "an http(s) URL"),
-    "max_input_file_bytes": (1024 ** 3, _number(0, integer=True, above=True), "a positive integer"),
+    "api_url": (
+        "http://127.0.0.1:8000",
+        lambda v: isinstance(v, str) and v.startswith(("http://", "https://")),
+        "an http(s) URL",
+    ),
+    "max_input_file_bytes": (1024**3, _number(0, integer=True, above=True), "a positive integer"),
     "lock_wait_seconds": (60.0, _number(0), "a number >= 0"),
 }
-OPTIONAL_KEYS = ("log_folder_path", "schema", "estimator", "training", "drift", "alerts", "metrics_textfile",
-                 "api_token", "metrics_public", "token_in_query", *OPTIONS)
+OPTIONAL_KEYS = (
+    "log_folder_path",
+    "schema",
+    "estimator",
+    "training",
+    "drift",
+    "alerts",
+    "metrics_textfile",
+    "api_token",
+    "metrics_public",
+    "token_in_query",
+    *OPTIONS,
+)
 ALERT_EVENTS = ("drift", "deployed", "not_promoted", "failed", "recovered")
 DEFAULT_ALERTS = {"webhook_url": None, "events": list(ALERT_EVENTS), "cooldown_minutes": 60}
 # The API token may come from the environment, which wins over the config file.
@@ -185,7 +206,7 @@ class Config:
     max_request_bytes: int = 16 * 1024 * 1024
     api_url: str = "http://127.0.0.1:8000"
     # An input file larger than this is rejected unread (a runaway export must not stall every tick).
-    max_input_file_bytes: int = 1024 ** 3
+    max_input_file_bytes: int = 1024**3
     # How long a hand-run stage waits for a running tick before giving up.
     lock_wait_seconds: float = 60.0
     # Alerts: {"webhook_url", "events", "cooldown_minutes"}; None without a webhook.
@@ -194,7 +215,6 @@ class Config:
     api_token: str | None = None
     metrics_public: bool = False
     token_in_query: bool = False
-    raw: dict = field(default_factory=dict)
 
     @property
     def test_data_file(self) -> Path:
@@ -205,7 +225,7 @@ class Config:
         """Folders the API may read a client-named CSV from."""
         return (self.input_folder, self.output_folder, self.test_data_folder)
 
-    def with_paths(self, **paths: Path) -> "Config":
+    def with_paths(self, **paths: Path) -> Config:
         """A copy with some folders replaced (used to time stages off to the side)."""
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
         values.update(paths)
@@ -214,8 +234,33 @@ class Config:
 
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a config file; relative paths resolve against its folder."""
-    config_path = Path(path) if path is not None else DEFAULT_CONFIG
-    config_path = config_path.expanduser().absolute()
+    config_path = (Path(path) if path is not None else DEFAULT_CONFIG).expanduser().absolute()
+    raw = _read_object(config_path)
+    _check_keys(raw, config_path)
+    values = {**_folders(raw, config_path), **_options(raw, config_path)}
+    for key in ("schema", "training", "drift"):
+        if not isinstance(raw.get(key, {}), dict):
+            raise ConfigError(f"{config_path}: '{key}' must be an object, got {raw[key]!r}")
+    unknown = sorted(set(raw.get("drift", {})) - set(DEFAULT_DRIFT))
+    if unknown:
+        raise ConfigError(f"{config_path}: unknown drift setting(s): {', '.join(unknown)}")
+    drift = {**DEFAULT_DRIFT, **raw.get("drift", {})}
+    _validate_drift(drift, config_path)
+    schema = _schema(raw.get("schema"), config_path)
+    estimator = raw.get("estimator", DEFAULT_ESTIMATOR)
+    if not isinstance(estimator, str) or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", estimator):
+        raise ConfigError(
+            f"{config_path}: 'estimator' must be a dotted import path such as "
+            f'"{DEFAULT_ESTIMATOR}", got {estimator!r}'
+        )
+    # The course's parameters belong to its LogisticRegression; another estimator starts from its own defaults.
+    training = {**(DEFAULT_TRAINING if estimator == DEFAULT_ESTIMATOR else {}), **raw.get("training", {})}
+    values.update(_operations(raw, config_path))
+    return Config(path=config_path, schema=schema, estimator=estimator, training=training, drift=drift, **values)
+
+
+def _read_object(config_path: Path) -> dict:
+    """The config file's JSON object."""
     try:
         text = config_path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -228,23 +273,38 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{config_path}: invalid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{config_path}: top level must be a JSON object")
+    return raw
 
-    # A misspelt optional key would otherwise be ignored in silence; "_"-prefixed keys are comments.
+
+def _check_keys(raw: dict, config_path: Path) -> None:
+    """Every required key present, no unknown one: a misspelt optional key would otherwise be
+    ignored in silence ("_"-prefixed keys are comments)."""
     known = REQUIRED_KEYS + OPTIONAL_KEYS
     unknown = sorted(key for key in raw if key not in known and not key.startswith("_"))
     missing = [key for key in REQUIRED_KEYS if key not in raw]
     if missing:
-        raise ConfigError(f"{config_path}: missing key(s): {', '.join(missing)}"
-                          + (f" (unknown key(s) given: {', '.join(unknown)})" if unknown else ""))
+        raise ConfigError(
+            f"{config_path}: missing key(s): {', '.join(missing)}"
+            + (f" (unknown key(s) given: {', '.join(unknown)})" if unknown else "")
+        )
     if unknown:
         raise ConfigError(f"{config_path}: unknown key(s): {', '.join(unknown)} (known: {', '.join(known)})")
 
-    values = {}
+
+def _folders(raw: dict, config_path: Path) -> dict[str, Path]:
+    """Config field -> absolute folder, each resolved against the config file's folder."""
+    folders = {}
     for key, name in FOLDER_KEYS.items():
         value = raw.get(key, "logs" if key == "log_folder_path" else None)
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{config_path}: '{key}' must be a non-empty string (a folder path), got {value!r}")
-        values[name] = (config_path.parent / Path(value).expanduser()).resolve()
+        folders[name] = (config_path.parent / Path(value).expanduser()).resolve()
+    return folders
+
+
+def _options(raw: dict, config_path: Path) -> dict:
+    """The optional scalar settings of OPTIONS, checked, with their defaults."""
+    values: dict = {}
     for key, (default, check, what) in OPTIONS.items():
         value = raw.get(key, default)
         if not check(value):
@@ -253,25 +313,7 @@ def load_config(path: str | Path | None = None) -> Config:
     if values["promotion_margin"] is not None:
         values["promotion_margin"] = float(values["promotion_margin"])
     values["api_url"] = values["api_url"].rstrip("/")
-
-    for key in ("schema", "training", "drift"):
-        if not isinstance(raw.get(key, {}), dict):
-            raise ConfigError(f"{config_path}: '{key}' must be an object, got {raw[key]!r}")
-    unknown = sorted(set(raw.get("drift", {})) - set(DEFAULT_DRIFT))
-    if unknown:
-        raise ConfigError(f"{config_path}: unknown drift setting(s): {', '.join(unknown)}")
-    drift = {**DEFAULT_DRIFT, **raw.get("drift", {})}
-    _validate_drift(drift, config_path)
-    schema = _schema(raw.get("schema"), config_path)
-    estimator = raw.get("estimator", DEFAULT_ESTIMATOR)
-    if not isinstance(estimator, str) or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", estimator):
-        raise ConfigError(f"{config_path}: 'estimator' must be a dotted import path such as "
-                          f"\"{DEFAULT_ESTIMATOR}\", got {estimator!r}")
-    # The course's parameters belong to its LogisticRegression; another estimator starts from its own defaults.
-    training = {**(DEFAULT_TRAINING if estimator == DEFAULT_ESTIMATOR else {}), **raw.get("training", {})}
-    values.update(_operations(raw, config_path))
-    return Config(path=config_path, schema=schema, estimator=estimator, training=training, drift=drift,
-                  raw=raw, **values)
+    return values
 
 
 def _operations(raw: dict, where: Path) -> dict:
@@ -311,13 +353,14 @@ def _alerts(raw: dict, where: Path) -> dict | None:
     url, events = alerts["webhook_url"], alerts["events"]
     if not _http_url(url):
         # Never echoed: a webhook URL's path is its secret.
-        raise ConfigError(f"{where}: alerts.webhook_url must be an http(s) URL with a host "
-                          "(its value is not shown: it may hold a secret)")
+        raise ConfigError(
+            f"{where}: alerts.webhook_url must be an http(s) URL with a host "
+            "(its value is not shown: it may hold a secret)"
+        )
     if not isinstance(events, list) or any(event not in ALERT_EVENTS for event in events):
         raise ConfigError(f"{where}: alerts.events must be a list drawn from {', '.join(ALERT_EVENTS)}")
     if not _number(0)(alerts["cooldown_minutes"]):
-        raise ConfigError(f"{where}: alerts.cooldown_minutes must be a number >= 0, "
-                          f"got {alerts['cooldown_minutes']!r}")
+        raise ConfigError(f"{where}: alerts.cooldown_minutes must be a number >= 0, got {alerts['cooldown_minutes']!r}")
     return alerts
 
 
@@ -328,7 +371,7 @@ def _http_url(url) -> bool:
         return False
     try:
         parts = urlsplit(url)
-        parts.port  # raises ValueError when out of range
+        _ = parts.port  # raises ValueError when out of range
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
@@ -360,10 +403,8 @@ def load_operations(path: str | Path | None = None) -> dict:
     if not isinstance(raw, dict):
         return found
     for key, read in (("alerts", _alerts), ("metrics_textfile", _metrics_textfile)):
-        try:
+        with contextlib.suppress(ConfigError):
             found[key] = read(raw, config_path)
-        except ConfigError:
-            pass
     folder = raw.get("log_folder_path", "logs")
     if isinstance(folder, str) and folder.strip():
         found["log_folder"] = (config_path.parent / Path(folder).expanduser()).resolve()
@@ -395,24 +436,36 @@ def _schema(raw: dict | None, where: Path) -> Schema:
     id_column = raw.get("id_column")
     id_column = None if id_column is None else name("id_column", id_column)
     target = name("target_column", raw["target_column"])
-    positive = raw["positive_label"]
-    if isinstance(positive, bool) or not isinstance(positive, (int, float, str)) or positive == "" or (
-            isinstance(positive, float) and not math.isfinite(positive)):
-        raise ConfigError(f"{where}: schema.positive_label must be a number or a non-empty string, got {positive!r}")
+    positive = _positive_label(raw["positive_label"], where)
     numeric, categorical = names("numeric_features"), names("categorical_features")
     if not numeric and not categorical:
         raise ConfigError(f"{where}: schema names no feature: list numeric_features and/or categorical_features")
     if target in numeric or target in categorical:
         raise ConfigError(f"{where}: schema lists the target column {target!r} as a feature")
-    seen: set[str] = set()
-    for column in ((id_column,) if id_column else ()) + numeric + categorical + (target,):
-        if column in seen:
-            raise ConfigError(f"{where}: schema names column {column!r} twice")
-        seen.add(column)
+    columns = ((id_column,) if id_column else ()) + numeric + categorical + (target,)
+    twice = next((column for i, column in enumerate(columns) if column in columns[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"{where}: schema names column {twice!r} twice")
     course = Schema()
-    labels = course.labels if (id_column, target, numeric, categorical) == (
-        course.id_column, course.target_column, course.numeric_features, ()) and positive == 1 else None
+    labels = (
+        course.labels
+        if (id_column, target, numeric, categorical)
+        == (course.id_column, course.target_column, course.numeric_features, ())
+        and positive == 1
+        else None
+    )
     return Schema(id_column, target, positive, numeric, categorical, labels)
+
+
+def _positive_label(positive, where: Path) -> int | float | str:
+    if (
+        isinstance(positive, bool)
+        or not isinstance(positive, (int, float, str))
+        or positive == ""
+        or (isinstance(positive, float) and not math.isfinite(positive))
+    ):
+        raise ConfigError(f"{where}: schema.positive_label must be a number or a non-empty string, got {positive!r}")
+    return positive
 
 
 def _validate_drift(drift: dict, where: Path) -> None:
@@ -420,12 +473,10 @@ def _validate_drift(drift: dict, where: Path) -> None:
     if isinstance(tests, str):
         tests = [tests]
     if not isinstance(tests, list) or not tests or any(t not in DRIFT_TESTS for t in tests):
-        raise ConfigError(
-            f"{where}: drift.trigger_tests must be a non-empty list drawn from {', '.join(DRIFT_TESTS)}"
-        )
+        raise ConfigError(f"{where}: drift.trigger_tests must be a non-empty list drawn from {', '.join(DRIFT_TESTS)}")
     drift["trigger_tests"] = list(tests)
     if drift["trigger_mode"] not in ("any", "all"):
-        raise ConfigError(f"{where}: drift.trigger_mode must be \"any\" or \"all\"")
+        raise ConfigError(f'{where}: drift.trigger_mode must be "any" or "all"')
     checks = {  # setting -> (check, what a valid value is)
         "ks_pvalue": (_number(0, above=True), "a p-value between 0 and 1"),
         "chi2_pvalue": (_number(0, above=True), "a p-value between 0 and 1"),

@@ -12,6 +12,7 @@ Production layout (``prod_deployment_path``)::
 Switching ``current`` is a single ``rename(2)``, so a reader (or a process
 killed mid-deploy) sees either the whole old version or the whole new one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,10 +47,11 @@ _VERSION_RE = re.compile(r"^v(\d{4,})$")
 
 def now_iso() -> str:
     """The current UTC time as ISO 8601 with milliseconds: the timestamp of every record."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
 # --- atomic writes -------------------------------------------------------------
+
 
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):
@@ -161,6 +163,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 # --- the input folder, seen cheaply ----------------------------------------------
 
+
 def display_name(name: str) -> str:
     """A file name safe to log and write as UTF-8 on one line: bytes that are not UTF-8 shown as
     \\xNN, control characters (a newline would forge a log line) as \\n, \\x1b and so on."""
@@ -251,7 +254,11 @@ def remember_checked(prod_folder: Path, version: str | None, prints: dict | list
 
     The cron tick does not treat their content as new again until production changes.
     """
-    items = [{"name": name, **fingerprint} for name, fingerprint in prints.items()] if isinstance(prints, dict) else list(prints)
+    items = (
+        [{"name": name, **fingerprint} for name, fingerprint in prints.items()]
+        if isinstance(prints, dict)
+        else list(prints)
+    )
     files = {f["sha256"]: f for f in read_checked(prod_folder, version)}
     files.update((f["sha256"], f) for f in items if f.get("sha256"))
     write_json_atomic(Path(prod_folder) / CHECKED_FILE, {"version": version, "files": list(files.values())})
@@ -277,6 +284,7 @@ def remove_stale_temp_files(*folders: Path) -> list[Path]:
 
 
 # --- production: versions, the current link, manifests ------------------------
+
 
 def version_sort_key(version: str) -> int:
     match = _VERSION_RE.match(version)
@@ -304,7 +312,7 @@ def current_version_dir(prod_folder: Path) -> Path | None:
         target = os.readlink(link)
     except (FileNotFoundError, OSError):
         return None
-    folder = (link.parent / target)
+    folder = link.parent / target
     return folder if folder.is_dir() else None
 
 
@@ -337,7 +345,9 @@ def deployed_state(prod_folder: Path) -> dict | None:
         # Versions that never served (a first deployment killed before its switch) are debris, not damage.
         if not versions or not read_jsonl(prod_folder / DEPLOYMENT_LOG):
             return None
-        raise ProductionDamaged(f"no '{CURRENT_LINK}' link in {prod_folder} (versions kept: {', '.join(versions)})") from None
+        raise ProductionDamaged(
+            f"no '{CURRENT_LINK}' link in {prod_folder} (versions kept: {', '.join(versions)})"
+        ) from None
     except OSError:
         raise ProductionDamaged(f"{link} is not a symbolic link") from None
     version_dir = link.parent / target
@@ -386,6 +396,7 @@ def ensure_course_links(prod_folder: Path) -> None:
 
 
 # --- a lock the kernel releases when its holder dies ------------------------------
+
 
 class LockBusy(Exception):
     """The lock is held by another process: `holder` says which and since when."""

@@ -9,6 +9,7 @@ the config names (default: the course's LogisticRegression; its parameters
 under ``"training"``). Files with gaps still train and predict. Rows with no
 label are not used for training; the model predicts the data's own labels.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -107,12 +108,18 @@ def build_model(config: Config) -> Pipeline:
         raise ConfigError(f"estimator {config.estimator!r} is not a scikit-learn classifier")
     if not schema.categorical_features:
         return Pipeline([("impute", SimpleImputer(strategy="median")), ("classifier", classifier)])
-    categories = Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                           ("encode", OneHotEncoder(handle_unknown="ignore"))])
+    categories = Pipeline(
+        [("impute", SimpleImputer(strategy="most_frequent")), ("encode", OneHotEncoder(handle_unknown="ignore"))]
+    )
     # Dense output: some classifiers (HistGradientBoosting) refuse the sparse matrix one-hot
     # encoding gives once the categories are many.
-    prepare = ColumnTransformer([("numeric", SimpleImputer(strategy="median"), list(schema.numeric_features)),
-                                 ("categorical", categories, list(schema.categorical_features))], sparse_threshold=0)
+    prepare = ColumnTransformer(
+        [
+            ("numeric", SimpleImputer(strategy="median"), list(schema.numeric_features)),
+            ("categorical", categories, list(schema.categorical_features)),
+        ],
+        sparse_threshold=0,
+    )
     return Pipeline([("prepare", prepare), ("classifier", classifier)])
 
 
@@ -124,7 +131,9 @@ def check_training_parameters(config: Config) -> None:
     """
     rows = 20
     probe = {name: np.arange(rows, dtype=np.float64) for name in config.schema.numeric_features}
-    probe.update({name: np.array(["a", "b"] * (rows // 2), dtype=object) for name in config.schema.categorical_features})
+    probe.update(
+        {name: np.array(["a", "b"] * (rows // 2), dtype=object) for name in config.schema.categorical_features}
+    )
     # Labels of the data's kind; a class_weight dict names the real ones, so it must see those.
     weights = config.training.get("class_weight")
     if isinstance(weights, dict) and len(weights) == 2:
@@ -147,14 +156,18 @@ def fit_model(data: pd.DataFrame, config: Config) -> Pipeline:
         raise PipelineError("no labelled rows to train on")
     values = pd.unique(labels)
     if len(values) < 2:
-        raise PipelineError(f"training data has only one class ({schema.target_column}={values[0]}): "
-                            "cannot fit a classifier")
+        raise PipelineError(
+            f"training data has only one class ({schema.target_column}={values[0]}): cannot fit a classifier"
+        )
     if len(values) > 2:
-        raise PipelineError(f"column {schema.target_column!r} has {len(values)} distinct values: "
-                            "a churn classifier needs exactly two")
+        raise PipelineError(
+            f"column {schema.target_column!r} has {len(values)} distinct values: a churn classifier needs exactly two"
+        )
     if schema.positive_label not in set(values.tolist()):
-        raise ConfigError(f"schema.positive_label {schema.positive_label!r} is not a value of column "
-                          f"{schema.target_column!r} (its values: {', '.join(sorted(map(repr, values.tolist())))})")
+        raise ConfigError(
+            f"schema.positive_label {schema.positive_label!r} is not a value of column "
+            f"{schema.target_column!r} (its values: {', '.join(sorted(map(repr, values.tolist())))})"
+        )
     model = build_model(config)
     try:
         model.fit(features, labels)
@@ -184,9 +197,15 @@ def save_model(model, config: Config, rows: int | None = None) -> Path:
     path = config.model_folder / MODEL_FILE
     detail = config.output_folder / INGESTED_DETAIL_FILE
     write_bytes_atomic(path, data)
-    write_json_atomic(config.model_folder / MODEL_RECORD_FILE, {
-        "sha256": hashlib.sha256(data).hexdigest(), "created": now_iso(), "rows": rows,
-        "ingested_sha256": sha256_file(detail) if detail.is_file() else None})
+    write_json_atomic(
+        config.model_folder / MODEL_RECORD_FILE,
+        {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "created": now_iso(),
+            "rows": rows,
+            "ingested_sha256": sha256_file(detail) if detail.is_file() else None,
+        },
+    )
     return path
 
 
@@ -200,11 +219,15 @@ def read_trained_model_bytes(config: Config, purpose: str = "cannot use the trai
     expected = read_json(config.model_folder / MODEL_RECORD_FILE).get("sha256")
     actual = hashlib.sha256(data).hexdigest()
     if expected is None:
-        raise PipelineError(f"{purpose}: {path} has no {MODEL_RECORD_FILE} beside it: only a model training.py "
-                            "wrote is used; run training.py")
+        raise PipelineError(
+            f"{purpose}: {path} has no {MODEL_RECORD_FILE} beside it: only a model training.py "
+            "wrote is used; run training.py"
+        )
     if actual != expected:
-        raise PipelineError(f"{purpose}: {path} is not the model training.py wrote (sha256 {actual[:12]}..., "
-                            f"recorded {str(expected)[:12]}...): refusing to load it; run training.py")
+        raise PipelineError(
+            f"{purpose}: {path} is not the model training.py wrote (sha256 {actual[:12]}..., "
+            f"recorded {str(expected)[:12]}...): refusing to load it; run training.py"
+        )
     return data
 
 

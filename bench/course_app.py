@@ -6,6 +6,7 @@ body are accepted too, so both apps answer the same requests.
 
     DRS_CONFIG=config.json gunicorn --chdir bench course_app:app
 """
+
 import json
 import os
 import pickle

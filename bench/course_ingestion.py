@@ -6,6 +6,7 @@ it to the merged frame with ``pd.concat`` inside the loop, then
 
     python bench/course_ingestion.py INPUT_FOLDER OUTPUT_FOLDER
 """
+
 import os
 import sys
 

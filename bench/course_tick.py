@@ -5,6 +5,7 @@ and matplotlib, before it looks whether anything is new.
 
     python bench/course_tick.py CONFIG
 """
+
 import json
 import os
 import sys

@@ -22,8 +22,10 @@ and writes it with every raw figure to bench/results/peers.json. Ratios, not
 absolute figures, compare across machines: the rounds alternate so that the
 machine's other load falls on both sides alike.
 """
+
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -42,9 +44,25 @@ PEERS_DIR = BENCH_DIR / "peers"
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(PROJECT_DIR))
 
-from run import (SINGLE_RECORD, WORK_DIR, Failed, Server, bench_parser, chosen_parts, free_port,  # noqa: E402
-                 latency, new_project, post, print_table, run_once, table_builder, throughput_python, throughput_wrk, tick,
-                 write_results)
+from run import (  # noqa: E402
+    SINGLE_RECORD,
+    WORK_DIR,
+    Failed,
+    Server,
+    bench_parser,
+    chosen_parts,
+    free_port,
+    latency,
+    new_project,
+    post,
+    print_table,
+    run_once,
+    table_builder,
+    throughput_python,
+    throughput_wrk,
+    tick,
+    write_results,
+)
 
 from settings import DEFAULT_DRIFT, FEATURE_COLUMNS  # noqa: E402
 
@@ -56,6 +74,7 @@ RELATIVE_TOLERANCE = 1e-12
 
 
 # --- the peers' virtualenvs -----------------------------------------------------------------
+
 
 def peer_venv(name: str) -> Path:
     """bench/scratch/venv-<name>, (re)installed from bench/peers/requirements-<name>.txt when that changed."""
@@ -80,28 +99,47 @@ def peer_venv(name: str) -> Path:
 
 
 def installed_versions(venv: Path, packages: list[str]) -> dict:
-    code = ("import importlib.metadata as m, json, sys\n"
-            "print(json.dumps({name: m.version(name) for name in sys.argv[1:]}))")
-    output = subprocess.run([str(venv / "bin" / "python"), "-c", code, *packages], capture_output=True, text=True,
-                            check=True).stdout
+    code = (
+        "import importlib.metadata as m, json, sys\nprint(json.dumps({name: m.version(name) for name in sys.argv[1:]}))"
+    )
+    output = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code, *packages], capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(output)
 
 
 # --- load on a server ----------------------------------------------------------------------
 
+
 def make_variable(name: str) -> str:
     """A variable of the project's Makefile as `make` expands it (command-line and environment overrides apply)."""
     target = "bench-peers-print-variable"
-    output = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(PROJECT_DIR),
-                             "--eval", f"{target}: ; @printf '%s\\n' '$({name})'", target],
-                            capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [
+            "make",
+            "-s",
+            "--no-print-directory",
+            "-C",
+            str(PROJECT_DIR),
+            "--eval",
+            f"{target}: ; @printf '%s\\n' '$({name})'",
+            target,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return output.strip()
 
 
 def serve_settings() -> dict:
     """What `make serve` runs: the app spec, the gunicorn flags, and the number of workers in them."""
-    flags = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(PROJECT_DIR), "print-serve-flags"],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    flags = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-C", str(PROJECT_DIR), "print-serve-flags"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     workers = None
     words = shlex.split(flags)
     for index, word in enumerate(words):
@@ -119,13 +157,30 @@ class MlflowServer:
 
     def __init__(self, venv: Path, model_dir: Path, workers: int, log_path: Path):
         self.port = free_port()
-        self.log = open(log_path, "w")
+        self.log = open(log_path, "w")  # noqa: SIM115 (closed in stop)
         # The CLI starts `uvicorn` by name: the venv's bin must come first on PATH.
         env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.process = subprocess.Popen(
-            [str(venv / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
-             "--workers", str(workers), "-h", "127.0.0.1", "-p", str(self.port)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            [
+                str(venv / "bin" / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(model_dir),
+                "--env-manager",
+                "local",
+                "--workers",
+                str(workers),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -144,10 +199,8 @@ class MlflowServer:
         raise Failed(f"mlflow models serve did not start: see {log_path}")
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -157,7 +210,7 @@ class MlflowServer:
 
 
 def project_body(rows: list[list[float]]) -> bytes:
-    return json.dumps({"records": [dict(zip(FEATURE_COLUMNS, row)) for row in rows]}).encode()
+    return json.dumps({"records": [dict(zip(FEATURE_COLUMNS, row, strict=False)) for row in rows]}).encode()
 
 
 def mlflow_body(rows: list[list[float]]) -> bytes:
@@ -187,10 +240,11 @@ def check_same_predictions(ours: Server, peers: list[MlflowServer], test_csv: Pa
     project_answers = predictions(ours.port, "/prediction", project_body(rows))
     for peer in peers:
         peer_answers = predictions(peer.port, "/invocations", mlflow_body(rows))
-        differing = [index for index, (a, b) in enumerate(zip(project_answers, peer_answers)) if a != b]
+        differing = [index for index, (a, b) in enumerate(zip(project_answers, peer_answers, strict=False)) if a != b]
         if len(project_answers) != len(rows) or len(peer_answers) != len(rows) or differing:
-            raise Failed(f"the project and MLflow disagree on {len(differing)} of {len(rows)} rows "
-                         f"(first: {differing[:5]})")
+            raise Failed(
+                f"the project and MLflow disagree on {len(differing)} of {len(rows)} rows (first: {differing[:5]})"
+            )
     return {"rows": len(rows), "identical": True, "predicted_exited": sum(project_answers)}
 
 
@@ -203,8 +257,17 @@ def bench_serve(args) -> dict:
     tick(config)  # bootstrap: deploys the practice model
     pickle_path = (config.parent / "production_deployment" / "trainedmodel.pkl").resolve()
     model_dir = WORK_DIR / "peers-serve" / "mlflow-model"
-    saved = subprocess.run([str(venv / "bin" / "python"), str(PEERS_DIR / "mlflow_save.py"), str(pickle_path),
-                            str(model_dir), *FEATURE_COLUMNS], capture_output=True, text=True)
+    saved = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            str(PEERS_DIR / "mlflow_save.py"),
+            str(pickle_path),
+            str(model_dir),
+            *FEATURE_COLUMNS,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if saved.returncode != 0:
         raise Failed(f"mlflow_save.py failed: {saved.stderr.strip().splitlines()[-1:]}")
     seconds = 3 if args.quick else 10
@@ -212,8 +275,11 @@ def bench_serve(args) -> dict:
     count = 500 if args.quick else 2000  # per round, at most `seconds` long
     load = throughput_wrk if shutil.which("wrk") and not args.python_load else throughput_python
     one = [[float(SINGLE_RECORD["records"][0][name]) for name in FEATURE_COLUMNS]]
-    targets = {"project": ("/prediction", project_body(one)), "mlflow": ("/invocations", mlflow_body(one)),
-               "mlflow_1_worker": ("/invocations", mlflow_body(one))}
+    targets = {
+        "project": ("/prediction", project_body(one)),
+        "mlflow": ("/invocations", mlflow_body(one)),
+        "mlflow_1_worker": ("/invocations", mlflow_body(one)),
+    }
     servers = {}
     try:
         servers["project"] = Server(config, settings["app"], WORK_DIR / "peers-serve-project.log")
@@ -223,41 +289,59 @@ def bench_serve(args) -> dict:
             # (uvicorn issue #3149), so each keep-alive response waits ~40 ms for a delayed ACK;
             # one worker is served without that stall.
             servers["mlflow_1_worker"] = MlflowServer(venv, model_dir, 1, WORK_DIR / "peers-serve-mlflow-1.log")
-        agreement = check_same_predictions(servers["project"], [servers[name] for name in servers if name != "project"],
-                                           config.parent / "testdata" / "testdata.csv")
+        agreement = check_same_predictions(
+            servers["project"],
+            [servers[name] for name in servers if name != "project"],
+            config.parent / "testdata" / "testdata.csv",
+        )
         print(f"   same predictions on {agreement['rows']} rows", flush=True)
         measured = {name: [] for name in servers}
         for index in range(rounds):
             # All stay up and are loaded in turn, the first one rotating round after round.
             names = list(servers)
-            for name in names[index % len(names):] + names[:index % len(names)]:
+            for name in names[index % len(names) :] + names[: index % len(names)]:
                 path, body = targets[name]
                 port = servers[name].port
-                measured[name].append({"latency": latency(port, body, count=count, warmup=50, path=path,
-                                                          max_seconds=seconds),
-                                       "throughput": load(port, body, 16, seconds, path=path)})
+                measured[name].append(
+                    {
+                        "latency": latency(port, body, count=count, warmup=50, path=path, max_seconds=seconds),
+                        "throughput": load(port, body, 16, seconds, path=path),
+                    }
+                )
                 last = measured[name][-1]
-                print(f"   round {index + 1} {name:<15} p50 {last['latency']['p50_ms']:.2f} ms  "
-                      f"p99 {last['latency']['p99_ms']:.2f} ms  {last['throughput']['requests_per_s']:.0f} req/s", flush=True)
+                print(
+                    f"   round {index + 1} {name:<15} p50 {last['latency']['p50_ms']:.2f} ms  "
+                    f"p99 {last['latency']['p99_ms']:.2f} ms  {last['throughput']['requests_per_s']:.0f} req/s",
+                    flush=True,
+                )
     finally:
         for server in servers.values():
             server.stop()
-    results = {"settings": settings, "agreement": agreement, "round_seconds": seconds, "rounds": rounds,
-               "versions": installed_versions(venv, PEER_PACKAGES["mlflow"])}
+    results = {
+        "settings": settings,
+        "agreement": agreement,
+        "round_seconds": seconds,
+        "rounds": rounds,
+        "versions": installed_versions(venv, PEER_PACKAGES["mlflow"]),
+    }
     for name, runs in measured.items():
         # Best round of each figure (as bench/run.py does); errors and requests of every round.
         best_latency = min((run["latency"] for run in runs), key=lambda figures: figures["p50_ms"])
         best_rate = max((run["throughput"] for run in runs), key=lambda figures: figures["requests_per_s"])
         results[name] = {
             "latency": {**best_latency, "errors": sum(run["latency"]["errors"] for run in runs)},
-            "throughput": {**best_rate, "errors": sum(run["throughput"]["errors"] for run in runs),
-                           "requests": sum(run["throughput"]["requests"] for run in runs)},
+            "throughput": {
+                **best_rate,
+                "errors": sum(run["throughput"]["errors"] for run in runs),
+                "requests": sum(run["throughput"]["requests"] for run in runs),
+            },
             "rounds": runs,
         }
     return results
 
 
 # --- 2: drift tests ------------------------------------------------------------------------
+
 
 def drift_frames(rows: int) -> dict[str, Path]:
     """`rows` rows of the features in Parquet, generated once and kept for the next run.
@@ -288,8 +372,12 @@ def compare_pvalues(ours: dict, theirs: dict) -> dict:
     comparison = {}
     for column in FEATURE_COLUMNS:
         a, b = ours["ks_pvalues"][column], theirs["ks_pvalues"][column]
-        comparison[column] = {"project": a, "evidently": b, "statistic": ours["ks_statistics"][column],
-                              "identical": same_pvalue(a, b)}
+        comparison[column] = {
+            "project": a,
+            "evidently": b,
+            "statistic": ours["ks_statistics"][column],
+            "identical": same_pvalue(a, b),
+        }
     return comparison
 
 
@@ -300,13 +388,17 @@ def same_pvalue(a: float, b: float) -> bool:
 def bench_drift(args) -> dict:
     rows = 100_000 if args.quick else 1_000_000
     rounds = 1 if args.quick else 3
-    print(f"2. drift tests on {rows:,} vs {rows:,} rows: drift.ks_test + psi_test vs Evidently DataDriftPreset(ks)",
-          flush=True)
+    print(
+        f"2. drift tests on {rows:,} vs {rows:,} rows: drift.ks_test + psi_test vs Evidently DataDriftPreset(ks)",
+        flush=True,
+    )
     venv = peer_venv("evidently")
     frames = drift_frames(rows)
     out = WORK_DIR / "peers-drift"
-    programs = {"project": [sys.executable, str(PEERS_DIR / "drift_project.py")],
-                "evidently": [str(venv / "bin" / "python"), str(PEERS_DIR / "drift_evidently.py")]}
+    programs = {
+        "project": [sys.executable, str(PEERS_DIR / "drift_project.py")],
+        "evidently": [str(venv / "bin" / "python"), str(PEERS_DIR / "drift_evidently.py")],
+    }
     extra = {"project": [], "evidently": [str(DEFAULT_DRIFT["ks_pvalue"])]}
     env = {"DO_NOT_TRACK": "1"}  # Evidently's usage telemetry off: no calls out of the machine
 
@@ -325,15 +417,22 @@ def bench_drift(args) -> dict:
         for name in order:
             measured[name].append(run_drift(name, frames["current"]))
             figures, inside = measured[name][-1], measured[name][-1]["inside"]
-            print(f"   round {index + 1} {name:<9} {figures['wall_s']:6.2f} s wall, {figures['peak_mib']:5.0f} MiB peak "
-                  f"(import {inside['seconds']['import']:.2f}, load {inside['seconds']['load']:.2f}, "
-                  f"tests {inside['seconds']['tests']:.2f} s)", flush=True)
+            print(
+                f"   round {index + 1} {name:<9} {figures['wall_s']:6.2f} s wall, {figures['peak_mib']:5.0f} MiB peak "
+                f"(import {inside['seconds']['import']:.2f}, load {inside['seconds']['load']:.2f}, "
+                f"tests {inside['seconds']['tests']:.2f} s)",
+                flush=True,
+            )
     results = {"rows": rows, "rounds": rounds, "versions": installed_versions(venv, PEER_PACKAGES["evidently"])}
     for name, runs in measured.items():
-        results[name] = {"wall_s": min(run["wall_s"] for run in runs), "peak_mib": max(run["peak_mib"] for run in runs),
-                         "tests_s": min(run["inside"]["seconds"]["tests"] for run in runs),
-                         "import_s": min(run["inside"]["seconds"]["import"] for run in runs),
-                         "memory_source": runs[0]["memory_source"], "runs": runs}
+        results[name] = {
+            "wall_s": min(run["wall_s"] for run in runs),
+            "peak_mib": max(run["peak_mib"] for run in runs),
+            "tests_s": min(run["inside"]["seconds"]["tests"] for run in runs),
+            "import_s": min(run["inside"]["seconds"]["import"] for run in runs),
+            "memory_source": runs[0]["memory_source"],
+            "runs": runs,
+        }
     ours, theirs = measured["project"][-1]["inside"], measured["evidently"][-1]["inside"]
     results["ks_pvalues"] = compare_pvalues(ours, theirs)
     results["psi"] = ours["psi"]
@@ -341,12 +440,14 @@ def bench_drift(args) -> dict:
     # (no drift, not timed) checks the two give the same non-zero p-values.
     control = {name: run_drift(name, frames["control"])["inside"] for name in programs}
     results["ks_pvalues_control"] = compare_pvalues(control["project"], control["evidently"])
-    results["all_identical"] = all(entry["identical"] for key in ("ks_pvalues", "ks_pvalues_control")
-                                   for entry in results[key].values())
+    results["all_identical"] = all(
+        entry["identical"] for key in ("ks_pvalues", "ks_pvalues_control") for entry in results[key].values()
+    )
     return results
 
 
 # --- the table ------------------------------------------------------------------------------
+
 
 def table_rows(results: dict) -> list[dict]:
     rows, row = table_builder()
@@ -356,21 +457,40 @@ def table_rows(results: dict) -> list[dict]:
         ours, peer = serve["project"], serve["mlflow"]
         workers = serve["settings"]["workers"]
         rate = ours["throughput"]["requests_per_s"] / peer["throughput"]["requests_per_s"]
-        row(f"serve: throughput, 16 keep-alive clients, 1-record body ({ours['throughput']['tool']}), "
-            f"{workers} workers each", ">= 10x MLflow", f"{ours['throughput']['requests_per_s']:.0f} req/s",
-            f"{peer['throughput']['requests_per_s']:.0f} req/s", f"{rate:.1f}x", rate >= 10,
-            "rounds (req/s): project " + ", ".join(f"{run['throughput']['requests_per_s']:.0f}" for run in ours["rounds"])
-            + "; mlflow " + ", ".join(f"{run['throughput']['requests_per_s']:.0f}" for run in peer["rounds"]))
+        row(
+            f"serve: throughput, 16 keep-alive clients, 1-record body ({ours['throughput']['tool']}), "
+            f"{workers} workers each",
+            ">= 10x MLflow",
+            f"{ours['throughput']['requests_per_s']:.0f} req/s",
+            f"{peer['throughput']['requests_per_s']:.0f} req/s",
+            f"{rate:.1f}x",
+            rate >= 10,
+            "rounds (req/s): project "
+            + ", ".join(f"{run['throughput']['requests_per_s']:.0f}" for run in ours["rounds"])
+            + "; mlflow "
+            + ", ".join(f"{run['throughput']['requests_per_s']:.0f}" for run in peer["rounds"]),
+        )
         p50 = ours["latency"]["p50_ms"]
-        row("serve: single-client p50, 1 record (keep-alive)", "<= 2 ms", f"{p50:.2f} ms",
-            f"{peer['latency']['p50_ms']:.2f} ms", f"{peer['latency']['p50_ms'] / p50:.1f}x faster", p50 <= 2,
+        row(
+            "serve: single-client p50, 1 record (keep-alive)",
+            "<= 2 ms",
+            f"{p50:.2f} ms",
+            f"{peer['latency']['p50_ms']:.2f} ms",
+            f"{peer['latency']['p50_ms'] / p50:.1f}x faster",
+            p50 <= 2,
             "rounds (p50 ms / requests): project "
             + ", ".join(f"{run['latency']['p50_ms']:.2f} / {run['latency']['requests']}" for run in ours["rounds"])
-            + "; mlflow " + ", ".join(f"{run['latency']['p50_ms']:.2f} / {run['latency']['requests']}"
-                                      for run in peer["rounds"]))
-        row("serve: single-client p99, 1 record", "(reported)", f"{ours['latency']['p99_ms']:.2f} ms",
-            f"{peer['latency']['p99_ms']:.2f} ms", f"{peer['latency']['p99_ms'] / ours['latency']['p99_ms']:.1f}x faster",
-            None)
+            + "; mlflow "
+            + ", ".join(f"{run['latency']['p50_ms']:.2f} / {run['latency']['requests']}" for run in peer["rounds"]),
+        )
+        row(
+            "serve: single-client p99, 1 record",
+            "(reported)",
+            f"{ours['latency']['p99_ms']:.2f} ms",
+            f"{peer['latency']['p99_ms']:.2f} ms",
+            f"{peer['latency']['p99_ms'] / ours['latency']['p99_ms']:.1f}x faster",
+            None,
+        )
         errors = ours["throughput"]["errors"] + ours["latency"]["errors"]
         total = ours["throughput"]["requests"] + sum(run["latency"]["requests"] for run in ours["rounds"])
         peer_errors = peer["throughput"]["errors"] + peer["latency"]["errors"]
@@ -378,48 +498,106 @@ def table_rows(results: dict) -> list[dict]:
         for run in ours["rounds"]:
             for kind, count in run["throughput"].get("error_kinds", {}).items():
                 kinds[kind] = kinds.get(kind, 0) + count
-        row("serve: errors", "0", f"{errors} of {total}", f"{peer_errors}", "", errors == 0,
-            "project errors under load: " + ", ".join(f"{kind} {count}" for kind, count in kinds.items()) if kinds else "")
+        row(
+            "serve: errors",
+            "0",
+            f"{errors} of {total}",
+            f"{peer_errors}",
+            "",
+            errors == 0,
+            "project errors under load: " + ", ".join(f"{kind} {count}" for kind, count in kinds.items())
+            if kinds
+            else "",
+        )
         single = serve.get("mlflow_1_worker")
         if single:
             rate = ours["throughput"]["requests_per_s"] / single["throughput"]["requests_per_s"]
-            row("serve: throughput vs MLflow with 1 worker (no --workers Nagle stall)", "(reported)",
-                f"{ours['throughput']['requests_per_s']:.0f} req/s", f"{single['throughput']['requests_per_s']:.0f} req/s",
-                f"{rate:.1f}x", None,
+            row(
+                "serve: throughput vs MLflow with 1 worker (no --workers Nagle stall)",
+                "(reported)",
+                f"{ours['throughput']['requests_per_s']:.0f} req/s",
+                f"{single['throughput']['requests_per_s']:.0f} req/s",
+                f"{rate:.1f}x",
+                None,
                 "uvicorn --workers N leaves TCP_NODELAY off (uvicorn issue #3149): every keep-alive response "
-                "of `mlflow models serve --workers 2` waits ~40 ms for a delayed ACK; one worker is not affected")
-            row("serve: single-client p50 vs MLflow with 1 worker", "(reported)", f"{p50:.2f} ms",
-                f"{single['latency']['p50_ms']:.2f} ms", f"{single['latency']['p50_ms'] / p50:.1f}x faster", None)
+                "of `mlflow models serve --workers 2` waits ~40 ms for a delayed ACK; one worker is not affected",
+            )
+            row(
+                "serve: single-client p50 vs MLflow with 1 worker",
+                "(reported)",
+                f"{p50:.2f} ms",
+                f"{single['latency']['p50_ms']:.2f} ms",
+                f"{single['latency']['p50_ms'] / p50:.1f}x faster",
+                None,
+            )
         agreement = serve["agreement"]
-        row("serve: same predictions before measuring", "identical", f"{agreement['rows']} rows", "same rows",
-            "identical", agreement["identical"])
+        row(
+            "serve: same predictions before measuring",
+            "identical",
+            f"{agreement['rows']} rows",
+            "same rows",
+            "identical",
+            agreement["identical"],
+        )
     if "drift" in results:
         drift = results["drift"]
         ours, peer = drift["project"], drift["evidently"]
         label = f"{drift['rows'] / 1e6:g}M vs {drift['rows'] / 1e6:g}M rows"
         speedup = peer["wall_s"] / ours["wall_s"]
-        row(f"drift: KS + PSI, {label}, process wall (import, read, test)", ">= 5x faster than Evidently",
-            f"{ours['wall_s']:.2f} s", f"{peer['wall_s']:.2f} s", f"{speedup:.1f}x faster",
+        row(
+            f"drift: KS + PSI, {label}, process wall (import, read, test)",
+            ">= 5x faster than Evidently",
+            f"{ours['wall_s']:.2f} s",
+            f"{peer['wall_s']:.2f} s",
+            f"{speedup:.1f}x faster",
             speedup >= 5 and drift["all_identical"],
-            "rounds (s): project " + ", ".join(f"{run['wall_s']:.2f}" for run in ours["runs"])
-            + "; evidently " + ", ".join(f"{run['wall_s']:.2f}" for run in peer["runs"]))
-        row(f"drift: {label}, tests alone (after import and read)", "(reported)", f"{ours['tests_s']:.2f} s",
-            f"{peer['tests_s']:.2f} s", f"{peer['tests_s'] / ours['tests_s']:.1f}x faster", None,
-            f"imports alone: project {ours['import_s']:.2f} s, evidently {peer['import_s']:.2f} s")
-        row(f"drift: {label}, peak memory", "(reported)", f"{ours['peak_mib']:.0f} MiB", f"{peer['peak_mib']:.0f} MiB",
-            f"{ours['peak_mib'] / peer['peak_mib']:.2f}x", None)
-        for key, what in (("ks_pvalues", "practice vs source"), ("ks_pvalues_control", "control: practice vs practice")):
-            pairs = "; ".join(f"{column} {entry['project']:.6g} / {entry['evidently']:.6g}"
-                              for column, entry in drift[key].items())
+            "rounds (s): project "
+            + ", ".join(f"{run['wall_s']:.2f}" for run in ours["runs"])
+            + "; evidently "
+            + ", ".join(f"{run['wall_s']:.2f}" for run in peer["runs"]),
+        )
+        row(
+            f"drift: {label}, tests alone (after import and read)",
+            "(reported)",
+            f"{ours['tests_s']:.2f} s",
+            f"{peer['tests_s']:.2f} s",
+            f"{peer['tests_s'] / ours['tests_s']:.1f}x faster",
+            None,
+            f"imports alone: project {ours['import_s']:.2f} s, evidently {peer['import_s']:.2f} s",
+        )
+        row(
+            f"drift: {label}, peak memory",
+            "(reported)",
+            f"{ours['peak_mib']:.0f} MiB",
+            f"{peer['peak_mib']:.0f} MiB",
+            f"{ours['peak_mib'] / peer['peak_mib']:.2f}x",
+            None,
+        )
+        for key, what in (
+            ("ks_pvalues", "practice vs source"),
+            ("ks_pvalues_control", "control: practice vs practice"),
+        ):
+            pairs = "; ".join(
+                f"{column} {entry['project']:.6g} / {entry['evidently']:.6g}" for column, entry in drift[key].items()
+            )
             identical = all(entry["identical"] for entry in drift[key].values())
-            row(f"drift: KS p-values, project / Evidently, {what}", f"identical (rel. {RELATIVE_TOLERANCE:g})", pairs,
-                "", "identical" if identical else "DIFFERENT", identical)
+            row(
+                f"drift: KS p-values, project / Evidently, {what}",
+                f"identical (rel. {RELATIVE_TOLERANCE:g})",
+                pairs,
+                "",
+                "identical" if identical else "DIFFERENT",
+                identical,
+            )
     return rows
 
 
 def main(argv=None) -> int:
-    parser = bench_parser("Benchmark the project against MLflow serving and Evidently drift tests.", "serve,drift",
-                          "100k rows, one round, 3 s of load")
+    parser = bench_parser(
+        "Benchmark the project against MLflow serving and Evidently drift tests.",
+        "serve,drift",
+        "100k rows, one round, 3 s of load",
+    )
     args = parser.parse_args(argv)
     benches = {"serve": bench_serve, "drift": bench_drift}
     parts = chosen_parts(parser, args.only, benches)
@@ -437,7 +615,10 @@ def main(argv=None) -> int:
     print_table(rows)
     if "drift" in results:
         print("\nKS p-values: project drift.ks_test | Evidently DataDriftPreset(method='ks'), and the KS statistic")
-        for key, what in (("ks_pvalues", "practice vs source"), ("ks_pvalues_control", "control: practice vs practice")):
+        for key, what in (
+            ("ks_pvalues", "practice vs source"),
+            ("ks_pvalues_control", "control: practice vs practice"),
+        ):
             print(f"  {what}")
             for column, entry in results["drift"][key].items():
                 print(f"   {column:<20} {entry['project']!r:>24} | {entry['evidently']!r:<24} D = {entry['statistic']}")

@@ -4,6 +4,7 @@ No validation, no deduplication, nothing written.
 
     python bench/pyarrow_read.py INPUT_FOLDER
 """
+
 import os
 import sys
 

@@ -23,9 +23,11 @@ Prints a table; every server is stopped at the end. Loopback traffic only.
 Figures on a shared 2-core machine are noisy: compare set-ups measured in the
 same run.
 """
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -62,8 +64,9 @@ PROBE_TIMEOUT = 5.0
 
 def serve_flags() -> list[str]:
     """The gunicorn flags `make serve` uses."""
-    return subprocess.run(["make", "-s", "-C", str(PROJECT_DIR), "print-serve-flags"], capture_output=True,
-                          text=True, check=True).stdout.split()
+    return subprocess.run(
+        ["make", "-s", "-C", str(PROJECT_DIR), "print-serve-flags"], capture_output=True, text=True, check=True
+    ).stdout.split()
 
 
 def setups(app: str) -> dict[str, list[str]]:
@@ -73,8 +76,17 @@ def setups(app: str) -> dict[str, list[str]]:
         "make-serve": [GUNICORN, "--chdir", str(PROJECT_DIR), *serve_flags(), "--bind", "127.0.0.1:{port}", app],
         "gthread": [*gunicorn, "--worker-class", "gthread", "--workers", "2", "--threads", "2", app],
         "gevent": [*gunicorn, "--worker-class", "gevent", "--workers", "2", app],
-        "waitress": [PYTHON, "-m", "waitress", "--listen", "127.0.0.1:{port}", "--threads", "4",
-                     "--call", app.removesuffix("()")],
+        "waitress": [
+            PYTHON,
+            "-m",
+            "waitress",
+            "--listen",
+            "127.0.0.1:{port}",
+            "--threads",
+            "4",
+            "--call",
+            app.removesuffix("()"),
+        ],
     }
 
 
@@ -83,10 +95,15 @@ class Server:
 
     def __init__(self, name: str, command: list[str], config: Path):
         self.port = free_port()
-        self.log = open(WORK_DIR / f"slow-clients-{name}.log", "w")
-        self.process = subprocess.Popen([part.replace("{port}", str(self.port)) for part in command],
-                                        cwd=PROJECT_DIR, env={**os.environ, "DRS_CONFIG": str(config)},
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.log = open(WORK_DIR / f"slow-clients-{name}.log", "w")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [part.replace("{port}", str(self.port)) for part in command],
+            cwd=PROJECT_DIR,
+            env={**os.environ, "DRS_CONFIG": str(config)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -124,10 +141,8 @@ class SlowClients:
     def _trickle(self) -> None:
         while not self.stopped.wait(self.interval):
             for sock in self.sockets:
-                try:
+                with contextlib.suppress(OSError):  # the server gave up on this one: fine
                     sock.send(b"X")  # an endless header name
-                except OSError:
-                    pass  # the server gave up on this one: fine
 
     def __exit__(self, *exc_info):
         self.stopped.set()
@@ -152,8 +167,12 @@ def probe_health(port: int, probes: int) -> dict:
         else:
             failures += 1
         time.sleep(0.1)
-    return {"p50_ms": statistics.median(timings) if timings else None, "max_ms": max(timings, default=None),
-            "failures": failures, "probes": probes}
+    return {
+        "p50_ms": statistics.median(timings) if timings else None,
+        "max_ms": max(timings, default=None),
+        "failures": failures,
+        "probes": probes,
+    }
 
 
 def measure_slow_clients(server: Server, args) -> dict:
@@ -168,10 +187,25 @@ def measure_slow_clients(server: Server, args) -> dict:
 def throughput_wrk(port: int, body: bytes, clients: int, seconds: int) -> dict:
     """wrk -t2 with latency percentiles: how fairly the clients are served, not only how many."""
     script = WORK_DIR / "slow-clients-post.lua"
-    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                      f"wrk.body = {json.dumps(body.decode())}\n")
-    output = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script),
-                             f"http://127.0.0.1:{port}/prediction"], capture_output=True, text=True, check=True).stdout
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+    )
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{clients}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/prediction",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
     def milliseconds(pattern: str) -> float:
         value, unit = re.search(pattern + r"\s+([\d.]+)(us|ms|s)", output).groups()
@@ -180,15 +214,21 @@ def throughput_wrk(port: int, body: bytes, clients: int, seconds: int) -> dict:
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
-    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), "errors": errors,
-            "p99_ms": milliseconds(r" 99%"), "max_ms": milliseconds(r"Latency\s+\S+\s+\S+")}
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "errors": errors,
+        "p99_ms": milliseconds(r" 99%"),
+        "max_ms": milliseconds(r"Latency\s+\S+\s+\S+"),
+    }
 
 
 def measure_load(server: Server, args) -> dict:
     body = json.dumps(SINGLE_RECORD).encode()
     load = throughput_wrk if shutil.which("wrk") else throughput_python
-    return {"latency": latency(server.port, body, count=500 if args.quick else 2000, warmup=200),
-            "throughput": load(server.port, body, 16, 5 if args.quick else 10)}
+    return {
+        "latency": latency(server.port, body, count=500 if args.quick else 2000, warmup=200),
+        "throughput": load(server.port, body, 16, 5 if args.quick else 10),
+    }
 
 
 def health_cell(figure: dict) -> str:
@@ -239,14 +279,28 @@ def main(argv=None) -> int:
         results[name]["latency"] = min((run["latency"] for run in runs), key=lambda run: run["p50_ms"])
         results[name]["throughput"] = max((run["throughput"] for run in runs), key=lambda run: run["requests_per_s"])
         results[name]["throughput"]["errors"] = sum(run["throughput"]["errors"] for run in runs)
-        print(f"{name}: p50 per round " + ", ".join(f"{run['latency']['p50_ms']:.2f}" for run in runs)
-              + " ms; req/s per round " + ", ".join(f"{run['throughput']['requests_per_s']:.0f}" for run in runs))
+        print(
+            f"{name}: p50 per round "
+            + ", ".join(f"{run['latency']['p50_ms']:.2f}" for run in runs)
+            + " ms; req/s per round "
+            + ", ".join(f"{run['throughput']['requests_per_s']:.0f}" for run in runs)
+        )
 
-    header = ["set-up", *(f"/health p50 / max, {n} slow" for n in SLOW_CLIENT_COUNTS), "1-record p50 / p99",
-              "16 keep-alive clients"]
-    rows = [[name, *(health_cell(figures[f"health_{n}"]) for n in SLOW_CLIENT_COUNTS),
-             f"{figures['latency']['p50_ms']:.2f} / {figures['latency']['p99_ms']:.2f} ms",
-             load_cell(figures["throughput"])] for name, figures in results.items()]
+    header = [
+        "set-up",
+        *(f"/health p50 / max, {n} slow" for n in SLOW_CLIENT_COUNTS),
+        "1-record p50 / p99",
+        "16 keep-alive clients",
+    ]
+    rows = [
+        [
+            name,
+            *(health_cell(figures[f"health_{n}"]) for n in SLOW_CLIENT_COUNTS),
+            f"{figures['latency']['p50_ms']:.2f} / {figures['latency']['p99_ms']:.2f} ms",
+            load_cell(figures["throughput"]),
+        ]
+        for name, figures in results.items()
+    ]
     print()
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

@@ -1,4 +1,5 @@
 """Shared fixtures: a project in a temp folder, scripts run as subprocesses, a real API server."""
+
 from __future__ import annotations
 
 import json
@@ -59,16 +60,24 @@ class Project:
     def config(self, name: str = "config.json"):
         return load_config(self.root / name)
 
-    def run(self, script: str, *args: str, config: str | Path | None = "config.json", env=None, timeout=120,
-            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        script: str,
+        *args: str,
+        config: str | Path | None = "config.json",
+        env=None,
+        timeout=120,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess:
         """Run a project script as cron would: by absolute path, from another folder."""
         command = [PYTHON, str(ROOT / script)]
         if config is not None:
             command += ["--config", str(self.root / config)]
         command += list(args)
         full_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
-        return subprocess.run(command, cwd=cwd or self.elsewhere, env=full_env, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            command, cwd=cwd or self.elsewhere, env=full_env, capture_output=True, text=True, timeout=timeout
+        )
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -125,9 +134,10 @@ class Server:
 
 
 def start_server(command: list[str], port: int, log_path: Path, env=None, cwd=None) -> Server:
-    log_file = open(log_path, "w")
-    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd,
-                               env={**os.environ, **(env or {})})
+    log_file = open(log_path, "w")  # noqa: SIM115 (closed by stop_server)
+    process = subprocess.Popen(
+        command, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, **(env or {})}
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -152,8 +162,12 @@ def stop_server(server: Server) -> None:
 
 def _serve(project: Project, log_folder: Path):
     port = free_port()
-    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
-                          port, log_folder / "server.log", cwd=project.elsewhere)
+    server = start_server(
+        [PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
+        port,
+        log_folder / "server.log",
+        cwd=project.elsewhere,
+    )
     server.project = project
     return server
 

@@ -1,5 +1,6 @@
 """Webhook alerts from real ticks: a local receiver gets deployed, drift, not_promoted, failed and
 recovered; a repeated failure waits out its cooldown; a dead receiver never fails a tick."""
+
 from __future__ import annotations
 
 import datetime
@@ -9,7 +10,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from conftest import free_port
 
 SECRET_PATH = "/hooks/T000/secret-token"
@@ -27,8 +27,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.bodies.append({"path": self.path, "content_type": self.headers.get("Content-Type"),
-                                        **json.loads(body)})
+                receiver.bodies.append(
+                    {"path": self.path, "content_type": self.headers.get("Content-Type"), **json.loads(body)}
+                )
                 if receiver.trickle:  # an answer one byte at a time: each wait short, the whole endless
                     for byte in b"HTTP/1.1 200 OK\r\n" * 100:
                         self.wfile.write(bytes([byte]))
@@ -92,8 +93,9 @@ def test_real_ticks_alert_deployed_drift_failed_and_recovered(project, receiver)
     assert alert["text"] == f"Deployed v0001 (bootstrap): test F1 {f1:.4f}."
     assert alert["version"] == "v0001" and alert["time"] == record["end"]
     assert alert["details"]["decision"] == "bootstrap" and alert["details"]["scores"] == record["scores"]
-    assert record["alerts"] == [{"event": "deployed", "text": alert["text"], "delivered": True, "attempts": 1,
-                                 "status": 200}]
+    assert record["alerts"] == [
+        {"event": "deployed", "text": alert["text"], "delivered": True, "attempts": 1, "status": 200}
+    ]
 
     quiet = project.run("fullprocess.py")
     assert quiet.returncode == 0 and receiver.events == ["deployed"]  # nothing happened: nothing sent
@@ -104,14 +106,17 @@ def test_real_ticks_alert_deployed_drift_failed_and_recovered(project, receiver)
     record = history(project)[-1]
     scores = record["scores"]
     drift_alert, deployed_alert = receiver.bodies[1:]
-    assert drift_alert["text"].startswith(f"Drift on {record['new_rows']} new row(s): F1 {scores['new_data_f1']:.3f} "
-                                          f"vs deployed {scores['deployed_f1']:.3f} (raw); ")
+    assert drift_alert["text"].startswith(
+        f"Drift on {record['new_rows']} new row(s): F1 {scores['new_data_f1']:.3f} "
+        f"vs deployed {scores['deployed_f1']:.3f} (raw); "
+    )
     assert "ks" in drift_alert["text"] and drift_alert["text"].endswith("also found drift. Retraining.")
     details = drift_alert["details"]
     assert details["drift"]["fired"] == {"raw": record["drift"]["tests"]["raw"]}
     assert details["scores"] == scores and details["new_files"] == ["dataset3.csv", "dataset4.csv"]
-    assert deployed_alert["text"] == (f"Deployed v0002: test F1 {scores['retrained_test_f1']:.4f} "
-                                      f"(was v0001, {scores['deployed_f1']:.4f}).")
+    assert deployed_alert["text"] == (
+        f"Deployed v0002: test F1 {scores['retrained_test_f1']:.4f} (was v0001, {scores['deployed_f1']:.4f})."
+    )
     assert deployed_alert["version"] == "v0002"
 
     project.path("sourcedata").rename(project.path("sourcedata-away"))
@@ -138,7 +143,8 @@ def test_the_promotion_guard_alerts_not_promoted(deployed, receiver):
     promotion = history(deployed)[-1]["promotion"]
     assert receiver.bodies[1]["text"] == (
         f"Not promoted: retrained F1 {promotion['retrained_test_f1']:.3f} is below deployed "
-        f"{promotion['deployed_test_f1']:.3f} minus margin 0; keeping v0001.")
+        f"{promotion['deployed_test_f1']:.3f} minus margin 0; keeping v0001."
+    )
     assert receiver.bodies[1]["details"]["promotion"] == promotion
 
 
@@ -151,7 +157,8 @@ def test_a_repeated_failure_is_sent_once_per_cooldown_then_with_its_count(deploy
     assert receiver.events == ["failed"]
     assert [r["alerts"] for r in history(deployed)[-2:]] == [
         [{"event": "failed", "suppressed": "cooldown", "repeats": 1}],
-        [{"event": "failed", "suppressed": "cooldown", "repeats": 2}]]
+        [{"event": "failed", "suppressed": "cooldown", "repeats": 2}],
+    ]
 
     # An hour passes: the last alert was sent 61 minutes ago.
     state_path = deployed.path("logs", "alertstate.json")
@@ -164,7 +171,8 @@ def test_a_repeated_failure_is_sent_once_per_cooldown_then_with_its_count(deploy
     assert receiver.events == ["failed", "failed"]
     alert = receiver.bodies[-1]
     assert alert["text"].endswith(
-        f"(repeated 3 time(s) since the alert at {sent.astimezone(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC).")
+        f"(repeated 3 time(s) since the alert at {sent.astimezone(datetime.UTC):%Y-%m-%d %H:%M} UTC)."
+    )
     assert alert["details"]["repeats"] == 3 and alert["details"]["failed_ticks"] == 4
 
     # Another failure is news at once.
@@ -297,12 +305,15 @@ def test_a_trickling_or_redirecting_receiver_is_not_delivered_and_never_holds_th
     assert time.monotonic() - started < 20  # 3 attempts of 3 s and 1.5 s of waits, not the answer's 100 s
 
 
-@pytest.mark.parametrize("settings, words", [
-    ({"alerts": {"webhook_url": "http://127.0.0.1:99999/hooks/T000/secret-token"}}, "alerts.webhook_url must be"),
-    ({"alerts": {"webhook_url": "hooks.example/hooks/T000/secret-token"}}, "alerts.webhook_url must be"),
-    ({"api_token": "pässwörd-secret-token"}, "'api_token' must be printable ASCII"),
-    ({"api_token": " padded-secret-token "}, "'api_token' must be printable ASCII"),
-])
+@pytest.mark.parametrize(
+    "settings, words",
+    [
+        ({"alerts": {"webhook_url": "http://127.0.0.1:99999/hooks/T000/secret-token"}}, "alerts.webhook_url must be"),
+        ({"alerts": {"webhook_url": "hooks.example/hooks/T000/secret-token"}}, "alerts.webhook_url must be"),
+        ({"api_token": "pässwörd-secret-token"}, "'api_token' must be printable ASCII"),
+        ({"api_token": " padded-secret-token "}, "'api_token' must be printable ASCII"),
+    ],
+)
 def test_a_webhook_or_token_no_client_could_use_is_a_config_error_that_never_shows_it(deployed, settings, words):
     deployed.write_config(**settings)
     result = deployed.run("fullprocess.py")

@@ -1,4 +1,5 @@
 """The API against a real server process: every endpoint and every error case."""
+
 import json
 import socket
 
@@ -6,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-
 from conftest import PYTHON, ROOT, free_port, start_server, stop_server
-from settings import FEATURE_COLUMNS
 from test_api_faults import make_serve_command
+
+from settings import FEATURE_COLUMNS
 
 RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
 
@@ -26,7 +27,9 @@ def test_prediction_from_a_file_in_a_data_folder(shared_api_server):
     response = shared_api_server.post("/prediction", json={"filepath": "testdata/testdata.csv"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["predictions"] == expected_predictions(shared_api_server.project, shared_api_server.project.path("testdata", "testdata.csv"))
+    assert body["predictions"] == expected_predictions(
+        shared_api_server.project, shared_api_server.project.path("testdata", "testdata.csv")
+    )
     assert len(body["predictions"]) == 400 and body["version"] == "v0001"
 
 
@@ -53,8 +56,11 @@ def test_scoring_summarystats_health_and_diagnostics(shared_api_server):
     health = shared_api_server.get("/health")
     assert health.status_code == 200 and health.json()["version"] == "v0001"
 
-    watched = [project.path("ingesteddata", "finaldata.csv"), project.path("production_deployment", "trainedmodel.pkl"),
-               project.path("models", "trainedmodel.pkl")]
+    watched = [
+        project.path("ingesteddata", "finaldata.csv"),
+        project.path("production_deployment", "trainedmodel.pkl"),
+        project.path("models", "trainedmodel.pkl"),
+    ]
     before = {p: p.stat().st_mtime_ns for p in watched}
     diagnostics = shared_api_server.get("/diagnostics")
     assert diagnostics.status_code == 200
@@ -65,33 +71,73 @@ def test_scoring_summarystats_health_and_diagnostics(shared_api_server):
     assert {p: p.stat().st_mtime_ns for p in watched} == before  # GET changed nothing production uses
     # The timings are the bootstrap tick's own, from the run history: nothing was re-run to answer.
     bootstrap = json.loads(project.path("logs", "history.jsonl").read_text().splitlines()[-1])
-    assert body["execution_time"] == {"ingestion_seconds": bootstrap["stages"]["ingest"],
-                                      "training_seconds": bootstrap["stages"]["train"]}
+    assert body["execution_time"] == {
+        "ingestion_seconds": bootstrap["stages"]["ingest"],
+        "training_seconds": bootstrap["stages"]["train"],
+    }
 
 
-@pytest.mark.parametrize("kwargs, status, fragment", [
-    ({"data": "{not json", "headers": {"Content-Type": "application/json"}}, 400, "not valid JSON"),
-    ({"data": '{"records": [{"lastmonth_activity": Infinity, "lastyear_activity": 1, "number_of_employees": 1}]}',
-      "headers": {"Content-Type": "application/json"}}, 400, "finite"),
-    ({"data": '{"records": [{"lastmonth_activity": NaN, "lastyear_activity": 1, "number_of_employees": 1}]}',
-      "headers": {"Content-Type": "application/json"}}, 400, "finite"),
-    ({"json": {"records": [{"lastmonth_activity": 1, "lastyear_activity": 2}]}}, 400, "missing feature 'number_of_employees'"),
-    ({"json": {"records": [{**RECORD, "number_of_employees": "many"}]}}, 400, "must be a number"),
-    ({"json": {"records": [{**RECORD, "number_of_employees": True}]}}, 400, "must be a number"),
-    ({"json": {"records": []}}, 400, "non-empty list"),
-    ({"json": {"something": 1}}, 400, "'filepath' or 'records'"),
-    ({"json": [1, 2]}, 400, "JSON object"),
-    ({"data": "lastmonth_activity,lastyear_activity\n1,2\n", "headers": {"Content-Type": "text/csv"}}, 400, "missing column(s): number_of_employees"),
-    ({"data": "lastmonth_activity,lastyear_activity,number_of_employees\n1,x,3\n", "headers": {"Content-Type": "text/csv"}}, 400, "line 2, column 'lastyear_activity': not a number"),
-    ({"data": "lastmonth_activity,lastyear_activity,number_of_employees\n1,inf,3\n", "headers": {"Content-Type": "text/csv"}}, 400, "line 2, column 'lastyear_activity': not a finite number"),
-    ({"json": {"filepath": "testdata/\u0000x.csv"}}, 400, "NUL"),
-    ({"data": "hello", "headers": {"Content-Type": "text/plain"}}, 415, "unsupported content type"),
-    ({"json": {"filepath": "/etc/passwd"}}, 403, "outside the data folders"),
-    ({"json": {"filepath": "../../etc/passwd"}}, 403, "outside the data folders"),
-    ({"json": {"filepath": "config.json"}}, 403, "outside the data folders"),
-    ({"json": {"filepath": "testdata/nothere.csv"}}, 404, "not found"),
-    ({"json": {"filepath": 42}}, 400, "non-empty string"),
-])
+@pytest.mark.parametrize(
+    "kwargs, status, fragment",
+    [
+        ({"data": "{not json", "headers": {"Content-Type": "application/json"}}, 400, "not valid JSON"),
+        (
+            {
+                "data": '{"records": [{"lastmonth_activity": Infinity, "lastyear_activity": 1, '
+                '"number_of_employees": 1}]}',
+                "headers": {"Content-Type": "application/json"},
+            },
+            400,
+            "finite",
+        ),
+        (
+            {
+                "data": '{"records": [{"lastmonth_activity": NaN, "lastyear_activity": 1, "number_of_employees": 1}]}',
+                "headers": {"Content-Type": "application/json"},
+            },
+            400,
+            "finite",
+        ),
+        (
+            {"json": {"records": [{"lastmonth_activity": 1, "lastyear_activity": 2}]}},
+            400,
+            "missing feature 'number_of_employees'",
+        ),
+        ({"json": {"records": [{**RECORD, "number_of_employees": "many"}]}}, 400, "must be a number"),
+        ({"json": {"records": [{**RECORD, "number_of_employees": True}]}}, 400, "must be a number"),
+        ({"json": {"records": []}}, 400, "non-empty list"),
+        ({"json": {"something": 1}}, 400, "'filepath' or 'records'"),
+        ({"json": [1, 2]}, 400, "JSON object"),
+        (
+            {"data": "lastmonth_activity,lastyear_activity\n1,2\n", "headers": {"Content-Type": "text/csv"}},
+            400,
+            "missing column(s): number_of_employees",
+        ),
+        (
+            {
+                "data": "lastmonth_activity,lastyear_activity,number_of_employees\n1,x,3\n",
+                "headers": {"Content-Type": "text/csv"},
+            },
+            400,
+            "line 2, column 'lastyear_activity': not a number",
+        ),
+        (
+            {
+                "data": "lastmonth_activity,lastyear_activity,number_of_employees\n1,inf,3\n",
+                "headers": {"Content-Type": "text/csv"},
+            },
+            400,
+            "line 2, column 'lastyear_activity': not a finite number",
+        ),
+        ({"json": {"filepath": "testdata/\u0000x.csv"}}, 400, "NUL"),
+        ({"data": "hello", "headers": {"Content-Type": "text/plain"}}, 415, "unsupported content type"),
+        ({"json": {"filepath": "/etc/passwd"}}, 403, "outside the data folders"),
+        ({"json": {"filepath": "../../etc/passwd"}}, 403, "outside the data folders"),
+        ({"json": {"filepath": "config.json"}}, 403, "outside the data folders"),
+        ({"json": {"filepath": "testdata/nothere.csv"}}, 404, "not found"),
+        ({"json": {"filepath": 42}}, 400, "non-empty string"),
+    ],
+)
 def test_prediction_errors_are_json_with_the_right_status(shared_api_server, kwargs, status, fragment):
     response = shared_api_server.post("/prediction", **kwargs)
     assert response.status_code == status, response.text
@@ -159,8 +205,9 @@ def test_a_body_over_the_limit_is_refused_from_its_announced_length(small_limit_
     assert big.status_code == 413 and "exceeds the limit" in big.json()["error"]
     # Announce a huge body and send none of it: the answer comes without waiting for the body.
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"POST /prediction HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                     b"Content-Length: 999999999\r\n\r\n")
+        sock.sendall(
+            b"POST /prediction HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 999999999\r\n\r\n"
+        )
         reply = sock.recv(4096).decode()
     assert reply.startswith("HTTP/1.1 413")
     assert server.get("/health").status_code == 200  # still alive
@@ -168,8 +215,11 @@ def test_a_body_over_the_limit_is_refused_from_its_announced_length(small_limit_
 
 def test_no_model_deployed_is_503_everywhere_it_matters(project, tmp_path):
     port = free_port()
-    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
-                          port, tmp_path / "server.log")
+    server = start_server(
+        [PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
+        port,
+        tmp_path / "server.log",
+    )
     try:
         assert server.get("/health").status_code == 503
         for response in (server.post("/prediction", json={"records": [RECORD]}), server.get("/scoring")):
@@ -198,8 +248,11 @@ def test_redeploy_is_picked_up_and_a_tampered_model_is_refused(api_server):
 
     # A fresh server has no good model to fall back on: 503.
     port = free_port()
-    fresh = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
-                         port, project.root.parent / "fresh.log")
+    fresh = start_server(
+        [PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
+        port,
+        project.root.parent / "fresh.log",
+    )
     try:
         assert fresh.post("/prediction", json={"records": [RECORD]}).status_code == 503
         health = fresh.get("/health")
@@ -210,10 +263,23 @@ def test_redeploy_is_picked_up_and_a_tampered_model_is_refused(api_server):
 
 def test_gunicorn_serves_the_app_factory_with_the_config_in_drs_config(deployed, tmp_path):
     port = free_port()
-    server = start_server([str(ROOT / ".venv" / "bin" / "gunicorn") if (ROOT / ".venv" / "bin" / "gunicorn").exists() else "gunicorn",
-                           "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket",
-                           "app:create_app()"],
-                          port, tmp_path / "gunicorn.log", env={"DRS_CONFIG": str(deployed.config_path)}, cwd=deployed.elsewhere)
+    server = start_server(
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn") if (ROOT / ".venv" / "bin" / "gunicorn").exists() else "gunicorn",
+            "--chdir",
+            str(ROOT),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--no-control-socket",
+            "app:create_app()",
+        ],
+        port,
+        tmp_path / "gunicorn.log",
+        env={"DRS_CONFIG": str(deployed.config_path)},
+        cwd=deployed.elsewhere,
+    )
     try:
         response = server.post("/prediction", json={"filepath": "testdata/testdata.csv"})
         assert response.status_code == 200 and len(response.json()["predictions"]) == 400
@@ -226,10 +292,13 @@ def test_importing_app_does_no_work(tmp_path):
     import subprocess
 
     # The config named by DRS_CONFIG does not exist: only create_app() would read it.
-    result = subprocess.run([PYTHON, "-c", "import app; print(callable(app.create_app))"],
-                            cwd=tmp_path, capture_output=True, text=True,
-                            env={"DRS_CONFIG": str(tmp_path / "missing.json"), "PATH": "/usr/bin:/bin",
-                                 "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [PYTHON, "-c", "import app; print(callable(app.create_app))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"DRS_CONFIG": str(tmp_path / "missing.json"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
     assert list(tmp_path.iterdir()) == []  # no log file, no folder made
 
@@ -253,7 +322,10 @@ def test_requests_module_is_real(shared_api_server):
     # keep-alive sessions work against the server (used by apicalls and the benchmark)
     with requests.Session() as session:
         for _ in range(3):
-            assert session.post(shared_api_server.url + "/prediction", json={"records": [RECORD]}, timeout=10).status_code == 200
+            assert (
+                session.post(shared_api_server.url + "/prediction", json={"records": [RECORD]}, timeout=10).status_code
+                == 200
+            )
 
 
 def test_a_redeploying_tick_calls_the_running_api(api_server):

@@ -1,8 +1,10 @@
 """The API under real use: hostile bodies, malformed CSVs, production changed under a running
 server, slow clients. Real servers on free loopback ports; `make serve`'s own command line
 where the serving set-up matters."""
+
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shlex
@@ -15,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import PYTHON, ROOT, free_port, start_server, stop_server
 
 RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
@@ -25,8 +26,12 @@ SECRET = "s3cr3t-cell-value"
 
 def make_serve_command(config: Path, port: int) -> tuple[list[str], dict]:
     """The command line `make serve` runs (read with `make -n`), on 127.0.0.1:port, and its environment."""
-    printed = subprocess.run(["make", "-s", "-n", "-C", str(ROOT), "serve", "HOST=127.0.0.1", f"PORT={port}",
-                              f"CONFIG={config}"], capture_output=True, text=True, check=True).stdout
+    printed = subprocess.run(
+        ["make", "-s", "-n", "-C", str(ROOT), "serve", "HOST=127.0.0.1", f"PORT={port}", f"CONFIG={config}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     line = next(line for line in printed.replace("\\\n", " ").splitlines() if "gunicorn" in line)
     words = shlex.split(line)
     env = {}
@@ -68,14 +73,23 @@ def fresh_health(server, seconds: float = 60) -> list[tuple[int, dict]]:
 
 # --- 1. hostile JSON ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, fragment", [
-    ('{"records": [{"lastmonth_activity": %s, "lastyear_activity": 1, "number_of_employees": 1}]}' % ("9" * 400),
-     "finite"),
-    ('{"records": [{"lastmonth_activity": 1, "lastyear_activity": -%s, "number_of_employees": 1}]}' % ("7" * 400),
-     "finite"),
-    ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
-    ('{"records": ' + "[" * 100_000 + "]" * 100_000 + "}", "not valid JSON"),
-])
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (
+            '{"records": [{"lastmonth_activity": %s, "lastyear_activity": 1, "number_of_employees": 1}]}' % ("9" * 400),
+            "finite",
+        ),
+        (
+            '{"records": [{"lastmonth_activity": 1, "lastyear_activity": -%s, "number_of_employees": 1}]}'
+            % ("7" * 400),
+            "finite",
+        ),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
+        ('{"records": ' + "[" * 100_000 + "]" * 100_000 + "}", "not valid JSON"),
+    ],
+)
 def test_huge_numbers_and_deep_nesting_are_400_not_500(shared_api_server, body, fragment):
     response = shared_api_server.post("/prediction", data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400, response.text[:300]
@@ -85,12 +99,16 @@ def test_huge_numbers_and_deep_nesting_are_400_not_500(shared_api_server, body, 
 
 # --- 2. malformed CSVs: 400 naming the column, never quoting the file ---------------------
 
-@pytest.mark.parametrize("text, fragments", [
-    (f"corporation,{HEADER},lastyear_activity\n{SECRET},1,2,3,4\n", ["duplicate", "lastyear_activity"]),
-    (f"{HEADER},note,note\n1,2,3,{SECRET},x\n", ["duplicate", "note"]),
-    (f"corporation,{HEADER}\nacme,1,{SECRET},3\n", ["line 2, column 'lastyear_activity': not a number"]),
-    (f"{HEADER}\n1,2,3,{SECRET}\n", ["line 2: 4 field(s), expected 3"]),
-])
+
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        (f"corporation,{HEADER},lastyear_activity\n{SECRET},1,2,3,4\n", ["duplicate", "lastyear_activity"]),
+        (f"{HEADER},note,note\n1,2,3,{SECRET},x\n", ["duplicate", "note"]),
+        (f"corporation,{HEADER}\nacme,1,{SECRET},3\n", ["line 2, column 'lastyear_activity': not a number"]),
+        (f"{HEADER}\n1,2,3,{SECRET}\n", ["line 2: 4 field(s), expected 3"]),
+    ],
+)
 def test_a_malformed_csv_is_400_naming_the_column_without_quoting_the_file(api_server, text, fragments):
     project = api_server.project
     (project.path("testdata", "malformed.csv")).write_text(text)
@@ -111,6 +129,7 @@ def test_a_csv_header_that_is_not_utf8_is_400(shared_api_server):
 
 # --- 3. /health tells the truth, in every worker ------------------------------------------
 
+
 def test_health_is_degraded_in_every_worker_when_current_is_removed(make_serve):
     prod = make_serve.project.path("production_deployment")
     assert {body["status"] for _, body in fresh_health(make_serve)} == {"ok"}
@@ -126,8 +145,11 @@ def test_health_is_degraded_in_every_worker_when_current_is_removed(make_serve):
 
         # A fresh server holds nothing: 503.
         port = free_port()
-        fresh = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(make_serve.project.config_path),
-                              "--port", str(port)], port, prod.parent.parent / "fresh.log")
+        fresh = start_server(
+            [PYTHON, str(ROOT / "app.py"), "--config", str(make_serve.project.config_path), "--port", str(port)],
+            port,
+            prod.parent.parent / "fresh.log",
+        )
         try:
             assert fresh.get("/health").status_code == 503
         finally:
@@ -188,6 +210,7 @@ def test_a_tampered_model_with_its_size_and_mtime_kept_is_seen_and_never_unpickl
 
 # --- 4. slow clients ------------------------------------------------------------------------
 
+
 class SlowClients:
     """`count` loopback connections sending request-header bytes one at a time, never finishing."""
 
@@ -202,10 +225,8 @@ class SlowClients:
     def _trickle(self) -> None:
         while not self.stopped.wait(0.5):
             for sock in self.sockets:
-                try:
+                with contextlib.suppress(OSError):
                     sock.send(b"X")
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.stopped.set()
@@ -232,10 +253,16 @@ def test_make_serve_answers_others_while_fifty_clients_send_headers_slowly(make_
 
 def test_make_serve_with_a_bad_config_says_so_in_one_line(tmp_path):
     bad = tmp_path / "config.json"
-    bad.write_text('{"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c", '
-                   '"output_model_path": "d", "prod_deployment_path": "e", "keep_versions": 1}')
-    result = subprocess.run(["make", "-s", "-C", str(ROOT), "serve", f"CONFIG={bad}", f"PORT={free_port()}"],
-                            capture_output=True, text=True, timeout=120)
+    bad.write_text(
+        '{"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c", '
+        '"output_model_path": "d", "prod_deployment_path": "e", "keep_versions": 1}'
+    )
+    result = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "serve", f"CONFIG={bad}", f"PORT={free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "app: config error:" in result.stderr and "keep_versions" in result.stderr
     assert "Traceback" not in result.stderr and "gunicorn" not in result.stderr

@@ -1,4 +1,5 @@
 """Diagnostics, reports and the status page on a schema with categorical features and a text target."""
+
 from __future__ import annotations
 
 import io
@@ -7,21 +8,28 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import Project
 from PIL import Image
 
-from conftest import Project
 from diagnostics import dataframe_summary, missing_data
 from generate_data import generate, generate_categorical
 from settings import COURSE_SCHEMA, Schema
 
-CATEGORICAL = Schema(id_column="customer_id", target_column="churn", positive_label="Yes",
-                     numeric_features=("tenure", "monthly_charges", "total_charges"),
-                     categorical_features=("contract", "internet_service", "payment_method", "paperless_billing"),
-                     labels=None)
-SCHEMA_CONFIG = {"id_column": CATEGORICAL.id_column, "target_column": CATEGORICAL.target_column,
-                 "positive_label": CATEGORICAL.positive_label,
-                 "numeric_features": list(CATEGORICAL.numeric_features),
-                 "categorical_features": list(CATEGORICAL.categorical_features)}
+CATEGORICAL = Schema(
+    id_column="customer_id",
+    target_column="churn",
+    positive_label="Yes",
+    numeric_features=("tenure", "monthly_charges", "total_charges"),
+    categorical_features=("contract", "internet_service", "payment_method", "paperless_billing"),
+    labels=None,
+)
+SCHEMA_CONFIG = {
+    "id_column": CATEGORICAL.id_column,
+    "target_column": CATEGORICAL.target_column,
+    "positive_label": CATEGORICAL.positive_label,
+    "numeric_features": list(CATEGORICAL.numeric_features),
+    "categorical_features": list(CATEGORICAL.categorical_features),
+}
 OFFLINE_INDEX = {"DRS_PYPI_URL": "http://127.0.0.1:9/{package}/json"}
 
 
@@ -31,9 +39,11 @@ def test_summary_of_categorical_features():
     summary = dataframe_summary(data=data, schema=CATEGORICAL)
 
     assert list(summary) == list(CATEGORICAL.features)
-    assert summary["tenure"] == {"mean": pytest.approx(data["tenure"].mean()),
-                                 "median": pytest.approx(data["tenure"].median()),
-                                 "std": pytest.approx(data["tenure"].std())}
+    assert summary["tenure"] == {
+        "mean": pytest.approx(data["tenure"].mean()),
+        "median": pytest.approx(data["tenure"].median()),
+        "std": pytest.approx(data["tenure"].std()),
+    }
     contract = summary["contract"]
     expected = data["contract"].value_counts()
     assert contract["counts"] == {name: int(count) for name, count in expected.items()}
@@ -50,8 +60,14 @@ def test_summary_of_categorical_features():
 def test_summary_lists_the_20_most_frequent_categories_ties_by_name():
     # Category c<k> occurs k times (k = 1..30); "a" and "b" tie with c30 at 30.
     values = [f"c{k:02d}" for k in range(1, 31) for _ in range(k)] + ["b"] * 30 + ["a"] * 30 + [None] * 7
-    schema = Schema(id_column=None, target_column="y", positive_label=1, numeric_features=(),
-                    categorical_features=("plan",), labels=None)
+    schema = Schema(
+        id_column=None,
+        target_column="y",
+        positive_label=1,
+        numeric_features=(),
+        categorical_features=("plan",),
+        labels=None,
+    )
     summary = dataframe_summary(data=pd.DataFrame({"plan": values}), schema=schema)["plan"]
     assert list(summary["counts"])[:4] == ["a", "b", "c30", "c29"]
     assert len(summary["counts"]) == 20 and list(summary["counts"])[-1] == "c13"
@@ -59,12 +75,19 @@ def test_summary_lists_the_20_most_frequent_categories_ties_by_name():
 
 
 def test_course_summary_keeps_its_shape():
-    data = pd.DataFrame({"lastmonth_activity": [1.0, 2.0, np.nan], "lastyear_activity": [3.0, 4.0, 5.0],
-                         "number_of_employees": [np.nan, np.nan, np.nan]})
+    data = pd.DataFrame(
+        {
+            "lastmonth_activity": [1.0, 2.0, np.nan],
+            "lastyear_activity": [3.0, 4.0, 5.0],
+            "number_of_employees": [np.nan, np.nan, np.nan],
+        }
+    )
     summary = dataframe_summary(data=data)
-    assert summary == {"lastmonth_activity": {"mean": 1.5, "median": 1.5, "std": pytest.approx(0.707107)},
-                       "lastyear_activity": {"mean": 4.0, "median": 4.0, "std": 1.0},
-                       "number_of_employees": {"mean": None, "median": None, "std": None}}
+    assert summary == {
+        "lastmonth_activity": {"mean": 1.5, "median": 1.5, "std": pytest.approx(0.707107)},
+        "lastyear_activity": {"mean": 4.0, "median": 4.0, "std": 1.0},
+        "number_of_employees": {"mean": None, "median": None, "std": None},
+    }
     assert dataframe_summary(data=data, schema=COURSE_SCHEMA) == summary
 
 
@@ -74,8 +97,14 @@ def test_distribution_plots_stay_a_grid_of_three_across_for_many_features():
     rng = np.random.default_rng(0)
     numeric = tuple(f"number_{i}" for i in range(10))
     categorical = tuple(f"category_{i}" for i in range(10))
-    schema = Schema(id_column=None, target_column="y", positive_label=1, numeric_features=numeric,
-                    categorical_features=categorical, labels=None)
+    schema = Schema(
+        id_column=None,
+        target_column="y",
+        positive_label=1,
+        numeric_features=numeric,
+        categorical_features=categorical,
+        labels=None,
+    )
 
     def frame(shift):
         columns = {name: rng.normal(shift, 1, 300) for name in numeric}
@@ -132,15 +161,21 @@ def test_the_report_shows_categorical_data_drift_and_scores(categorical_project)
         counts = final[name].value_counts()
         assert f"{name} {len(counts)} {counts.index[0]}" in text
     # Every feature under each test that compared it: KS for numbers, chi-square for categories, PSI for all.
-    for test, names in (("ks", CATEGORICAL.numeric_features), ("chi2", CATEGORICAL.categorical_features),
-                        ("psi", CATEGORICAL.features)):
+    for test, names in (
+        ("ks", CATEGORICAL.numeric_features),
+        ("chi2", CATEGORICAL.categorical_features),
+        ("psi", CATEGORICAL.features),
+    ):
         assert set(drift[test]["features"]) == set(names)
         for name in names:
             assert f"{test} {name} {drift[test]['features'][name]['statistic']:.4f}" in text
     assert drift["chi2"]["features"]["internet_service"]["pvalue"] < 1e-10
-    images = sum(1 for page in reader.pages
-                 for ref in ((page.get("/Resources") or {}).get("/XObject") or {}).values()
-                 if ref.get_object().get("/Subtype") == "/Image")
+    images = sum(
+        1
+        for page in reader.pages
+        for ref in ((page.get("/Resources") or {}).get("/XObject") or {}).values()
+        if ref.get_object().get("/Subtype") == "/Image"
+    )
     assert images >= 3  # confusion matrix, distributions, score history
 
 

@@ -1,12 +1,21 @@
 """Config loading: validation, path resolution, and the exit-code contract of every script."""
+
 import json
 
 import pytest
 
 from settings import ConfigError, load_config
 
-SCRIPTS = ["ingestion.py", "training.py", "scoring.py", "deployment.py", "diagnostics.py",
-           "reporting.py", "apicalls.py", "fullprocess.py"]
+SCRIPTS = [
+    "ingestion.py",
+    "training.py",
+    "scoring.py",
+    "deployment.py",
+    "diagnostics.py",
+    "reporting.py",
+    "apicalls.py",
+    "fullprocess.py",
+]
 
 
 def test_relative_paths_resolve_against_the_config_folder(project):
@@ -25,25 +34,91 @@ def test_course_hyperparameters_are_the_default_and_overridable(project):
     assert project.config().training["max_iter"] == 100
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("{not json", "invalid JSON"),
-    ("[]", "JSON object"),
-    (json.dumps({"input_folder_path": "a"}), "missing key"),
-    (json.dumps({"input_folder_path": 3, "output_folder_path": "b", "test_data_path": "c",
-                 "output_model_path": "d", "prod_deployment_path": "e"}), "'input_folder_path' must be"),
-    (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
-                 "output_model_path": "d", "prod_deployment_path": "e", "keep_versions": 1}), "keep_versions"),
-    (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
-                 "output_model_path": "d", "prod_deployment_path": "e", "keep_version": 3}), "unknown key.s.: keep_version"),
-    (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
-                 "output_model_path": "d", "prod_deployment_path": "e",
-                 "drift": {"trigger_tests": ["nope"]}}), "trigger_tests"),
-    (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
-                 "output_model_path": "d", "prod_deployment_path": "e",
-                 "drift": {"ks_pvalue": 5}}), "drift.ks_pvalue must be a p-value between 0 and 1, got 5"),
-    (json.dumps({"input_folder_path": "a", "output_folder_path": "b", "test_data_path": "c",
-                 "output_model_path": "d", "prod_deployment_path": "e", "lock_wait_seconds": -1}), "lock_wait_seconds"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("{not json", "invalid JSON"),
+        ("[]", "JSON object"),
+        (json.dumps({"input_folder_path": "a"}), "missing key"),
+        (
+            json.dumps(
+                {
+                    "input_folder_path": 3,
+                    "output_folder_path": "b",
+                    "test_data_path": "c",
+                    "output_model_path": "d",
+                    "prod_deployment_path": "e",
+                }
+            ),
+            "'input_folder_path' must be",
+        ),
+        (
+            json.dumps(
+                {
+                    "input_folder_path": "a",
+                    "output_folder_path": "b",
+                    "test_data_path": "c",
+                    "output_model_path": "d",
+                    "prod_deployment_path": "e",
+                    "keep_versions": 1,
+                }
+            ),
+            "keep_versions",
+        ),
+        (
+            json.dumps(
+                {
+                    "input_folder_path": "a",
+                    "output_folder_path": "b",
+                    "test_data_path": "c",
+                    "output_model_path": "d",
+                    "prod_deployment_path": "e",
+                    "keep_version": 3,
+                }
+            ),
+            "unknown key.s.: keep_version",
+        ),
+        (
+            json.dumps(
+                {
+                    "input_folder_path": "a",
+                    "output_folder_path": "b",
+                    "test_data_path": "c",
+                    "output_model_path": "d",
+                    "prod_deployment_path": "e",
+                    "drift": {"trigger_tests": ["nope"]},
+                }
+            ),
+            "trigger_tests",
+        ),
+        (
+            json.dumps(
+                {
+                    "input_folder_path": "a",
+                    "output_folder_path": "b",
+                    "test_data_path": "c",
+                    "output_model_path": "d",
+                    "prod_deployment_path": "e",
+                    "drift": {"ks_pvalue": 5},
+                }
+            ),
+            "drift.ks_pvalue must be a p-value between 0 and 1, got 5",
+        ),
+        (
+            json.dumps(
+                {
+                    "input_folder_path": "a",
+                    "output_folder_path": "b",
+                    "test_data_path": "c",
+                    "output_model_path": "d",
+                    "prod_deployment_path": "e",
+                    "lock_wait_seconds": -1,
+                }
+            ),
+            "lock_wait_seconds",
+        ),
+    ],
+)
 def test_invalid_config_is_rejected_with_a_reason(tmp_path, text, fragment):
     path = tmp_path / "config.json"
     path.write_text(text)
@@ -70,7 +145,10 @@ def test_every_script_exits_2_on_a_missing_config(project, script):
 
 def test_comment_keys_are_allowed(project):
     project.write_config(_comment="practice phase")
-    assert project.config().raw["_comment"] == "practice phase"
+    assert project.config().input_folder == project.path("practicedata")
+    project.write_config(comment="practice phase")
+    with pytest.raises(ConfigError, match="unknown key"):
+        project.config()
 
 
 def test_a_bad_training_value_is_a_config_error_before_any_work(deployed):

@@ -1,9 +1,9 @@
 """Comparison run on the original course datasets (kept outside the project, beside it)."""
+
 import json
 import shutil
 
 import pytest
-
 from conftest import COURSE_DATA, Project
 
 pytestmark = pytest.mark.skipif(not COURSE_DATA.is_dir(), reason="course datasets not found beside the project")

@@ -1,4 +1,5 @@
 """The cron line and its installer."""
+
 import re
 import subprocess
 
@@ -11,7 +12,7 @@ def test_crontab_line_runs_fullprocess_every_10_minutes_with_absolute_paths(tmp_
     installed = lines[0].replace("@PROJECT_DIR@", str(tmp_path))
     schedule = "*/10 * * * * "
     assert installed.startswith(schedule)
-    command = installed[len(schedule):]
+    command = installed[len(schedule) :]
     assert command.startswith(f"{tmp_path}/.venv/bin/python {tmp_path}/fullprocess.py --config {tmp_path}/")
     assert re.search(r">> \S+/logs/cron\.log 2>&1$", command)
 

@@ -3,6 +3,7 @@
 Everything here is generated into a temp folder: the checkout's own data folders are where a user
 drops files, and no test reads them.
 """
+
 import hashlib
 
 import numpy as np

@@ -1,4 +1,5 @@
 """A redeploying tick reads each input once and hands it on: counted, not assumed."""
+
 import json
 import subprocess
 
@@ -28,8 +29,13 @@ print(json.dumps({"status": status, **calls}))
 
 
 def test_a_redeploying_tick_reads_each_input_once(deployed):
-    result = subprocess.run([PYTHON, "-c", COUNTING_TICK, str(ROOT), str(deployed.path("config_production.json"))],
-                            capture_output=True, text=True, cwd=deployed.elsewhere, timeout=300)
+    result = subprocess.run(
+        [PYTHON, "-c", COUNTING_TICK, str(ROOT), str(deployed.path("config_production.json"))],
+        capture_output=True,
+        text=True,
+        cwd=deployed.elsewhere,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     calls = json.loads(result.stdout.strip().splitlines()[-1])
     record = json.loads(deployed.path("logs", "history.jsonl").read_text().splitlines()[-1])

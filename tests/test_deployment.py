@@ -1,4 +1,5 @@
 """Deployment: versions, manifests, atomic switch under SIGKILL, pruning, rollback, integrity."""
+
 import hashlib
 import json
 import os
@@ -49,8 +50,9 @@ def test_deploy_publishes_course_files_and_a_manifest(scored):
     assert result.returncode == 0, result.stderr
     prod = scored.path("production_deployment")
     for name in COURSE_FILES:
-        assert (prod / name).read_bytes() == (scored.path("models", name) if name != "ingestedfiles.txt"
-                                              else scored.path("ingesteddata", name)).read_bytes()
+        assert (prod / name).read_bytes() == (
+            scored.path("models", name) if name != "ingestedfiles.txt" else scored.path("ingesteddata", name)
+        ).read_bytes()
     manifest = json.loads((prod / "manifest.json").read_text())
     assert manifest["version"] == "v0001"
     assert manifest["scores"]["f1"] == pytest.approx(float(scored.path("models", "latestscore.txt").read_text()))
@@ -122,7 +124,12 @@ def test_rollback_to_previous_and_named_versions_is_recorded(scored):
 
     log = [json.loads(line) for line in (prod / "deployments.jsonl").read_text().splitlines()]
     assert [(r["action"], r["version"]) for r in log] == [
-        ("deploy", "v0001"), ("deploy", "v0002"), ("deploy", "v0003"), ("rollback", "v0002"), ("rollback", "v0003")]
+        ("deploy", "v0001"),
+        ("deploy", "v0002"),
+        ("deploy", "v0003"),
+        ("rollback", "v0002"),
+        ("rollback", "v0003"),
+    ]
     assert log[3]["previous"] == "v0003"
     status = scored.run("fullprocess.py", "--status")
     assert "rollback from v0003" in status.stdout and "rollback from v0002" in status.stdout

@@ -1,11 +1,12 @@
 """Diagnostics and the confusion-matrix report."""
+
 import json
 import time
 
 import pandas as pd
 import pytest
-
 from conftest import free_port
+
 from diagnostics import dataframe_summary, execution_time, missing_data, model_predictions, outdated_packages_list
 from settings import FEATURE_COLUMNS
 
@@ -37,12 +38,19 @@ def test_summary_and_missing_data_match_the_ingested_file(deployed):
 
 
 def test_execution_time_is_what_the_last_tick_recorded_and_changes_nothing(deployed):
-    watched = [deployed.path("ingesteddata", "finaldata.csv"), deployed.path("ingesteddata", "ingestedfiles.txt"),
-               deployed.path("models", "trainedmodel.pkl"), deployed.path("production_deployment", "trainedmodel.pkl")]
+    watched = [
+        deployed.path("ingesteddata", "finaldata.csv"),
+        deployed.path("ingesteddata", "ingestedfiles.txt"),
+        deployed.path("models", "trainedmodel.pkl"),
+        deployed.path("production_deployment", "trainedmodel.pkl"),
+    ]
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in watched}
     bootstrap = json.loads(deployed.path("logs", "history.jsonl").read_text().splitlines()[-1])
     timings = execution_time(deployed.config())
-    assert timings == {"ingestion_seconds": bootstrap["stages"]["ingest"], "training_seconds": bootstrap["stages"]["train"]}
+    assert timings == {
+        "ingestion_seconds": bootstrap["stages"]["ingest"],
+        "training_seconds": bootstrap["stages"]["train"],
+    }
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in watched} == before
 
 
@@ -69,8 +77,14 @@ def test_diagnostics_script_writes_its_report(deployed):
     result = deployed.run("diagnostics.py", env={"DRS_PYPI_URL": f"http://127.0.0.1:{free_port()}/{{package}}"})
     assert result.returncode == 0, result.stderr
     report = json.loads(deployed.path("models", "diagnostics.json").read_text())
-    assert set(report) == {"version", "predictions", "summary_statistics", "execution_time", "missing_data",
-                           "outdated_packages"}
+    assert set(report) == {
+        "version",
+        "predictions",
+        "summary_statistics",
+        "execution_time",
+        "missing_data",
+        "outdated_packages",
+    }
     assert report["version"] == "v0001"
 
 

@@ -1,4 +1,5 @@
 """Each drift test on data built to drift, not to drift, and too small to tell."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,21 +9,25 @@ from drift import (
     INSUFFICIENT,
     category_stability_index,
     chi2_test,
+    ks_test,
     nonparametric_test,
     parametric_test,
     population_stability_index,
     psi_test,
-    ks_test,
     raw_test,
     run_drift_tests,
 )
 from generate_data import generate_categorical
 from settings import COURSE_SCHEMA, DEFAULT_DRIFT, FEATURE_COLUMNS, Schema
 
-CATEGORICAL = Schema(id_column="customer_id", target_column="churn", positive_label="Yes",
-                     numeric_features=("tenure", "monthly_charges", "total_charges"),
-                     categorical_features=("contract", "internet_service", "payment_method", "paperless_billing"),
-                     labels=None)
+CATEGORICAL = Schema(
+    id_column="customer_id",
+    target_column="churn",
+    positive_label="Yes",
+    numeric_features=("tenure", "monthly_charges", "total_charges"),
+    categorical_features=("contract", "internet_service", "payment_method", "paperless_billing"),
+    labels=None,
+)
 
 
 def frame(rng, rows, shift=0.0, scale=1.0):
@@ -115,8 +120,9 @@ def test_chi2_finds_the_shift_from_practice_to_source_categories():
 
 
 def test_chi2_finds_no_drift_between_two_samples_of_one_regime():
-    result = chi2_test(generate_categorical(2000, "practice", 1), generate_categorical(2000, "practice", 2),
-                       0.01, 30, CATEGORICAL)
+    result = chi2_test(
+        generate_categorical(2000, "practice", 1), generate_categorical(2000, "practice", 2), 0.01, 30, CATEGORICAL
+    )
     assert result["verdict"] == "no drift"
     assert all(f["pvalue"] > 0.05 for f in result["features"].values())
 
@@ -131,16 +137,27 @@ def test_chi2_is_not_decided_by_one_typo_but_finds_a_new_category_many_rows_hold
 
 
 def test_chi2_needs_min_samples_per_side():
-    result = chi2_test(generate_categorical(2000, "practice", 1), generate_categorical(20, "source", 3),
-                       0.01, 30, CATEGORICAL)
+    result = chi2_test(
+        generate_categorical(2000, "practice", 1), generate_categorical(20, "source", 3), 0.01, 30, CATEGORICAL
+    )
     assert result["verdict"] == INSUFFICIENT and result["pvalue"] is None
-    assert result["features"]["contract"] == {"verdict": INSUFFICIENT, "statistic": None, "pvalue": None,
-                                              "samples": [2000, 20]}
+    assert result["features"]["contract"] == {
+        "verdict": INSUFFICIENT,
+        "statistic": None,
+        "pvalue": None,
+        "samples": [2000, 20],
+    }
 
 
 def test_chi2_counts_a_missing_value_as_a_category():
-    schema = Schema(id_column=None, target_column="y", positive_label=1, numeric_features=(),
-                    categorical_features=("plan",), labels=None)
+    schema = Schema(
+        id_column=None,
+        target_column="y",
+        positive_label=1,
+        numeric_features=(),
+        categorical_features=("plan",),
+        labels=None,
+    )
     reference = pd.DataFrame({"plan": ["a"] * 50 + ["b"] * 50})
     # Among the values present the shares are the same (half and half); only the gaps differ.
     new = pd.DataFrame({"plan": ["a"] * 40 + ["b"] * 40 + [None] * 20})
@@ -157,13 +174,13 @@ def test_psi_of_categories_matches_a_hand_computation():
     reference = pd.Series(["a"] * 60 + ["b"] * 40)
     current = pd.Series(["a"] * 30 + ["b"] * 50 + [None] * 20)
     floor = 1e-4  # "(missing)" never occurs in the reference: its share is floored
-    expected = ((0.3 - 0.6) * np.log(0.3 / 0.6) + (0.5 - 0.4) * np.log(0.5 / 0.4)
-                + (0.2 - floor) * np.log(0.2 / floor))
+    expected = (0.3 - 0.6) * np.log(0.3 / 0.6) + (0.5 - 0.4) * np.log(0.5 / 0.4) + (0.2 - floor) * np.log(0.2 / floor)
     assert category_stability_index(reference, current) == pytest.approx(expected)
     assert category_stability_index(reference, reference.sample(frac=1, random_state=0)) == pytest.approx(0.0)
     # A category only the reference holds counts too (its current share floored).
     assert category_stability_index(pd.Series(["a", "b"] * 50), pd.Series(["a"] * 100)) == pytest.approx(
-        (1 - 0.5) * np.log(1 / 0.5) + (floor - 0.5) * np.log(floor / 0.5))
+        (1 - 0.5) * np.log(1 / 0.5) + (floor - 0.5) * np.log(floor / 0.5)
+    )
 
 
 def test_psi_covers_numeric_and_categorical_features():
@@ -172,9 +189,12 @@ def test_psi_covers_numeric_and_categorical_features():
     assert list(result["features"]) == list(CATEGORICAL.features)
     assert result["features"]["internet_service"]["verdict"] == "drift"
     assert result["features"]["internet_service"]["statistic"] == pytest.approx(
-        category_stability_index(practice["internet_service"], source["internet_service"]), abs=1e-6)
-    assert result["features"]["monthly_charges"]["statistic"] == pytest.approx(population_stability_index(
-        practice["monthly_charges"].to_numpy(), source["monthly_charges"].to_numpy(), 10), abs=1e-6)
+        category_stability_index(practice["internet_service"], source["internet_service"]), abs=1e-6
+    )
+    assert result["features"]["monthly_charges"]["statistic"] == pytest.approx(
+        population_stability_index(practice["monthly_charges"].to_numpy(), source["monthly_charges"].to_numpy(), 10),
+        abs=1e-6,
+    )
     assert "categories" in result["detail"]
     same = psi_test(practice, generate_categorical(2000, "practice", 2), 10, 0.1, 0.25, 30, CATEGORICAL)
     assert same["verdict"] == "no drift"
@@ -190,8 +210,14 @@ def test_a_schema_without_categorical_or_numeric_features_makes_that_test_insuff
     assert outcome["drift"] is False and outcome["tests"]["ks"]["verdict"] == "drift"
     assert list(outcome["tests"]) == ["raw", "parametric", "nonparametric", "ks", "chi2", "psi"]
 
-    categories_only = Schema(id_column=None, target_column="churn", positive_label="Yes", numeric_features=(),
-                             categorical_features=("contract",), labels=None)
+    categories_only = Schema(
+        id_column=None,
+        target_column="churn",
+        positive_label="Yes",
+        numeric_features=(),
+        categorical_features=("contract",),
+        labels=None,
+    )
     practice, source = generate_categorical(500, "practice", 1), generate_categorical(500, "source", 3)
     ks = ks_test(practice, source, 0.01, 30, categories_only)
     assert ks["verdict"] == INSUFFICIENT and "no numeric features" in ks["detail"]

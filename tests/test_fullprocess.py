@@ -1,4 +1,5 @@
 """The cron tick: bootstrap, no new data, no drift, drift, locking, failures, history."""
+
 import fcntl
 import json
 import subprocess
@@ -21,9 +22,15 @@ def deployed_version(project):
 def test_bootstrap_runs_every_stage_from_another_directory(project):
     result = project.run("fullprocess.py", cwd=Path("/"))  # as cron would, far from the project
     assert result.returncode == 0, result.stderr
-    for path in [("production_deployment", "trainedmodel.pkl"), ("production_deployment", "latestscore.txt"),
-                 ("production_deployment", "ingestedfiles.txt"), ("models", "confusionmatrix.png"),
-                 ("ingesteddata", "finaldata.csv"), ("models", "diagnostics.json"), ("logs", "fullprocess.log")]:
+    for path in [
+        ("production_deployment", "trainedmodel.pkl"),
+        ("production_deployment", "latestscore.txt"),
+        ("production_deployment", "ingestedfiles.txt"),
+        ("models", "confusionmatrix.png"),
+        ("ingesteddata", "finaldata.csv"),
+        ("models", "diagnostics.json"),
+        ("logs", "fullprocess.log"),
+    ]:
         assert project.path(*path).exists(), path
     record = history(project)[-1]
     assert record["decision"] == "bootstrap" and record["exit_status"] == 0 and record["deployed_version"] == "v0001"
@@ -37,7 +44,11 @@ def test_no_new_data_is_fast_exit_0_and_imports_no_heavy_library(deployed):
     assert result.returncode == 0, result.stderr
     assert "no new data" in result.stdout
     imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
-    assert not imported & {"pandas", "sklearn", "matplotlib", "numpy", "scipy", "pyarrow"}, imported & {"pandas", "sklearn", "matplotlib"}
+    assert not imported & {"pandas", "sklearn", "matplotlib", "numpy", "scipy", "pyarrow"}, imported & {
+        "pandas",
+        "sklearn",
+        "matplotlib",
+    }
     assert history(deployed)[-1]["decision"] == "no new data"
 
 
@@ -113,9 +124,19 @@ def test_a_tick_that_finds_the_lock_taken_exits_0_and_is_recorded(deployed):
 
 
 def test_a_lock_left_by_a_killed_run_does_not_block(deployed):
-    holder = subprocess.Popen([PYTHON, "-c", (
-        "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"),
-        str(deployed.path("logs", "fullprocess.lock"))], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            PYTHON,
+            "-c",
+            (
+                "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+                "print('held', flush=True); time.sleep(60)"
+            ),
+            str(deployed.path("logs", "fullprocess.lock")),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     holder.kill()
     holder.wait()
@@ -125,8 +146,10 @@ def test_a_lock_left_by_a_killed_run_does_not_block(deployed):
 
 def test_three_overlapping_ticks_deploy_once(deployed):
     command = [PYTHON, str(ROOT / "fullprocess.py"), "--config", str(deployed.path("config_production.json"))]
-    ticks = [subprocess.Popen(command, cwd=deployed.elsewhere, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    ticks = [
+        subprocess.Popen(command, cwd=deployed.elsewhere, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     outputs = [tick.communicate(timeout=120) for tick in ticks]
     assert [tick.returncode for tick in ticks] == [0, 0, 0], outputs
     decisions = sorted(r["decision"] for r in history(deployed)[1:])
@@ -152,8 +175,9 @@ def test_a_failing_stage_leaves_production_untouched_and_the_next_tick_retries(d
 
 
 def test_promotion_guard_keeps_the_deployed_model(deployed):
-    deployed.write_config("config_production.json", input_folder_path="sourcedata", promotion_margin=0.0,
-                          api_url="http://127.0.0.1:9")
+    deployed.write_config(
+        "config_production.json", input_folder_path="sourcedata", promotion_margin=0.0, api_url="http://127.0.0.1:9"
+    )
     result = deployed.run("fullprocess.py", config="config_production.json")
     assert result.returncode == 0, result.stderr
     record = history(deployed)[-1]
@@ -167,8 +191,12 @@ def test_promotion_guard_keeps_the_deployed_model(deployed):
 
 
 def test_trigger_configuration_all_of_named_tests(deployed):
-    deployed.write_config("config_production.json", input_folder_path="sourcedata", api_url="http://127.0.0.1:9",
-                          drift={"trigger_tests": ["raw", "parametric"], "trigger_mode": "all"})
+    deployed.write_config(
+        "config_production.json",
+        input_folder_path="sourcedata",
+        api_url="http://127.0.0.1:9",
+        drift={"trigger_tests": ["raw", "parametric"], "trigger_mode": "all"},
+    )
     result = deployed.run("fullprocess.py", config="config_production.json")
     assert result.returncode == 0, result.stderr
     record = history(deployed)[-1]
@@ -192,8 +220,19 @@ def test_status_prints_the_last_ticks(deployed):
 def test_every_tick_is_one_history_line_with_its_numbers(deployed):
     deployed.run("fullprocess.py", config="config_production.json")
     record = history(deployed)[-1]
-    for key in ("start", "end", "seconds", "stages", "new_files", "rejected_files", "rows", "drift", "decision",
-                "deployed_version", "exit_status"):
+    for key in (
+        "start",
+        "end",
+        "seconds",
+        "stages",
+        "new_files",
+        "rejected_files",
+        "rows",
+        "drift",
+        "decision",
+        "deployed_version",
+        "exit_status",
+    ):
         assert key in record, key
     for test in ("raw", "parametric", "nonparametric", "ks", "psi"):
         assert test in record["drift"]["tests"]

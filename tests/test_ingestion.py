@@ -1,4 +1,5 @@
 """Ingestion: merging, validation, rejection of bad files, and its records."""
+
 import io
 import json
 
@@ -29,7 +30,13 @@ def test_merges_every_csv_in_sorted_order_and_dedupes(inbox, project):
     assert result.returncode == 0, result.stderr
     final = pd.read_csv(project.path("ingesteddata", "finaldata.csv"))
     assert list(final["corporation"]) == ["aaaa", "dupe", "bbbb"]
-    assert list(final.columns) == ["corporation", "lastmonth_activity", "lastyear_activity", "number_of_employees", "exited"]
+    assert list(final.columns) == [
+        "corporation",
+        "lastmonth_activity",
+        "lastyear_activity",
+        "number_of_employees",
+        "exited",
+    ]
     assert project.path("ingesteddata", "ingestedfiles.txt").read_text() == "a.csv\nb.csv\n"
     detail = json.loads(project.path("ingesteddata", "ingestedfiles.json").read_text())
     assert detail["files"]["a.csv"]["rows"] == 2 and len(detail["files"]["a.csv"]["sha256"]) == 64
@@ -47,7 +54,13 @@ def test_accepts_bom_crlf_quotes_reordered_and_extra_columns_and_missing_values(
     result = merge_multiple_dataframe(project.config())
     assert result.rejected == {}
     data = result.data
-    assert list(data.columns) == ["corporation", "lastmonth_activity", "lastyear_activity", "number_of_employees", "exited"]
+    assert list(data.columns) == [
+        "corporation",
+        "lastmonth_activity",
+        "lastyear_activity",
+        "number_of_employees",
+        "exited",
+    ]
     assert data.loc[0, "corporation"] == "acme, inc"
     assert data.loc[0, "lastmonth_activity"] == 20
     assert pd.isna(data.loc[1, "number_of_employees"])
@@ -55,19 +68,22 @@ def test_accepts_bom_crlf_quotes_reordered_and_extra_columns_and_missing_values(
     assert written["number_of_employees"].isna().sum() == 1
 
 
-@pytest.mark.parametrize("content, reason", [
-    (HEADER.replace(",exited", "") + "a,1,2,3\n", "missing column(s): exited"),
-    (HEADER + "a,1,2,3,0\nb,one,2,3,0\n", "line 3, column 'lastmonth_activity': not a number"),
-    (HEADER + "a,1,inf,3,0\n", "line 2, column 'lastyear_activity': not a finite number"),
-    (HEADER + "a,1,2,3,0\na,1,2,-inf,1\n", "line 3, column 'number_of_employees': not a finite number"),
-    (HEADER + "a,1,2,3,0\na,1e308,2,3,1\n", "line 3, column 'lastmonth_activity': not a finite number below 1e+15"),
-    (HEADER + "a,1,2,3,2\n", "line 2, column 'exited': must be 0 or 1"),
-    (HEADER + "a,1,2,3,yes\n", "line 2, column 'exited': not a number"),
-    ("", "empty file: no header line"),
-    (HEADER + "a,1,2,3,0\na,1,2,3,0,9\n", "line 3: 6 field(s), expected 5"),
-    (HEADER + 'a,1,2,3,0\n"unterminated,1,2,3,0\n', "line 3: 1 field(s), expected 5"),
-    (HEADER.replace("\n", ",lastyear_activity\n") + "a,1,2,3,0,4\n", "duplicate column name 'lastyear_activity'"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (HEADER.replace(",exited", "") + "a,1,2,3\n", "missing column(s): exited"),
+        (HEADER + "a,1,2,3,0\nb,one,2,3,0\n", "line 3, column 'lastmonth_activity': not a number"),
+        (HEADER + "a,1,inf,3,0\n", "line 2, column 'lastyear_activity': not a finite number"),
+        (HEADER + "a,1,2,3,0\na,1,2,-inf,1\n", "line 3, column 'number_of_employees': not a finite number"),
+        (HEADER + "a,1,2,3,0\na,1e308,2,3,1\n", "line 3, column 'lastmonth_activity': not a finite number below 1e+15"),
+        (HEADER + "a,1,2,3,2\n", "line 2, column 'exited': must be 0 or 1"),
+        (HEADER + "a,1,2,3,yes\n", "line 2, column 'exited': not a number"),
+        ("", "empty file: no header line"),
+        (HEADER + "a,1,2,3,0\na,1,2,3,0,9\n", "line 3: 6 field(s), expected 5"),
+        (HEADER + 'a,1,2,3,0\n"unterminated,1,2,3,0\n', "line 3: 1 field(s), expected 5"),
+        (HEADER.replace("\n", ",lastyear_activity\n") + "a,1,2,3,0,4\n", "duplicate column name 'lastyear_activity'"),
+    ],
+)
 def test_a_bad_file_is_rejected_whole_and_the_others_still_ingested(inbox, project, content, reason):
     (inbox / "bad.csv").write_text(content)
     (inbox / "good.csv").write_text(HEADER + "good,1,2,3,0\n")
@@ -108,15 +124,21 @@ def test_missing_input_folder_is_a_one_line_error(project):
 
 def test_duplicates_keep_the_first_occurrence_across_files_like_pandas(inbox, project):
     (inbox / "a.csv").write_text(HEADER + "abc,1,10,5,0\nabc,1,10,5,0\nxyz,,20,3,1\nq,0,1,1,0\n,5,5,5,\n")
-    (inbox / "b.csv").write_text("exited,number_of_employees,lastyear_activity,lastmonth_activity,corporation\n"
-                                 "1,3,20,,xyz\n0,1,1,-0,q\n,5,5,5,\n1,7,70,7,new\n")
+    (inbox / "b.csv").write_text(
+        "exited,number_of_employees,lastyear_activity,lastmonth_activity,corporation\n"
+        "1,3,20,,xyz\n0,1,1,-0,q\n,5,5,5,\n1,7,70,7,new\n"
+    )
     result = merge_multiple_dataframe(project.config())
     # Missing equals missing, -0 equals 0, and the first of identical rows is kept where it was.
     assert list(result.data["corporation"].fillna("")) == ["abc", "xyz", "q", "", "new"]
     assert result.rows_read == 9 and result.rows == 5
-    assert result.data.dtypes.to_dict() == {"corporation": "str", "lastmonth_activity": "float64",
-                                            "lastyear_activity": "float64", "number_of_employees": "float64",
-                                            "exited": "float64"}
+    assert result.data.dtypes.to_dict() == {
+        "corporation": "str",
+        "lastmonth_activity": "float64",
+        "lastyear_activity": "float64",
+        "number_of_employees": "float64",
+        "exited": "float64",
+    }
     written = pd.read_csv(project.path("ingesteddata", "finaldata.csv"), keep_default_na=False)
     assert list(written["corporation"]) == ["abc", "xyz", "q", "", "new"]
 
@@ -136,8 +158,7 @@ def test_rows_from_some_files_and_row_keys_tell_rows_seen_before(inbox, project)
 
 
 def test_read_validated_csv_takes_bytes_or_a_file_and_can_ask_for_the_features_only():
-    body = (b"number_of_employees,lastmonth_activity,exited,lastyear_activity\r\n"
-            b"3,1,maybe,2\r\n,4,,5\r\n")
+    body = b"number_of_employees,lastmonth_activity,exited,lastyear_activity\r\n3,1,maybe,2\r\n,4,,5\r\n"
     features = read_validated_csv(io.BytesIO(body), columns=FEATURE_COLUMNS)
     assert list(features.columns) == list(FEATURE_COLUMNS) and features.shape == (2, 3)
     assert features["number_of_employees"].isna().sum() == 1
@@ -151,8 +172,15 @@ def test_the_reference_sample_is_a_fixed_50000_rows_or_everything(inbox, project
     from settings import REFERENCE_SAMPLE_ROWS
 
     rows = REFERENCE_SAMPLE_ROWS + 500
-    frame = pd.DataFrame({"corporation": [f"c{i}" for i in range(rows)], "lastmonth_activity": range(rows),
-                          "lastyear_activity": 1, "number_of_employees": 2, "exited": 0})
+    frame = pd.DataFrame(
+        {
+            "corporation": [f"c{i}" for i in range(rows)],
+            "lastmonth_activity": range(rows),
+            "lastyear_activity": 1,
+            "number_of_employees": 2,
+            "exited": 0,
+        }
+    )
     frame.to_csv(inbox / "big.csv", index=False)
     result = merge_multiple_dataframe(project.config())
     sample = pd.read_csv(project.path("ingesteddata", "referencedata.csv"))

@@ -4,6 +4,7 @@ Each fault is planted beside the deployed project's data and a cron tick (or
 the ingestion stage) is run as cron would: it must exit 0, reject the bad
 entry with a one-line reason (or skip a non-file) and ingest the others.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ import subprocess
 
 import pyarrow as pa
 import pytest
-
 from conftest import PYTHON, ROOT
+
 from generate_data import generate
 
 HEADER = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
@@ -60,7 +61,8 @@ def everything_written(project, result: subprocess.CompletedProcess) -> str:
 
 def test_a_repeated_column_name_is_rejected_and_the_tick_goes_on(deployed):
     deployed.path("practicedata", "twice.csv").write_text(
-        HEADER.replace("\n", ",lastmonth_activity\n") + "a,1,2,3,0,4\n")
+        HEADER.replace("\n", ",lastmonth_activity\n") + "a,1,2,3,0,4\n"
+    )
     add_good_file(deployed)
     result = deployed.run("fullprocess.py")
     record = assert_tick_went_on(result, deployed)
@@ -92,20 +94,22 @@ def test_a_file_over_the_size_limit_is_rejected_unread(deployed):
 
 
 def _limit_memory():
-    resource.setrlimit(resource.RLIMIT_AS, (6 * 1024 ** 3, 6 * 1024 ** 3))
+    resource.setrlimit(resource.RLIMIT_AS, (6 * 1024**3, 6 * 1024**3))
 
 
 def test_ingestion_never_reads_an_oversized_file(project):
     """A file of 1 TiB (sparse) cannot be read within 6 GiB of address space: ingestion must not try."""
-    project.write_config(max_input_file_bytes=1024 ** 2)
+    project.write_config(max_input_file_bytes=1024**2)
     with open(project.path("practicedata", "enormous.csv"), "wb") as handle:
-        handle.truncate(1024 ** 4)
+        handle.truncate(1024**4)
     command = [PYTHON, str(ROOT / "ingestion.py"), "--config", str(project.config_path)]
-    result = subprocess.run(command, cwd=project.elsewhere, capture_output=True, text=True, timeout=120,
-                            preexec_fn=_limit_memory)
+    result = subprocess.run(
+        command, cwd=project.elsewhere, capture_output=True, text=True, timeout=120, preexec_fn=_limit_memory
+    )
     assert result.returncode == 0, result.stderr
     assert ingested_detail(project)["rejected"] == {
-        "enormous.csv": "1099511627776 bytes, over max_input_file_bytes 1048576: not read"}
+        "enormous.csv": "1099511627776 bytes, over max_input_file_bytes 1048576: not read"
+    }
 
 
 def test_new_data_detection_does_not_hash_an_oversized_file(tmp_path):
@@ -113,7 +117,7 @@ def test_new_data_detection_does_not_hash_an_oversized_file(tmp_path):
 
     big, small = tmp_path / "big.csv", tmp_path / "small.csv"
     with open(big, "wb") as handle:
-        handle.truncate(1024 ** 4)  # hashing it would take many minutes
+        handle.truncate(1024**4)  # hashing it would take many minutes
     small.write_text(HEADER)
     prints = fingerprint_files([big, small], max_bytes=1024)
     stat = big.stat()
@@ -165,10 +169,22 @@ def test_a_tick_survives_a_file_that_vanishes_after_listing(deployed):
         "os.scandir = scandir\n"
         "sys.argv = [sys.argv[2], '--config', sys.argv[3]]\n"
         "sys.path.insert(0, os.path.dirname(sys.argv[0]))\n"
-        "runpy.run_path(sys.argv[0], run_name='__main__')\n")
-    result = subprocess.run([PYTHON, "-c", script, str(deployed.path("practicedata", "vanishing.csv")),
-                             str(ROOT / "fullprocess.py"), str(deployed.config_path)],
-                            cwd=deployed.elsewhere, capture_output=True, text=True, timeout=120)
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    result = subprocess.run(
+        [
+            PYTHON,
+            "-c",
+            script,
+            str(deployed.path("practicedata", "vanishing.csv")),
+            str(ROOT / "fullprocess.py"),
+            str(deployed.config_path),
+        ],
+        cwd=deployed.elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert_tick_went_on(result, deployed)  # fullprocess's sys.exit gives the subprocess the tick's exit code
 
 
@@ -217,14 +233,17 @@ def test_special_entries_are_skipped_and_a_link_inside_the_folder_is_read(projec
     assert sorted(detail["files"]) == ["alias.csv", "dataset1.csv", "dataset2.csv"] and detail["rejected"] == {}
 
 
-@pytest.mark.parametrize("bad_rows", [
-    f"ok,1,2,3,0\n{SECRET},{SECRET},2,3,0\n",  # text in a feature
-    f"ok,1,2,3,{SECRET}\n",  # text as the target
-    f"ok,1,2,3,0\nx,1,2,3,0,{SECRET}\n",  # a field too many: Arrow quotes the whole row
-    f'ok,1,2,3,0\n"{SECRET},1,2,3,0\n',  # an unterminated quote
-    f"ok,1,2,3,0\n{SECRET}\xe9,1,2,3,0\n",  # not UTF-8 (written as Latin-1)
-    f"ok,1,2,3,0\n{SECRET}," + "9" * 400 + "x,2,3,0\n",  # a long bad cell
-])
+@pytest.mark.parametrize(
+    "bad_rows",
+    [
+        f"ok,1,2,3,0\n{SECRET},{SECRET},2,3,0\n",  # text in a feature
+        f"ok,1,2,3,{SECRET}\n",  # text as the target
+        f"ok,1,2,3,0\nx,1,2,3,0,{SECRET}\n",  # a field too many: Arrow quotes the whole row
+        f'ok,1,2,3,0\n"{SECRET},1,2,3,0\n',  # an unterminated quote
+        f"ok,1,2,3,0\n{SECRET}\xe9,1,2,3,0\n",  # not UTF-8 (written as Latin-1)
+        f"ok,1,2,3,0\n{SECRET}," + "9" * 400 + "x,2,3,0\n",  # a long bad cell
+    ],
+)
 def test_a_rejection_reason_never_quotes_the_file(deployed, bad_rows):
     deployed.path("practicedata", "bad.csv").write_bytes((HEADER + bad_rows).encode("latin-1"))
     result = deployed.run("fullprocess.py")

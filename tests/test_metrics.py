@@ -1,6 +1,7 @@
 """GET /metrics against real servers: parsed by prometheus_client's own parser, counters moving by
 exactly the requests sent, summed across gunicorn's workers (a killed worker's counts kept), and
 the deployed model and last tick read from production and the run history."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,21 +17,23 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import PYTHON, ROOT, free_port, start_server, stop_server
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
-
-from conftest import PYTHON, ROOT, free_port, start_server, stop_server
-from storage import append_jsonl
 from test_api_faults import fresh_health, make_serve, make_serve_command  # noqa: F401  (make_serve: a fixture)
+
+from storage import append_jsonl
 
 RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
 PREDICTED = ("drs_http_requests_total", (("endpoint", "/prediction"), ("method", "POST"), ("status", "200")))
 HEALTH = ("drs_http_requests_total", (("endpoint", "/health"), ("method", "GET"), ("status", "200")))
 ROWS = ("drs_predictions_total", ())
 # An Accept header like the one Prometheus 3 scrapes with.
-OPENMETRICS_ACCEPT = ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
-                      "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;"
-                      "escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
+OPENMETRICS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;"
+    "escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
 
 
 def timed(endpoint: str) -> tuple:
@@ -71,18 +74,42 @@ def test_counters_move_by_the_requests_sent_with_bounded_labels(api_server):
 
     assert moved(before, after, PREDICTED) == 7
     assert moved(before, after, ROWS) == 14  # rows predicted, not requests
-    assert moved(before, after, ("drs_http_requests_total", (("endpoint", "/prediction"), ("method", "POST"),
-                                                             ("status", "400")))) == 3
-    assert moved(before, after, ("drs_http_requests_total", (("endpoint", "other"), ("method", "GET"),
-                                                             ("status", "404")))) == 4
+    assert (
+        moved(
+            before,
+            after,
+            ("drs_http_requests_total", (("endpoint", "/prediction"), ("method", "POST"), ("status", "400"))),
+        )
+        == 3
+    )
+    assert (
+        moved(before, after, ("drs_http_requests_total", (("endpoint", "other"), ("method", "GET"), ("status", "404"))))
+        == 4
+    )
     # A known path with the wrong method keeps its route's name; an unknown method is "other".
-    assert moved(before, after, ("drs_http_requests_total", (("endpoint", "/prediction"), ("method", "GET"),
-                                                             ("status", "405")))) == 1
-    assert moved(before, after, ("drs_http_requests_total", (("endpoint", "/prediction"), ("method", "other"),
-                                                             ("status", "405")))) == 1
+    assert (
+        moved(
+            before,
+            after,
+            ("drs_http_requests_total", (("endpoint", "/prediction"), ("method", "GET"), ("status", "405"))),
+        )
+        == 1
+    )
+    assert (
+        moved(
+            before,
+            after,
+            ("drs_http_requests_total", (("endpoint", "/prediction"), ("method", "other"), ("status", "405"))),
+        )
+        == 1
+    )
     assert moved(before, after, timed("/prediction")) == 7 + 3 + 2
-    assert moved(before, after, ("drs_http_request_duration_seconds_bucket", (("endpoint", "/prediction"),
-                                                                             ("le", "+Inf")))) == 12
+    assert (
+        moved(
+            before, after, ("drs_http_request_duration_seconds_bucket", (("endpoint", "/prediction"), ("le", "+Inf")))
+        )
+        == 12
+    )
     assert after[("drs_http_request_duration_seconds_sum", (("endpoint", "/prediction"),))] > 0
     # The first scrape itself was counted, by its route.
     assert after[("drs_http_requests_total", (("endpoint", "/metrics"), ("method", "GET"), ("status", "200")))] >= 1
@@ -94,8 +121,9 @@ def test_counters_move_by_the_requests_sent_with_bounded_labels(api_server):
     assert response.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
     families = {family.name: family for family in openmetrics_families(response.text)}
     assert families["drs_predictions"].type == "counter"
-    assert [sample.value for sample in families["drs_predictions"].samples if sample.name == "drs_predictions_total"] \
-        == [after[ROWS]]
+    assert [
+        sample.value for sample in families["drs_predictions"].samples if sample.name == "drs_predictions_total"
+    ] == [after[ROWS]]
 
 
 def test_deployed_model_and_last_tick_come_from_production_and_the_history(api_server):
@@ -123,9 +151,11 @@ def test_deployed_model_and_last_tick_come_from_production_and_the_history(api_s
     assert samples[("drs_last_tick_timestamp_seconds", ())] == pytest.approx(ended)
 
     # A failed tick two hours ago, and nothing since: what the staleness and failure alerts read.
-    two_hours_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
-    append_jsonl(project.path("logs", "history.jsonl"), {"start": two_hours_ago.isoformat(),
-                                                         "end": two_hours_ago.isoformat(), "exit_status": 1})
+    two_hours_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    append_jsonl(
+        project.path("logs", "history.jsonl"),
+        {"start": two_hours_ago.isoformat(), "end": two_hours_ago.isoformat(), "exit_status": 1},
+    )
     samples = scrape(api_server.url)
     assert samples[("drs_last_tick_exit_status", ())] == 1
     assert samples[("drs_seconds_since_last_tick", ())] == pytest.approx(7200, abs=60)
@@ -133,8 +163,11 @@ def test_deployed_model_and_last_tick_come_from_production_and_the_history(api_s
 
 def test_without_a_model_or_a_history_the_gauges_say_so(project, tmp_path):
     port = free_port()
-    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
-                          port, tmp_path / "server.log")
+    server = start_server(
+        [PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
+        port,
+        tmp_path / "server.log",
+    )
     try:
         samples = scrape(server.url)
         # A history that cannot be read (here a folder in its place) drops the tick gauges, not the scrape.
@@ -142,14 +175,19 @@ def test_without_a_model_or_a_history_the_gauges_say_so(project, tmp_path):
         unreadable = scrape(server.url)
     finally:
         stop_server(server)
-    for samples in (samples, unreadable):
-        assert samples[("drs_model_loaded", ())] == 0
-        names = {name for name, _ in samples}
-        assert not names & {"drs_deployed_model_info", "drs_deployed_model_f1", "drs_last_tick_timestamp_seconds",
-                            "drs_seconds_since_last_tick", "drs_last_tick_exit_status"}
+    for scraped in (samples, unreadable):
+        assert scraped[("drs_model_loaded", ())] == 0
+        names = {name for name, _ in scraped}
+        assert not names & {
+            "drs_deployed_model_info",
+            "drs_deployed_model_f1",
+            "drs_last_tick_timestamp_seconds",
+            "drs_seconds_since_last_tick",
+            "drs_last_tick_exit_status",
+        }
 
 
-def test_make_serve_sums_every_workers_counts_and_keeps_a_killed_workers(make_serve):
+def test_make_serve_sums_every_workers_counts_and_keeps_a_killed_workers(make_serve):  # noqa: F811
     url = make_serve.url
     assert make_serve.workers == 2
     before = scrape(url)
@@ -161,8 +199,9 @@ def test_make_serve_sums_every_workers_counts_and_keeps_a_killed_workers(make_se
         pids.append(response.json()["pid"])
         assert len(pids) < 2000, "one worker answered everything"
     for _ in range(20):
-        response = requests.post(url + "/prediction", json={"records": [RECORD]}, headers={"Connection": "close"},
-                                 timeout=10)
+        response = requests.post(
+            url + "/prediction", json={"records": [RECORD]}, headers={"Connection": "close"}, timeout=10
+        )
         assert response.status_code == 200
     # Whichever worker answers a scrape, it reports every worker's counts.
     for _ in range(6):
@@ -207,7 +246,7 @@ def test_make_serve_metrics_folders_are_private_per_server_and_removed(deployed,
             servers.append(start_server(command, port, tmp_path / f"{name}.log", env=env, cwd=deployed.elsewhere))
         folders = [metrics_folder(server) for server in servers]
         assert folders[0] != folders[1]  # two servers never share one
-        for server, folder in zip(servers, folders):
+        for server, folder in zip(servers, folders, strict=False):
             assert folder.parent == Path(tempfile.gettempdir())
             assert stat.S_IMODE(folder.stat().st_mode) == 0o700
             assert f"drs-metrics-{server.process.pid}-" in folder.name
@@ -222,6 +261,6 @@ def test_make_serve_metrics_folders_are_private_per_server_and_removed(deployed,
     finally:
         for server in servers:
             stop_server(server)
-    for server, folder in zip(servers, folders):
+    for server, folder in zip(servers, folders, strict=False):
         assert not folder.exists(), "the master did not remove its folder"
         assert "Traceback" not in server.log_path.read_text()

@@ -1,11 +1,12 @@
 """Model behaviour: invariants the fitted model really has on the bundled data, not only "it returns a list"."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from generate_data import generate, write_bundled_data
 from ingestion import merge_multiple_dataframe
-from settings import DEFAULT_TRAINING, FEATURE_COLUMNS, load_config
+from settings import FEATURE_COLUMNS, load_config
 from training import feature_matrix, fit_model
 
 
@@ -19,8 +20,10 @@ def bundled(tmp_path_factory):
 def ingested(root, folder) -> pd.DataFrame:
     """One bundled input folder as ingestion merges it (nothing written)."""
     path = root / f"config-{folder}.json"
-    path.write_text('{"input_folder_path": "%s", "output_folder_path": "out", "test_data_path": "testdata", '
-                    '"output_model_path": "models", "prod_deployment_path": "prod"}' % folder)
+    path.write_text(
+        f'{{"input_folder_path": "{folder}", "output_folder_path": "out", "test_data_path": "testdata", '
+        '"output_model_path": "models", "prod_deployment_path": "prod"}'
+    )
     return merge_multiple_dataframe(load_config(path), write=False).data
 
 

@@ -1,11 +1,11 @@
 """GET /openapi.json: every route of the app described with its errors, the record fields those of
 the config's schema, references that resolve, the token's security schemes; and a record built
 from the document alone is one the server accepts."""
+
 from __future__ import annotations
 
 import pytest
 import requests
-
 from conftest import PYTHON, ROOT, free_port, start_server, stop_server
 
 ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "415", "503"}
@@ -18,14 +18,17 @@ def served_document(project, tmp_path, **headers) -> tuple[dict, object, request
     import app as api
 
     port = free_port()
-    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
-                          port, tmp_path / "server.log", cwd=project.elsewhere)
+    server = start_server(
+        [PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
+        port,
+        tmp_path / "server.log",
+        cwd=project.elsewhere,
+    )
     try:
         response = requests.get(server.url + "/openapi.json", headers=headers, timeout=30)
         assert response.status_code == 200, response.text
         record = example_record(response.json())
-        prediction = requests.post(server.url + "/prediction", json={"records": [record]}, headers=headers,
-                                   timeout=30)
+        prediction = requests.post(server.url + "/prediction", json={"records": [record]}, headers=headers, timeout=30)
     finally:
         stop_server(server)
     return response.json(), api.create_app(project.config_path), prediction
@@ -68,8 +71,9 @@ def check_structure(document: dict, app) -> None:
                 assert len(response["content"]) == 1, (path, status)
                 if status != "200" and path != "/health":
                     assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
-    operation_ids = [operation["operationId"] for operations in document["paths"].values()
-                     for operation in operations.values()]
+    operation_ids = [
+        operation["operationId"] for operations in document["paths"].values() for operation in operations.values()
+    ]
     assert len(operation_ids) == len(set(operation_ids))
     for reference in references(document):
         assert reference.startswith("#/components/schemas/"), reference
@@ -89,8 +93,11 @@ def test_the_document_describes_every_route_and_the_schemas_records(deployed, tm
     assert set(document["paths"]["/report.pdf"]["get"]["responses"]) == {"200", "404"}
     # Without a token: no security anywhere, no 401.
     assert "securitySchemes" not in document["components"]
-    assert all("security" not in operation and "401" not in operation["responses"]
-               for operations in document["paths"].values() for operation in operations.values())
+    assert all(
+        "security" not in operation and "401" not in operation["responses"]
+        for operations in document["paths"].values()
+        for operation in operations.values()
+    )
     # A record built from the document alone is accepted.
     assert prediction.status_code == 200 and len(prediction.json()["predictions"]) == 1
 
@@ -98,18 +105,32 @@ def test_the_document_describes_every_route_and_the_schemas_records(deployed, tm
 def test_categorical_features_are_strings(project):
     import app as api
 
-    project.write_config(schema={"id_column": None, "target_column": "churned", "positive_label": "yes",
-                                 "numeric_features": ["spend"], "categorical_features": ["plan", "region"]})
+    project.write_config(
+        schema={
+            "id_column": None,
+            "target_column": "churned",
+            "positive_label": "yes",
+            "numeric_features": ["spend"],
+            "categorical_features": ["plan", "region"],
+        }
+    )
     config = project.config()
     document = api.openapi_document(config)
     check_structure(document, api.create_app(config))
     schemas = document["components"]["schemas"]
-    assert schemas["Record"]["properties"] == {"spend": {"type": "number"}, "plan": {"type": "string"},
-                                               "region": {"type": "string"}}
+    assert schemas["Record"]["properties"] == {
+        "spend": {"type": "number"},
+        "plan": {"type": "string"},
+        "region": {"type": "string"},
+    }
     assert schemas["Record"]["required"] == ["spend", "plan", "region"]
     assert schemas["Prediction"]["properties"]["predictions"]["items"] == {"type": "string"}  # the labels
-    assert set(schemas["SummaryStats"]["properties"]["plan"]["properties"]) == {"counts", "mode", "categories",
-                                                                                "missing"}
+    assert set(schemas["SummaryStats"]["properties"]["plan"]["properties"]) == {
+        "counts",
+        "mode",
+        "categories",
+        "missing",
+    }
 
 
 @pytest.mark.parametrize("settings", [{}, {"metrics_public": True, "token_in_query": True}])
@@ -117,8 +138,12 @@ def test_with_a_token_the_document_needs_it_and_says_which_routes_do(deployed, t
     token = "openapi-test-token"
     deployed.write_config(api_token=token, **settings)
     port = free_port()
-    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(deployed.config_path), "--port", str(port)],
-                          port, tmp_path / "refused.log", cwd=deployed.elsewhere)
+    server = start_server(
+        [PYTHON, str(ROOT / "app.py"), "--config", str(deployed.config_path), "--port", str(port)],
+        port,
+        tmp_path / "refused.log",
+        cwd=deployed.elsewhere,
+    )
     try:
         assert requests.get(server.url + "/openapi.json", timeout=30).status_code == 401
     finally:
@@ -137,4 +162,5 @@ def test_with_a_token_the_document_needs_it_and_says_which_routes_do(deployed, t
             else:
                 assert {"bearerAuth": []} in operation["security"] and "401" in operation["responses"], path
                 assert ({"queryToken": []} in operation["security"]) == (
-                    bool(settings.get("token_in_query")) and method == "get"), path
+                    bool(settings.get("token_in_query")) and method == "get"
+                ), path

@@ -3,16 +3,16 @@
 Every test builds its data with the generator's categorical variant (subscription customers:
 numeric and categorical columns, a few missing values, a Yes/No target) in a temp project.
 """
+
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import Project, _serve, stop_server
+
 from settings import load_config
 
 SCHEMA = {
@@ -22,8 +22,15 @@ SCHEMA = {
     "numeric_features": ["tenure", "monthly_charges", "total_charges"],
     "categorical_features": ["contract", "internet_service", "payment_method", "paperless_billing"],
 }
-RECORD = {"tenure": 3, "monthly_charges": 95.5, "total_charges": 280.0, "contract": "Month-to-month",
-          "internet_service": "Fiber optic", "payment_method": "Electronic check", "paperless_billing": "Yes"}
+RECORD = {
+    "tenure": 3,
+    "monthly_charges": 95.5,
+    "total_charges": 280.0,
+    "contract": "Month-to-month",
+    "internet_service": "Fiber optic",
+    "payment_method": "Electronic check",
+    "paperless_billing": "Yes",
+}
 
 
 def make_categorical_project(tmp_path, **overrides) -> Project:
@@ -33,8 +40,12 @@ def make_categorical_project(tmp_path, **overrides) -> Project:
     root.mkdir()
     write_categorical_example(root)
     project = Project(root)
-    settings = {"schema": SCHEMA, "estimator": "sklearn.linear_model.LogisticRegression", "training": {"C": 1.0},
-                **overrides}
+    settings = {
+        "schema": SCHEMA,
+        "estimator": "sklearn.linear_model.LogisticRegression",
+        "training": {"C": 1.0},
+        **overrides,
+    }
     project.write_config(**settings)
     project.write_config("config_production.json", input_folder_path="sourcedata", **settings)
     return project
@@ -82,18 +93,20 @@ def test_the_api_answers_records_with_categories_in_the_data_labels(categorical_
     server = _serve(categorical_deployed, tmp_path)
     try:
         unseen = {**RECORD, "payment_method": "Crypto wallet"}  # never seen in training: ignored by the encoder
-        response = server.post("/prediction", json={"records": [RECORD, {**RECORD, "contract": "Two year",
-                                                                         "tenure": 60}, unseen]})
+        response = server.post(
+            "/prediction", json={"records": [RECORD, {**RECORD, "contract": "Two year", "tenure": 60}, unseen]}
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["predictions"][0] == "Yes" and body["predictions"][1] == "No"
         assert len(body["probabilities"]) == 3 and body["probabilities"][0] > 0.5 > body["probabilities"][1]
         assert body["predictions"][2] in ("Yes", "No")
 
-        for record, words in [({**RECORD, "contract": 12}, "'contract' is categorical"),
-                              ({**RECORD, "tenure": "three"}, "'tenure' must be a number"),
-                              ({k: v for k, v in RECORD.items() if k != "internet_service"},
-                               "missing feature 'internet_service'")]:
+        for record, words in [
+            ({**RECORD, "contract": 12}, "'contract' is categorical"),
+            ({**RECORD, "tenure": "three"}, "'tenure' must be a number"),
+            ({k: v for k, v in RECORD.items() if k != "internet_service"}, "missing feature 'internet_service'"),
+        ]:
             bad = server.post("/prediction", json={"records": [record]})
             assert bad.status_code == 400 and words in bad.json()["error"], bad.text
 
@@ -102,8 +115,10 @@ def test_the_api_answers_records_with_categories_in_the_data_labels(categorical_
         by_path = server.post("/prediction", json={"filepath": "testdata/testdata.csv"})
         assert by_csv.status_code == 200 and by_csv.json() == by_path.json()
         assert set(by_csv.json()["predictions"]) == {"Yes", "No"}
-        text_in_numeric = "tenure,monthly_charges,total_charges,contract,internet_service,payment_method," \
-                          "paperless_billing\n3,lots,1,Two year,DSL,Mailed check,No\n"
+        text_in_numeric = (
+            "tenure,monthly_charges,total_charges,contract,internet_service,payment_method,"
+            "paperless_billing\n3,lots,1,Two year,DSL,Mailed check,No\n"
+        )
         bad = server.post("/prediction", data=text_in_numeric, headers={"Content-Type": "text/csv"})
         assert bad.status_code == 400 and "column 'monthly_charges': not a number" in bad.json()["error"]
 
@@ -112,7 +127,8 @@ def test_the_api_answers_records_with_categories_in_the_data_labels(categorical_
         missing = server.get("/diagnostics").json()["missing_data"]
         assert set(missing) == {"customer_id", *SCHEMA["numeric_features"], *SCHEMA["categorical_features"], "churn"}
         assert server.get("/scoring").json()["f1"] == pytest.approx(
-            float(categorical_deployed.path("production_deployment", "latestscore.txt").read_text()))
+            float(categorical_deployed.path("production_deployment", "latestscore.txt").read_text())
+        )
     finally:
         stop_server(server)
 
@@ -120,8 +136,12 @@ def test_the_api_answers_records_with_categories_in_the_data_labels(categorical_
 def test_a_production_tick_on_shifted_data_finds_chi2_drift_and_redeploys(tmp_path):
     project = make_categorical_project(tmp_path)
     assert project.run("fullprocess.py").returncode == 0
-    project.write_config("config_production.json", input_folder_path="sourcedata", schema=SCHEMA,
-                         drift={"trigger_tests": ["raw", "chi2"]})
+    project.write_config(
+        "config_production.json",
+        input_folder_path="sourcedata",
+        schema=SCHEMA,
+        drift={"trigger_tests": ["raw", "chi2"]},
+    )
     result = project.run("fullprocess.py", config="config_production.json")
     assert result.returncode == 0, result.stderr
     record = json.loads(project.path("logs", "history.jsonl").read_text().splitlines()[-1])
@@ -138,13 +158,16 @@ def test_a_production_tick_on_shifted_data_finds_chi2_drift_and_redeploys(tmp_pa
     assert set(diagnostics["predictions"]) == {"Yes", "No"}
 
 
-@pytest.mark.parametrize("schema, words", [
-    ({**SCHEMA, "categorical_features": ["contract", "contract"]}, "names column 'contract' twice"),
-    ({**SCHEMA, "numeric_features": ["tenure", "churn"]}, "lists the target column 'churn' as a feature"),
-    ({**SCHEMA, "target": "churn"}, "unknown schema key(s): target"),
-    ({**SCHEMA, "numeric_features": "tenure"}, "schema.numeric_features must be a list"),
-    ({**SCHEMA, "positive_label": True}, "schema.positive_label must be a number or a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "schema, words",
+    [
+        ({**SCHEMA, "categorical_features": ["contract", "contract"]}, "names column 'contract' twice"),
+        ({**SCHEMA, "numeric_features": ["tenure", "churn"]}, "lists the target column 'churn' as a feature"),
+        ({**SCHEMA, "target": "churn"}, "unknown schema key(s): target"),
+        ({**SCHEMA, "numeric_features": "tenure"}, "schema.numeric_features must be a list"),
+        ({**SCHEMA, "positive_label": True}, "schema.positive_label must be a number or a non-empty string"),
+    ],
+)
 def test_a_bad_schema_is_a_config_error_in_one_line(tmp_path, schema, words):
     project = make_categorical_project(tmp_path, schema=schema)
     result = project.run("fullprocess.py")
@@ -153,14 +176,28 @@ def test_a_bad_schema_is_a_config_error_in_one_line(tmp_path, schema, words):
     assert not project.path("production_deployment").exists()
 
 
-@pytest.mark.parametrize("settings, words", [
-    ({"schema": {**SCHEMA, "categorical_features": ["contract", "region"]}}, "schema column(s) region in no input file"),
-    ({"estimator": "sklearn.linear_model.NoSuchModel"}, "estimator 'sklearn.linear_model.NoSuchModel' cannot be imported"),
-    ({"estimator": "sklearn.ensemble.RandomForestClassifier", "training": {"C": 1.0}},
-     "unknown training parameter(s) for sklearn.ensemble.RandomForestClassifier: C"),
-    ({"training": {"C": -1.0}}, "invalid training parameter"),
-    ({"schema": {**SCHEMA, "positive_label": "yes"}}, "schema.positive_label 'yes' is not a value of column 'churn'"),
-])
+@pytest.mark.parametrize(
+    "settings, words",
+    [
+        (
+            {"schema": {**SCHEMA, "categorical_features": ["contract", "region"]}},
+            "schema column(s) region in no input file",
+        ),
+        (
+            {"estimator": "sklearn.linear_model.NoSuchModel"},
+            "estimator 'sklearn.linear_model.NoSuchModel' cannot be imported",
+        ),
+        (
+            {"estimator": "sklearn.ensemble.RandomForestClassifier", "training": {"C": 1.0}},
+            "unknown training parameter(s) for sklearn.ensemble.RandomForestClassifier: C",
+        ),
+        ({"training": {"C": -1.0}}, "invalid training parameter"),
+        (
+            {"schema": {**SCHEMA, "positive_label": "yes"}},
+            "schema.positive_label 'yes' is not a value of column 'churn'",
+        ),
+    ],
+)
 def test_a_schema_or_estimator_the_data_refutes_stops_before_deploying(tmp_path, settings, words):
     project = make_categorical_project(tmp_path, **settings)
     result = project.run("fullprocess.py")
@@ -193,10 +230,13 @@ def test_numbers_in_a_categorical_column_and_blanks_in_a_numeric_one_are_read_as
     assert frame["churn"].tolist()[:2] == ["No", "Yes"] and pd.isna(frame["churn"][2])
 
 
-@pytest.mark.parametrize("estimator, training, has_probabilities", [
-    ("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 20, "random_state": 0}, True),
-    ("sklearn.svm.LinearSVC", {"C": 0.5}, False),
-])
+@pytest.mark.parametrize(
+    "estimator, training, has_probabilities",
+    [
+        ("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 20, "random_state": 0}, True),
+        ("sklearn.svm.LinearSVC", {"C": 0.5}, False),
+    ],
+)
 def test_another_estimator_from_the_config_trains_deploys_and_serves(tmp_path, estimator, training, has_probabilities):
     project = make_categorical_project(tmp_path, estimator=estimator, training=training)
     result = project.run("fullprocess.py")
@@ -276,10 +316,13 @@ def test_a_positive_label_of_the_wrong_kind_says_so(tmp_path):
     assert result.returncode == 1 and "schema.positive_label 1 is a number" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("settings, words", [
-    ({"estimator": "sklearn.linear_model.LinearRegression", "training": {}}, "is not a scikit-learn classifier"),
-    ({"estimator": "sklearn.cluster.KMeans", "training": {}}, "is not a scikit-learn classifier"),
-])
+@pytest.mark.parametrize(
+    "settings, words",
+    [
+        ({"estimator": "sklearn.linear_model.LinearRegression", "training": {}}, "is not a scikit-learn classifier"),
+        ({"estimator": "sklearn.cluster.KMeans", "training": {}}, "is not a scikit-learn classifier"),
+    ],
+)
 def test_an_estimator_that_is_no_classifier_is_a_config_error(tmp_path, settings, words):
     project = make_categorical_project(tmp_path, **settings)
     result = project.run("fullprocess.py")
@@ -293,27 +336,34 @@ def test_class_weights_in_the_data_labels_and_a_dense_only_estimator_train(tmp_p
     # customer_id as a category: a thousand one-hot columns, which HistGradientBoosting takes only dense.
     wide = {**SCHEMA, "id_column": None, "categorical_features": ["customer_id", *SCHEMA["categorical_features"]]}
     (tmp_path / "hgb").mkdir()
-    project = make_categorical_project(tmp_path / "hgb", schema=wide,
-                                       estimator="sklearn.ensemble.HistGradientBoostingClassifier",
-                                       training={"max_iter": 20})
+    project = make_categorical_project(
+        tmp_path / "hgb",
+        schema=wide,
+        estimator="sklearn.ensemble.HistGradientBoostingClassifier",
+        training={"max_iter": 20},
+    )
     result = project.run("fullprocess.py")
     assert result.returncode == 0, result.stderr
 
 
 def test_a_model_no_better_than_calling_everyone_a_churner_is_flagged(tmp_path):
-    project = make_categorical_project(tmp_path, estimator="sklearn.dummy.DummyClassifier",
-                                       training={"strategy": "most_frequent"})
+    project = make_categorical_project(
+        tmp_path, estimator="sklearn.dummy.DummyClassifier", training={"strategy": "most_frequent"}
+    )
     result = project.run("fullprocess.py")
     assert result.returncode == 0, result.stderr
     record = json.loads(project.path("logs", "history.jsonl").read_text().splitlines()[-1])
     assert record["scores"]["retrained_test_f1"] == 0.0
     assert "no better than calling every customer a churner" in record["warning"]
-    assert record["scores"]["all_positive_f1"] == pytest.approx(all_positive_f1(
-        pd.read_csv(project.path("testdata", "testdata.csv"))["churn"]), abs=1e-6)
+    assert record["scores"]["all_positive_f1"] == pytest.approx(
+        all_positive_f1(pd.read_csv(project.path("testdata", "testdata.csv"))["churn"]), abs=1e-6
+    )
 
 
 def test_make_serve_s_check_names_a_misspelt_estimator_parameter_before_cron_meets_it(tmp_path):
     project = make_categorical_project(tmp_path, training={"C": 1.0, "clas_weight": "balanced"})
     result = project.run("app.py", "--check")
-    assert result.returncode == 2 and "unknown training parameter(s)" in result.stderr and "clas_weight" in result.stderr
+    assert (
+        result.returncode == 2 and "unknown training parameter(s)" in result.stderr and "clas_weight" in result.stderr
+    )
     assert len(result.stderr.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
 """The PDF report: written by every redeploy and by reporting.py; sections, figures, and "no data yet"."""
+
 from __future__ import annotations
 
 import json
@@ -7,15 +8,21 @@ import shutil
 import subprocess
 
 import pytest
-from pypdf import PdfReader
-
 from conftest import PYTHON, ROOT
+from pypdf import PdfReader
 
 # Nothing listens there: outdated packages read "unknown" at once instead of asking PyPI.
 OFFLINE_INDEX = {"DRS_PYPI_URL": "http://127.0.0.1:9/{package}/json"}
 
-SECTIONS = ("1. Deployed model", "2. Ingested data", "3. Drift", "4. Score history", "5. Recent ticks",
-            "6. Ingested and rejected files", "7. Outdated packages")
+SECTIONS = (
+    "1. Deployed model",
+    "2. Ingested data",
+    "3. Drift",
+    "4. Score history",
+    "5. Recent ticks",
+    "6. Ingested and rejected files",
+    "7. Outdated packages",
+)
 ODD_NAME = "odd <&> name.csv"
 
 
@@ -106,8 +113,9 @@ def test_reporting_script_writes_both_files_and_says_no_data_yet_for_missing_pie
 def test_a_report_with_nothing_deployed_says_so(project):
     config = project.config()
     code = f"import reporting, settings; reporting.write_report(settings.load_config({str(config.path)!r}))"
-    result = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, **OFFLINE_INDEX})
+    result = subprocess.run(
+        [PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **OFFLINE_INDEX}
+    )
 
     assert result.returncode == 0, result.stderr
     reader, text = read_pdf(project.path("models", "report.pdf"))

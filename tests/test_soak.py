@@ -1,5 +1,6 @@
 """Load and soak: 16 keep-alive clients for 60 s against gunicorn while production is redeployed;
 /metrics, summed across the workers, counts every request they sent."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import ROOT, free_port, start_server
 from test_metrics import PREDICTED, ROWS, moved, scrape, timed
 
@@ -24,8 +24,9 @@ RECORD = {"records": [{"lastmonth_activity": 12, "lastyear_activity": 900, "numb
 
 def serve_command(config: Path, port: int) -> list[str]:
     """gunicorn with the worker settings `make serve` uses."""
-    flags = subprocess.run(["make", "-s", "-C", str(ROOT), "print-serve-flags"], capture_output=True, text=True,
-                           check=True).stdout.split()
+    flags = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "print-serve-flags"], capture_output=True, text=True, check=True
+    ).stdout.split()
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     return [gunicorn, "--chdir", str(ROOT), *flags, "--bind", f"127.0.0.1:{port}", "app:create_app()"]
 
@@ -33,8 +34,13 @@ def serve_command(config: Path, port: int) -> list[str]:
 @pytest.mark.slow
 def test_sixteen_clients_see_no_failure_and_the_new_model_across_a_redeploy(deployed, tmp_path):
     port = free_port()
-    server = start_server(serve_command(deployed.config_path, port), port, tmp_path / "gunicorn.log",
-                          env={"DRS_CONFIG": str(deployed.config_path)}, cwd=deployed.elsewhere)
+    server = start_server(
+        serve_command(deployed.config_path, port),
+        port,
+        tmp_path / "gunicorn.log",
+        env={"DRS_CONFIG": str(deployed.config_path)},
+        cwd=deployed.elsewhere,
+    )
     master = server.process.pid
     try:
         assert server.get("/health").json()["version"] == "v0001"

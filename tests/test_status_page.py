@@ -1,18 +1,26 @@
 """The status page at GET / and the files it links, against a real server; the page in a real headless browser."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
-
 from conftest import PYTHON, ROOT, free_port, start_server, stop_server
 
 # Debian's packages (chromium, chromium-driver): selenium is given both paths and never downloads a browser.
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 needs_browser = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
@@ -114,9 +122,19 @@ def test_generated_files_are_served_and_missing_ones_are_404_json(api_server):
 def test_text_from_the_history_is_escaped(api_server):
     history = api_server.project.path("logs", "history.jsonl")
     with open(history, "a") as handle:
-        handle.write(json.dumps({"start": "2030-01-01T00:00:00.000+00:00", "end": "2030-01-01T00:00:01.000+00:00",
-                                 "decision": "failed", "failed_stage": "ingest", "exit_status": 1,
-                                 "error": "<script>alert('x')</script>"}) + "\n")
+        handle.write(
+            json.dumps(
+                {
+                    "start": "2030-01-01T00:00:00.000+00:00",
+                    "end": "2030-01-01T00:00:01.000+00:00",
+                    "decision": "failed",
+                    "failed_stage": "ingest",
+                    "exit_status": 1,
+                    "error": "<script>alert('x')</script>",
+                }
+            )
+            + "\n"
+        )
 
     page = api_server.get("/")
 
@@ -127,8 +145,12 @@ def test_text_from_the_history_is_escaped(api_server):
 
 def test_the_page_without_a_deployed_model_says_so(project, tmp_path):
     port = free_port()
-    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
-                          port, tmp_path / "server.log", cwd=project.elsewhere)
+    server = start_server(
+        [PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
+        port,
+        tmp_path / "server.log",
+        cwd=project.elsewhere,
+    )
     try:
         page = server.get("/")
         assert page.status_code == 200
@@ -150,9 +172,12 @@ def test_the_page_warns_when_the_deployed_f1_fell_by_more_than_the_margin(drifte
     assert "fell from 0.6752 (v0001) to 0.6195 (v0002)" in page and "deployment.py --rollback" in page
     drifted_server.project.write_config(promotion_margin=0.1, api_url="http://127.0.0.1:9")
     port = free_port()
-    guarded = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(drifted_server.project.config_path),
-                            "--port", str(port)], port, drifted_server.log_path.with_name("guarded.log"),
-                           cwd=drifted_server.project.elsewhere)
+    guarded = start_server(
+        [PYTHON, str(ROOT / "app.py"), "--config", str(drifted_server.project.config_path), "--port", str(port)],
+        port,
+        drifted_server.log_path.with_name("guarded.log"),
+        cwd=drifted_server.project.elsewhere,
+    )
     try:
         assert 'id="score-warning"' not in guarded.get("/").text  # a fall within the margin is no warning
     finally:

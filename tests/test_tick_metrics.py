@@ -1,4 +1,5 @@
 """The tick's node_exporter textfile: written by every real tick, read back with prometheus_client's own parser."""
+
 from __future__ import annotations
 
 import datetime
@@ -14,8 +15,11 @@ TEXTFILE = ("textfile", "drs.prom")
 def samples(project) -> dict:
     """{(metric name, ((label, value), ...)): value} of the project's textfile, parsed as Prometheus does."""
     text = project.path(*TEXTFILE).read_text()
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def names(values: dict) -> set[str]:
@@ -77,14 +81,17 @@ def test_the_textfile_of_a_drift_tick_holds_each_tests_figures(deployed):
         assert values[("drs_drift_detected", (("test", name),))] == (test["verdict"] == "drift"), name
         if test.get("statistic") is not None:
             assert values[("drs_drift_test_statistic", (("test", name),))] == pytest.approx(test["statistic"])
-    assert values[("drs_drift_test_statistic", (("test", "raw"),))] == pytest.approx(record["scores"]["new_data_f1"],
-                                                                                    abs=1e-6)
+    assert values[("drs_drift_test_statistic", (("test", "raw"),))] == pytest.approx(
+        record["scores"]["new_data_f1"], abs=1e-6
+    )
     assert values[("drs_drift_test_pvalue", (("test", "ks"),))] == pytest.approx(tests["ks"]["pvalue"])
     for feature, figures in tests["ks"]["features"].items():
         assert values[("drs_drift_feature_pvalue", (("feature", feature), ("test", "ks")))] == pytest.approx(
-            figures["pvalue"])
+            figures["pvalue"]
+        )
         assert values[("drs_drift_feature_statistic", (("feature", feature), ("test", "psi")))] == pytest.approx(
-            tests["psi"]["features"][feature]["statistic"])
+            tests["psi"]["features"][feature]["statistic"]
+        )
     assert values[("drs_tick_deployed_info", (("version", "v0002"),))] == 1
     assert values[("drs_tick_deployed_f1", ())] == pytest.approx(record["scores"]["retrained_test_f1"])
 
@@ -108,7 +115,8 @@ def test_failed_skipped_and_config_error_ticks_write_their_exit_status(deployed)
 
     with_textfile(deployed, training={"C": -1})  # loads, but the tick checks the training settings: no
     deployed.path("practicedata", "dataset3.csv").write_text(
-        deployed.path("practicedata", "dataset1.csv").read_text() + "zzzz,1,1,1,1\n")
+        deployed.path("practicedata", "dataset1.csv").read_text() + "zzzz,1,1,1,1\n"
+    )
     assert deployed.run("fullprocess.py").returncode == 2
     assert samples(deployed)[("drs_tick_exit_status", ())] == 2
 

@@ -2,13 +2,13 @@
 /health always open, /metrics open only with metrics_public, ?token= only with token_in_query
 (and the status page then working in a real browser), DRS_API_TOKEN winning over the file,
 apicalls.py and the tick sending it, and the token never written to a log."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import requests
-
 from conftest import PYTHON, ROOT, free_port, start_server, stop_server
 from test_api_faults import make_serve_command
 from test_status_page import needs_browser, open_browser  # noqa: F401  (open_browser: a fixture)
@@ -16,15 +16,29 @@ from test_status_page import needs_browser, open_browser  # noqa: F401  (open_br
 TOKEN = "t0ken-for-tests_Zq8"
 RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-GETS = ("/", "/scoring", "/summarystats", "/diagnostics", "/metrics", "/openapi.json", "/report.pdf",
-        "/confusionmatrix.png", "/scorehistory.png")
+GETS = (
+    "/",
+    "/scoring",
+    "/summarystats",
+    "/diagnostics",
+    "/metrics",
+    "/openapi.json",
+    "/report.pdf",
+    "/confusionmatrix.png",
+    "/scorehistory.png",
+)
 
 
 def serve(project, log_path, env=None):
     """`python app.py` on a free port for the project's config.json."""
     port = free_port()
-    server = start_server([PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
-                          port, log_path, env=env, cwd=project.elsewhere)
+    server = start_server(
+        [PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
+        port,
+        log_path,
+        env=env,
+        cwd=project.elsewhere,
+    )
     server.project = project
     return server
 
@@ -120,8 +134,10 @@ def test_the_environment_token_wins_over_the_file(deployed, tmp_path):
     server = serve(deployed, tmp_path / "server.log", env={"DRS_API_TOKEN": TOKEN})
     try:
         assert requests.get(server.url + "/scoring", headers=BEARER, timeout=30).status_code == 200
-        assert_refused(requests.get(server.url + "/scoring", headers={"Authorization": "Bearer from-the-file"},
-                                    timeout=30), wrong=True)
+        assert_refused(
+            requests.get(server.url + "/scoring", headers={"Authorization": "Bearer from-the-file"}, timeout=30),
+            wrong=True,
+        )
     finally:
         stop_server(server)
 
@@ -162,8 +178,9 @@ def test_apicalls_sends_the_token_and_says_in_one_line_when_it_is_missing_or_wro
 
 def test_a_redeploying_tick_calls_the_protected_api_with_the_token(token_server):
     project = token_server.project
-    project.write_config("config_production.json", input_folder_path="sourcedata", api_url=token_server.url,
-                         api_token=TOKEN)
+    project.write_config(
+        "config_production.json", input_folder_path="sourcedata", api_url=token_server.url, api_token=TOKEN
+    )
     result = project.run("fullprocess.py", config="config_production.json")
     assert result.returncode == 0, result.stderr
     saved = json.loads(project.path("models", "apireturns.txt").read_text())
@@ -177,12 +194,17 @@ def test_make_serve_refuses_without_the_token_and_keeps_it_out_of_the_access_log
     deployed.write_config(api_token=TOKEN, token_in_query=True)
     port = free_port()
     command, env = make_serve_command(deployed.config_path, port)
-    server = start_server(command + ["--access-logfile", "-"], port, tmp_path / "gunicorn.log", env=env,
-                          cwd=deployed.elsewhere)
+    server = start_server(
+        command + ["--access-logfile", "-"], port, tmp_path / "gunicorn.log", env=env, cwd=deployed.elsewhere
+    )
     try:
         assert_refused(requests.post(server.url + "/prediction", json={"records": [RECORD]}, timeout=30))
-        assert requests.post(server.url + "/prediction", json={"records": [RECORD]}, headers=BEARER,
-                             timeout=30).status_code == 200
+        assert (
+            requests.post(
+                server.url + "/prediction", json={"records": [RECORD]}, headers=BEARER, timeout=30
+            ).status_code
+            == 200
+        )
         assert requests.get(server.url + f"/scoring?token={TOKEN}", timeout=30).status_code == 200
     finally:
         stop_server(server)

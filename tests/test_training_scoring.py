@@ -1,4 +1,5 @@
 """Training and scoring, as scripts and as functions."""
+
 import pickle
 
 import numpy as np
@@ -26,7 +27,13 @@ def test_training_writes_the_course_model(trained):
     classifier = model.named_steps["classifier"]
     assert isinstance(classifier, LogisticRegression)
     params = classifier.get_params()
-    assert (params["C"], params["solver"], params["max_iter"], params["tol"], params["random_state"]) == (1.0, "liblinear", 100, 1e-4, 0)
+    assert (params["C"], params["solver"], params["max_iter"], params["tol"], params["random_state"]) == (
+        1.0,
+        "liblinear",
+        100,
+        1e-4,
+        0,
+    )
     assert params["l1_ratio"] == 0.0 and params["fit_intercept"] and params["intercept_scaling"] == 1
     # Same coefficients as the course's plain LogisticRegression on the same data (no gaps in practicedata)
     data = pd.read_csv(trained.path("ingesteddata", "finaldata.csv"))

@@ -1,13 +1,14 @@
 """Left alone for months: drift on the new rows, one lock for every writer, rollbacks that hold,
 damaged production, torn records, kills after the switch, foreign model files, start-up errors."""
+
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-
 from conftest import PYTHON, ROOT
+
 from generate_data import generate
 
 FEATURES = ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
@@ -50,6 +51,7 @@ def write_flipped_file(project, name="dataset5.csv", rows=100, seed=99):
 
 # --- 1. drift is judged on the new rows ------------------------------------------------
 
+
 def test_drift_is_judged_on_the_new_rows_not_the_whole_history(retrained):
     write_flipped_file(retrained)
     record = production_tick(retrained)
@@ -83,22 +85,41 @@ def test_rows_already_trained_on_are_not_new(retrained):
 
 # --- 3. one lock for every writer --------------------------------------------------------
 
+
 @pytest.fixture
 def held_lock(deployed):
     """The tick's lock held by another process, as a running tick holds it."""
-    holder = subprocess.Popen([PYTHON, "-c", (
-        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-        "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'4242 2026-01-02T03:04:05+0000\\n'); "
-        "print('held', flush=True); time.sleep(120)"), str(deployed.path("logs", "fullprocess.lock"))],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            PYTHON,
+            "-c",
+            (
+                "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+                "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'4242 2026-01-02T03:04:05+0000\\n'); "
+                "print('held', flush=True); time.sleep(120)"
+            ),
+            str(deployed.path("logs", "fullprocess.lock")),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     yield holder
     holder.kill()
     holder.wait()
 
 
-@pytest.mark.parametrize("script,args", [("deployment.py", ["--rollback"]), ("ingestion.py", []), ("training.py", []),
-                                         ("scoring.py", []), ("reporting.py", []), ("deployment.py", [])])
+@pytest.mark.parametrize(
+    "script,args",
+    [
+        ("deployment.py", ["--rollback"]),
+        ("ingestion.py", []),
+        ("training.py", []),
+        ("scoring.py", []),
+        ("reporting.py", []),
+        ("deployment.py", []),
+    ],
+)
 def test_a_hand_run_writer_waits_for_the_tick_then_gives_up_in_one_line(deployed, held_lock, script, args):
     deployed.write_config(lock_wait_seconds=0.5, api_url="http://127.0.0.1:9")
     before = sorted(p.name for p in deployed.path("ingesteddata").iterdir())
@@ -111,9 +132,19 @@ def test_a_hand_run_writer_waits_for_the_tick_then_gives_up_in_one_line(deployed
 
 def test_a_hand_run_writer_proceeds_once_the_tick_ends(deployed):
     lock = deployed.path("logs", "fullprocess.lock")
-    holder = subprocess.Popen([PYTHON, "-c", (
-        "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
-        "print('held', flush=True); time.sleep(1.5)"), str(lock)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            PYTHON,
+            "-c",
+            (
+                "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+                "print('held', flush=True); time.sleep(1.5)"
+            ),
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     result = deployed.run("ingestion.py")
     holder.wait()
@@ -121,16 +152,20 @@ def test_a_hand_run_writer_proceeds_once_the_tick_ends(deployed):
 
 
 def test_a_deploy_refuses_when_production_changed_under_it(retrained):
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import settings, deployment; "
-            "deployment.deploy(settings.load_config(sys.argv[2]), expected_current='v0001')")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import settings, deployment; "
+        "deployment.deploy(settings.load_config(sys.argv[2]), expected_current='v0001')"
+    )
     before = versions(retrained)
-    result = subprocess.run([PYTHON, "-c", code, str(ROOT), str(retrained.path("config_production.json"))],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [PYTHON, "-c", code, str(ROOT), str(retrained.path("config_production.json"))], capture_output=True, text=True
+    )
     assert result.returncode != 0 and "ProductionChanged" in result.stderr and "from v0001 to v0002" in result.stderr
     assert versions(retrained) == before and serving(retrained) == "v0002"
 
 
 # --- 4. rollback goes back to what served before -----------------------------------------
+
 
 def test_rollback_follows_the_deployment_log(retrained):
     assert retrained.run("deployment.py", "--rollback", config="config_production.json").returncode == 0
@@ -153,6 +188,7 @@ def test_a_rollback_under_the_practice_config_holds_for_the_production_tick(retr
 
 
 # --- 5. damaged production is an error -------------------------------------------------
+
 
 def _corrupt_manifest(project):
     project.path("production_deployment", "versions", "v0001", "manifest.json").write_text("{not json")
@@ -190,16 +226,20 @@ def test_a_deleted_current_is_repaired_by_rollback(retrained):
 
 # --- 7. append-only records survive torn writes ------------------------------------------
 
+
 def test_a_torn_history_line_loses_one_record_never_the_next(tmp_path):
     target = tmp_path / "history.jsonl"
     target.write_text('{"n": 1}\n')
     # A full disk, for real: the file may not grow past a few bytes more, so the write is cut short.
-    code = ("import pathlib, resource, signal, sys; sys.path.insert(0, sys.argv[1]); import storage; "
-            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-            "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), resource.RLIM_INFINITY)); "
-            "storage.append_jsonl(pathlib.Path(sys.argv[2]), {'n': 2, 'padding': 'x' * 100})")
-    result = subprocess.run([PYTHON, "-c", code, str(ROOT), str(target), str(target.stat().st_size + 20)],
-                            capture_output=True, text=True)
+    code = (
+        "import pathlib, resource, signal, sys; sys.path.insert(0, sys.argv[1]); import storage; "
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), resource.RLIM_INFINITY)); "
+        "storage.append_jsonl(pathlib.Path(sys.argv[2]), {'n': 2, 'padding': 'x' * 100})"
+    )
+    result = subprocess.run(
+        [PYTHON, "-c", code, str(ROOT), str(target), str(target.stat().st_size + 20)], capture_output=True, text=True
+    )
     assert result.returncode != 0 and "short write" in result.stderr
     assert not target.read_bytes().endswith(b"\n")  # the torn line is there
 
@@ -223,6 +263,7 @@ def test_status_skips_a_torn_line(deployed):
 
 # --- 8. a kill after the switch leaves nothing stale --------------------------------------
 
+
 def test_reports_left_behind_by_a_kill_after_the_switch_are_regenerated(deployed):
     killed = deployed.run("fullprocess.py", config="config_production.json", env={"DRS_FAULT_INJECT": "switched"})
     assert killed.returncode == -9
@@ -245,6 +286,7 @@ def test_reports_left_behind_by_a_kill_after_the_switch_are_regenerated(deployed
 
 # --- 9. only a model that training wrote is deployed or unpickled ----------------------------
 
+
 @pytest.mark.parametrize("script", ["deployment.py", "scoring.py"])
 def test_a_foreign_pickle_in_the_model_folder_is_never_loaded_or_deployed(deployed, tmp_path, script):
     marker = tmp_path / "payload-ran"
@@ -258,6 +300,7 @@ def test_a_foreign_pickle_in_the_model_folder_is_never_loaded_or_deployed(deploy
 
 
 # --- 10. smaller faults ------------------------------------------------------------------
+
 
 def test_an_unwritable_log_folder_is_one_line(deployed):
     blocker = deployed.path("not-a-folder")
@@ -273,8 +316,21 @@ def test_an_unwritable_log_folder_is_one_line(deployed):
 def test_the_ks_row_compares_a_p_value_with_the_p_value_threshold():
     from reporting import drift_test_rows
 
-    record = {"drift": {"trigger": {"tests": ["raw"]}, "tests": {"ks": {
-        "test": "ks", "verdict": "drift", "statistic": 0.45, "pvalue": 1.5e-07, "threshold": 0.01, "detail": ""}}}}
+    record = {
+        "drift": {
+            "trigger": {"tests": ["raw"]},
+            "tests": {
+                "ks": {
+                    "test": "ks",
+                    "verdict": "drift",
+                    "statistic": 0.45,
+                    "pvalue": 1.5e-07,
+                    "threshold": 0.01,
+                    "detail": "",
+                }
+            },
+        }
+    }
     row = drift_test_rows(record)[0]
     assert row["statistic"].startswith("p 1.500e-07") and "0.4500" in row["statistic"]
     assert row["threshold"] == "p < 0.0100"
@@ -288,17 +344,22 @@ def test_the_production_config_ships_with_a_promotion_guard():
 def test_a_fall_in_f1_beyond_the_margin_is_a_warning():
     from reporting import score_fall_warning
 
-    log = [{"action": "deploy", "version": "v0001", "previous": None, "f1": 0.675},
-           {"action": "deploy", "version": "v0002", "previous": "v0001", "f1": 0.378}]
+    log = [
+        {"action": "deploy", "version": "v0001", "previous": None, "f1": 0.675},
+        {"action": "deploy", "version": "v0002", "previous": "v0001", "f1": 0.378},
+    ]
     words = score_fall_warning(log, 0.1)
     assert "fell from 0.6750 (v0001) to 0.3780 (v0002)" in words and "margin 0.1" in words
     assert score_fall_warning(log, 0.5) is None
     assert score_fall_warning(log[:1], 0.1) is None
-    assert score_fall_warning(log + [{"action": "rollback", "version": "v0001", "previous": "v0002", "f1": 0.675}],
-                              0.1) is None
+    assert (
+        score_fall_warning(log + [{"action": "rollback", "version": "v0001", "previous": "v0002", "f1": 0.675}], 0.1)
+        is None
+    )
 
 
 # --- found by a hostile trial ----------------------------------------------------------------
+
 
 def test_rows_added_to_a_file_the_model_was_trained_on_are_judged_alone(retrained):
     """A cumulative export: the old rows stay, 60 new ones (labels flipped) are appended."""
@@ -311,8 +372,9 @@ def test_rows_added_to_a_file_the_model_was_trained_on_are_judged_alone(retraine
 
 
 def test_pruning_keeps_the_version_a_rollback_would_go_back_to(retrained):
-    retrained.write_config("config_production.json", input_folder_path="sourcedata", keep_versions=2,
-                           api_url="http://127.0.0.1:9")
+    retrained.write_config(
+        "config_production.json", input_folder_path="sourcedata", keep_versions=2, api_url="http://127.0.0.1:9"
+    )
     assert retrained.run("deployment.py", "--rollback", config="config_production.json").returncode == 0
     write_flipped_file(retrained)
     assert production_tick(retrained)["decision"] == "drift, redeployed"

@@ -7,6 +7,7 @@ on every column of the frames (the caller passes the three numeric features
 only) and writes each column's KS p-value (the ValueDrift metric's value) and
 the seconds spent importing, loading and running the report to RESULT.json.
 """
+
 from __future__ import annotations
 
 import time

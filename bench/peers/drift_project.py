@@ -7,6 +7,7 @@ arguments drift.run_drift_tests passes them in a tick, and writes the KS
 p-values and statistics, the PSI values and the seconds spent importing,
 loading and testing to RESULT.json.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,6 +22,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_DIR))
 
 import pandas as pd  # noqa: E402
+
 # ks_test imports scipy.stats on its first call; importing it here splits "import" and
 # "tests" as for Evidently, which imports it up front (the process's wall time is the same).
 import scipy.stats  # noqa: E402, F401
@@ -36,8 +38,9 @@ def main(argv: list[str]) -> int:
     loaded = time.perf_counter()
     settings = DEFAULT_DRIFT
     ks = ks_test(reference, current, settings["ks_pvalue"], settings["min_samples"])
-    psi = psi_test(reference, current, settings["psi_bins"], settings["psi_watch"], settings["psi_drift"],
-                   settings["min_samples"])
+    psi = psi_test(
+        reference, current, settings["psi_bins"], settings["psi_watch"], settings["psi_drift"], settings["min_samples"]
+    )
     tested = time.perf_counter()
     result = {
         "rows": [len(reference), len(current)],

@@ -8,6 +8,7 @@ project) and writes it with `mlflow.sklearn.save_model` to MODEL_DIR
 a signature of float columns named COLUMN..., as MLflow recommends for
 serving. Prints the MLflow version.
 """
+
 from __future__ import annotations
 
 import pickle
