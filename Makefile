@@ -15,8 +15,8 @@ ACCESS_LOG ?=
 # holding a thread, so clients that send slowly cannot starve the others (gthread
 # 2x2 stopped answering with 5 slow-header clients; measured by bench/slow_clients.py).
 # --no-control-socket: gunicorn's control socket defaults to one path per user, shared by every server.
-# gunicorn.conf.py: a private metrics folder per server start, so GET /metrics sums every worker's counts.
-SERVE_FLAGS ?= --config $(CURDIR)/gunicorn.conf.py --worker-class gevent --workers $(WORKERS) --no-control-socket
+# drs/gunicorn_conf.py: a private metrics folder per server start, so GET /metrics sums every worker's counts.
+SERVE_FLAGS ?= --config python:drs.gunicorn_conf --worker-class gevent --workers $(WORKERS) --no-control-socket
 
 .PHONY: venv lint format run test test-slow serve print-serve-flags bench cron-install clean-outputs
 

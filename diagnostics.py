@@ -1,239 +1,34 @@
-"""Diagnostics: predictions, data summary, missing data, stage timings, outdated packages.
+"""Diagnostics stage: predictions, summary statistics, missing data, stage timings and outdated
+packages of the deployed model and the ingested data (logic in drs/diagnostics.py).
 
-Every function reads; none changes what production or ingestion uses, and
-none re-runs a stage: ``execution_time()`` answers from the run history.
+    python diagnostics.py --config config.json
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import re
 import sys
-import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor, wait
-from importlib import metadata
-from pathlib import Path
 
-import pandas as pd
-
-from cli import stage_main
-from settings import (
-    COURSE_SCHEMA,
-    DIAGNOSTICS_FILE,
-    HISTORY_FILE,
-    PROJECT_DIR,
-    Config,
-    Schema,
-    load_config,
+from drs.cli import stage_main
+from drs.config import DIAGNOSTICS_FILE, Config
+from drs.deploy import load_deployed_model
+from drs.diagnostics import (
+    dataframe_summary,
+    diagnostics_report,
+    execution_time,
+    missing_data,
+    model_predictions,
+    outdated_packages_list,
 )
-from storage import read_jsonl, write_json_atomic
+from drs.ingest import read_final_data
+from drs.score import load_test_data
+from drs.storage import write_json_atomic
 
-log = logging.getLogger("diagnostics")
-
-# DRS_PYPI_URL points the check at another index's JSON API (a mirror, or a dead one in tests).
-PYPI_JSON_URL = "https://pypi.org/pypi/{package}/json"
-REQUIREMENTS_FILE = PROJECT_DIR / "requirements.txt"
-TOP_CATEGORIES = 20  # categories listed per categorical feature in the summary
-
-
-def model_predictions(dataframe: pd.DataFrame | None = None, config: Config | None = None, deployed=None) -> list:
-    """Predictions of the deployed model on `dataframe` (default: the test data), in the data's own
-    labels (the course's 0/1 ints)."""
-    from deployment import load_deployed_model
-    from scoring import load_test_data
-    from training import feature_matrix
-
-    config = config or load_config()
-    if dataframe is None:
-        dataframe = load_test_data(config)
-    deployed = deployed or load_deployed_model(config.prod_folder)
-    return deployed.model.predict(feature_matrix(dataframe, config.schema)).tolist()
-
-
-def dataframe_summary(
-    config: Config | None = None, data: pd.DataFrame | None = None, schema: Schema | None = None
-) -> dict[str, dict]:
-    """Summary of each feature of finaldata.csv (or of `data`), in the schema's order.
-
-    Numeric feature: {"mean", "median", "std"} (None for no values). Categorical feature:
-    {"counts": {category: rows} of the 20 most frequent (most frequent first, ties by name),
-    "mode", "categories": how many distinct, "missing": rows without a value}.
-    The schema: `schema`, else the config's, else the course's.
-    """
-    from ingestion import read_final_data
-
-    if data is None:
-        config = config or load_config()
-        data = read_final_data(config)
-    if schema is None:
-        schema = config.schema if config is not None else COURSE_SCHEMA
-    summary = {}
-    for column in schema.numeric_features:
-        values = data[column]
-        summary[column] = {stat: rounded(getattr(values, stat)()) for stat in ("mean", "median", "std")}
-    for column in schema.categorical_features:
-        summary[column] = _category_summary(data[column])
-    return summary
-
-
-def _category_summary(values: pd.Series, top: int = TOP_CATEGORIES) -> dict:
-    """The `top` most frequent categories' counts, the mode, the number of categories, the missing count."""
-    counts = values.value_counts()
-    # Ties in name order, so the mode and the listed categories do not depend on row order.
-    counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
-    return {
-        "counts": {str(category): int(count) for category, count in counts.head(top).items()},
-        "mode": str(counts.index[0]) if len(counts) else None,
-        "categories": int(len(counts)),
-        "missing": int(values.isna().sum()),
-    }
-
-
-def missing_data(config: Config | None = None, data: pd.DataFrame | None = None) -> dict[str, float]:
-    """Percent (0-100) of missing values in each column of finaldata.csv (or of `data`)."""
-    from ingestion import read_final_data
-
-    data = read_final_data(config or load_config()) if data is None else data
-    if len(data) == 0:
-        return {column: 0.0 for column in data.columns}
-    return {column: round(float(data[column].isna().mean() * 100), 4) for column in data.columns}
-
-
-def rounded(value) -> float | None:
-    """A number for JSON: rounded to 6 places, None for NaN."""
-    value = float(value)
-    return None if value != value else round(value, 6)
-
-
-def execution_time(config: Config | None = None, current_tick: dict | None = None) -> dict:
-    """Seconds ingestion and training took, as the last tick that ran them recorded in the history.
-
-    Nothing is re-run to answer: only before any tick has run both stages
-    are they timed once, on the real inputs, into a temporary folder.
-    """
-    config = config or load_config()
-    records = read_jsonl(config.log_folder / HISTORY_FILE) + ([current_tick] if current_tick else [])
-    for record in reversed(records):
-        stages = record.get("stages") or {}
-        if isinstance(stages.get("ingest"), (int, float)) and isinstance(stages.get("train"), (int, float)):
-            return {"ingestion_seconds": stages["ingest"], "training_seconds": stages["train"]}
-    return _measure_execution_time(config)
-
-
-def _measure_execution_time(config: Config) -> dict:
-    from ingestion import merge_multiple_dataframe
-    from training import fit_model
-
-    with tempfile.TemporaryDirectory(prefix="drs-timing-") as scratch:
-        side = config.with_paths(output_folder=Path(scratch))
-        started = time.perf_counter()
-        result = merge_multiple_dataframe(side)
-        ingestion_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        fit_model(result.data, config)
-        training_seconds = time.perf_counter() - started
-    return {"ingestion_seconds": round(ingestion_seconds, 4), "training_seconds": round(training_seconds, 4)}
-
-
-def _requirements(path: Path) -> list[str]:
-    names = []
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)", line)
-        if match:
-            names.append(match.group(1))
-    return names
-
-
-def _latest_version(package: str, timeout: float) -> str:
-    import requests
-
-    try:
-        url = os.environ.get("DRS_PYPI_URL", PYPI_JSON_URL)
-        response = requests.get(url.format(package=package), timeout=timeout)
-        response.raise_for_status()
-        return str(response.json()["info"]["version"])
-    except (requests.RequestException, ValueError, KeyError):
-        return "unknown"
-
-
-def outdated_packages_list(requirements: Path | None = None, timeout: float = 3.0) -> list[dict[str, str | bool]]:
-    """For each requirement: installed version, latest on the package index, and whether it is outdated.
-
-    Asks the index for all packages at once and gives up after `timeout`
-    seconds in all: an unreachable index makes "latest" "unknown", never a hang.
-    """
-    names = _requirements(requirements or REQUIREMENTS_FILE)
-    pool = ThreadPoolExecutor(max_workers=max(1, len(names)))
-    futures = {name: pool.submit(_latest_version, name, timeout) for name in names}
-    wait(futures.values(), timeout=timeout + 0.5)
-    pool.shutdown(wait=False, cancel_futures=True)
-    rows: list[dict[str, str | bool]] = []
-    for name in names:
-        try:
-            installed = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            installed = "not installed"
-        future = futures[name]
-        latest = future.result() if future.done() else "unknown"
-        rows.append(
-            {
-                "package": name,
-                "installed": installed,
-                "latest": latest,
-                "outdated": latest not in ("unknown", installed),
-            }
-        )
-    return rows
-
-
-def all_diagnostics(
-    config: Config,
-    data: pd.DataFrame | None = None,
-    packages: list[dict] | None = None,
-    current_tick: dict | None = None,
-) -> dict:
-    """Timings, missing data and outdated packages, as served by /diagnostics."""
-    return {
-        "execution_time": execution_time(config, current_tick),
-        "missing_data": missing_data(config, data),
-        "outdated_packages": outdated_packages_list() if packages is None else packages,
-    }
-
-
-def diagnostics_report(
-    config: Config,
-    deployed,
-    data: pd.DataFrame | None,
-    test_data: pd.DataFrame,
-    packages: list[dict] | None = None,
-    current_tick: dict | None = None,
-) -> dict:
-    """What diagnostics.json holds: the deployed version, its predictions on the test data, and the rest.
-
-    Without ingested data (`data` None) its summary and missing data are empty.
-    """
-    return {
-        "version": deployed.version,
-        "predictions": model_predictions(test_data, config, deployed=deployed),
-        "summary_statistics": dataframe_summary(config, data=data) if data is not None else {},
-        "execution_time": execution_time(config, current_tick),
-        "missing_data": missing_data(data=data) if data is not None else {},
-        "outdated_packages": outdated_packages_list() if packages is None else packages,
-    }
+__all__ = ["model_predictions", "dataframe_summary", "missing_data", "execution_time", "outdated_packages_list"]
 
 
 def main(argv=None) -> int:
     def run(config: Config, args) -> str:
-        from deployment import load_deployed_model
-        from ingestion import read_final_data
-        from scoring import load_test_data
-
         report = diagnostics_report(
             config, load_deployed_model(config.prod_folder), read_final_data(config), load_test_data(config)
         )

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from settings import ALL_COLUMNS, FEATURE_COLUMNS, PROJECT_DIR
+from drs.config import ALL_COLUMNS, FEATURE_COLUMNS, PROJECT_DIR
 
 REGIMES = ("practice", "source", "mixed")
 

@@ -64,7 +64,7 @@ from run import (  # noqa: E402
     write_results,
 )
 
-from settings import DEFAULT_DRIFT, FEATURE_COLUMNS  # noqa: E402
+from drs.config import DEFAULT_DRIFT, FEATURE_COLUMNS  # noqa: E402
 
 PEER_PACKAGES = {
     "mlflow": ["mlflow", "mlflow-skinny", "scikit-learn", "numpy", "pandas", "scipy", "uvicorn", "fastapi"],

@@ -17,7 +17,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from settings import load_config  # noqa: E402
+from drs.config import load_config  # noqa: E402
 
 PYTHON = sys.executable
 # Tests never reach the network: the package-index look-up of diagnostics gets a refused connection.

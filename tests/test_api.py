@@ -10,13 +10,13 @@ import requests
 from conftest import PYTHON, ROOT, free_port, start_server, stop_server
 from test_api_faults import make_serve_command
 
-from settings import FEATURE_COLUMNS
+from drs.config import FEATURE_COLUMNS
 
 RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
 
 
 def expected_predictions(project, csv_path):
-    from deployment import load_deployed_model
+    from drs.deploy import load_deployed_model
 
     model = load_deployed_model(project.path("production_deployment")).model
     data = pd.read_csv(csv_path)
@@ -146,7 +146,7 @@ def test_prediction_errors_are_json_with_the_right_status(shared_api_server, kwa
 
 
 def test_empty_csv_cells_are_imputed_like_training_does(shared_api_server):
-    from deployment import load_deployed_model
+    from drs.deploy import load_deployed_model
 
     model = load_deployed_model(shared_api_server.project.path("production_deployment")).model
     csv_text = "lastmonth_activity,lastyear_activity,number_of_employees\n5,,40\n,900,\n"

@@ -11,9 +11,9 @@ import pytest
 from conftest import Project
 from PIL import Image
 
-from diagnostics import dataframe_summary, missing_data
+from drs.config import COURSE_SCHEMA, Schema
+from drs.diagnostics import dataframe_summary, missing_data
 from generate_data import generate, generate_categorical
-from settings import COURSE_SCHEMA, Schema
 
 CATEGORICAL = Schema(
     id_column="customer_id",
@@ -92,7 +92,7 @@ def test_course_summary_keeps_its_shape():
 
 
 def test_distribution_plots_stay_a_grid_of_three_across_for_many_features():
-    from reporting import distribution_pngs
+    from drs.report import distribution_pngs
 
     rng = np.random.default_rng(0)
     numeric = tuple(f"number_{i}" for i in range(10))
@@ -181,9 +181,9 @@ def test_the_report_shows_categorical_data_drift_and_scores(categorical_project)
 
 def drawn_labels(config, monkeypatch) -> dict:
     """The labels reporting hands scikit-learn's confusion-matrix plot for the deployed model."""
-    import reporting
-    from deployment import load_deployed_model
-    from scoring import load_test_data
+    from drs import report as reporting
+    from drs.deploy import load_deployed_model
+    from drs.score import load_test_data
 
     seen = {}
     drawn = reporting.ConfusionMatrixDisplay.from_predictions
@@ -218,7 +218,7 @@ def test_diagnostics_json_summarises_categories(categorical_project):
 
 
 def test_the_status_page_lists_every_feature_of_the_drift_tests(categorical_project):
-    from app import create_app
+    from drs.api import create_app
 
     page = create_app(categorical_project.config_path).test_client().get("/").get_data(as_text=True)
     assert 'id="drift-features"' in page

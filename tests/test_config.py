@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from settings import ConfigError, load_config
+from drs.config import ConfigError, load_config
 
 SCRIPTS = [
     "ingestion.py",

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from drift import ks_test
+from drs.drift import ks_test
+from drs.ingest import read_validated_csv
 from generate_data import generate, write_bundled_data
-from ingestion import read_validated_csv
 
 # The sha256 of the bundled CSVs as committed: the generator must keep reproducing them byte for byte.
 BUNDLED = {

@@ -10,7 +10,7 @@ from conftest import PYTHON, ROOT
 COUNTING_TICK = r"""
 import collections, json, sys
 sys.path.insert(0, sys.argv[1])
-import deployment, diagnostics, ingestion, scoring, training
+from drs import deploy as deployment, diagnostics, ingest as ingestion, score as scoring, train as training
 calls = collections.Counter()
 def counted(module, name):
     original = getattr(module, name)

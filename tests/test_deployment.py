@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from deployment import CHECKPOINTS, ModelUnavailable, load_deployed_model
+from drs.deploy import CHECKPOINTS, ModelUnavailable, load_deployed_model
 
 COURSE_FILES = ("trainedmodel.pkl", "latestscore.txt", "ingestedfiles.txt")
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from conftest import free_port
 
-from diagnostics import dataframe_summary, execution_time, missing_data, model_predictions, outdated_packages_list
-from settings import FEATURE_COLUMNS
+from drs.config import FEATURE_COLUMNS
+from drs.diagnostics import dataframe_summary, execution_time, missing_data, model_predictions, outdated_packages_list
 
 
 def test_predictions_are_ints_from_the_deployed_model(deployed):

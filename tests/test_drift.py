@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from scipy.stats import chi2_contingency
 
-from drift import (
+from drs.config import COURSE_SCHEMA, DEFAULT_DRIFT, FEATURE_COLUMNS, Schema
+from drs.drift import (
     INSUFFICIENT,
     category_stability_index,
     chi2_test,
@@ -18,7 +19,6 @@ from drift import (
     run_drift_tests,
 )
 from generate_data import generate_categorical
-from settings import COURSE_SCHEMA, DEFAULT_DRIFT, FEATURE_COLUMNS, Schema
 
 CATEGORICAL = Schema(
     id_column="customer_id",

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingestion import InvalidFile, merge_multiple_dataframe, read_validated_csv, row_keys
-from settings import FEATURE_COLUMNS
+from drs.config import FEATURE_COLUMNS
+from drs.ingest import InvalidFile, merge_multiple_dataframe, read_validated_csv, row_keys
 
 HEADER = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
 
@@ -169,7 +169,7 @@ def test_read_validated_csv_takes_bytes_or_a_file_and_can_ask_for_the_features_o
 
 
 def test_the_reference_sample_is_a_fixed_50000_rows_or_everything(inbox, project):
-    from settings import REFERENCE_SAMPLE_ROWS
+    from drs.config import REFERENCE_SAMPLE_ROWS
 
     rows = REFERENCE_SAMPLE_ROWS + 500
     frame = pd.DataFrame(

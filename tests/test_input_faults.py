@@ -113,7 +113,7 @@ def test_ingestion_never_reads_an_oversized_file(project):
 
 
 def test_new_data_detection_does_not_hash_an_oversized_file(tmp_path):
-    from storage import fingerprint_files
+    from drs.storage import fingerprint_files
 
     big, small = tmp_path / "big.csv", tmp_path / "small.csv"
     with open(big, "wb") as handle:
@@ -129,7 +129,7 @@ def test_new_data_detection_does_not_hash_an_oversized_file(tmp_path):
 
 
 def test_a_file_that_vanishes_after_listing_is_left_out_of_detection(tmp_path):
-    from storage import fingerprint_files
+    from drs.storage import fingerprint_files
 
     kept = tmp_path / "kept.csv"
     kept.write_text(HEADER)
@@ -137,7 +137,7 @@ def test_a_file_that_vanishes_after_listing_is_left_out_of_detection(tmp_path):
 
 
 def test_a_file_that_vanishes_between_listing_and_reading_is_rejected(project, monkeypatch):
-    from ingestion import merge_multiple_dataframe
+    from drs.ingest import merge_multiple_dataframe
 
     vanishing = project.path("practicedata", "vanishing.csv")
     vanishing.write_text(HEADER + "a,1,2,3,0\n")

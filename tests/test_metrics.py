@@ -22,7 +22,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 from test_api_faults import fresh_health, make_serve, make_serve_command  # noqa: F401  (make_serve: a fixture)
 
-from storage import append_jsonl
+from drs.storage import append_jsonl
 
 RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
 PREDICTED = ("drs_http_requests_total", (("endpoint", "/prediction"), ("method", "POST"), ("status", "200")))
@@ -220,7 +220,7 @@ def test_make_serve_sums_every_workers_counts_and_keeps_a_killed_workers(make_se
 
 
 def metrics_folder(server) -> Path:
-    """The folder gunicorn.conf.py made for this server's workers, as its master logged it."""
+    """The folder drs/gunicorn_conf.py made for this server's workers, as its master logged it."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         match = re.search(r"metrics of every worker in (\S+)", server.log_path.read_text())

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from drs.config import FEATURE_COLUMNS, load_config
+from drs.ingest import merge_multiple_dataframe
+from drs.train import feature_matrix, fit_model
 from generate_data import generate, write_bundled_data
-from ingestion import merge_multiple_dataframe
-from settings import FEATURE_COLUMNS, load_config
-from training import feature_matrix, fit_model
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 def served_document(project, tmp_path, **headers) -> tuple[dict, object, requests.Response]:
     """The project's server's /openapi.json, the app built in process from the same config, and the
     server's answer to a prediction of a record made from the document alone."""
-    import app as api
+    import drs.api as api
 
     port = free_port()
     server = start_server(
@@ -103,7 +103,7 @@ def test_the_document_describes_every_route_and_the_schemas_records(deployed, tm
 
 
 def test_categorical_features_are_strings(project):
-    import app as api
+    import drs.api as api
 
     project.write_config(
         schema={

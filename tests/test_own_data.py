@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from conftest import Project, _serve, stop_server
 
-from settings import load_config
+from drs.config import load_config
 
 SCHEMA = {
     "id_column": "customer_id",
@@ -77,8 +77,8 @@ def test_the_practice_bootstrap_deploys_a_model_clearly_above_the_all_positive_b
 
 
 def test_the_model_learns_the_categories_that_drive_churn(categorical_deployed):
-    from deployment import load_deployed_model
-    from training import feature_matrix
+    from drs.deploy import load_deployed_model
+    from drs.train import feature_matrix
 
     config = load_config(categorical_deployed.config_path)
     model = load_deployed_model(config.prod_folder).model
@@ -219,8 +219,8 @@ def test_a_file_bringing_a_third_label_is_rejected_and_the_others_train(tmp_path
 
 
 def test_numbers_in_a_categorical_column_and_blanks_in_a_numeric_one_are_read_as_a_user_expects(tmp_path):
-    from ingestion import read_validated_csv
-    from settings import Schema
+    from drs.config import Schema
+    from drs.ingest import read_validated_csv
 
     schema = Schema("id", "churn", "Yes", ("charges",), ("senior",), None)
     # A single space is how real exports (IBM's Telco data among them) write "no value".
@@ -242,7 +242,7 @@ def test_another_estimator_from_the_config_trains_deploys_and_serves(tmp_path, e
     result = project.run("fullprocess.py")
     assert result.returncode == 0, result.stderr
     config = load_config(project.config_path)
-    from deployment import load_deployed_model
+    from drs.deploy import load_deployed_model
 
     model = load_deployed_model(config.prod_folder).model
     assert type(model[-1]).__name__ == estimator.rsplit(".", 1)[1]

@@ -143,7 +143,7 @@ def test_the_environment_token_wins_over_the_file(deployed, tmp_path):
 
 
 def test_the_token_is_compared_in_constant_time(deployed, monkeypatch):
-    import app as api
+    import drs.api as api
 
     compared = []
 

@@ -8,7 +8,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from settings import FEATURE_COLUMNS
+from drs.config import FEATURE_COLUMNS
 
 HEADER = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
 

@@ -314,7 +314,7 @@ def test_an_unwritable_log_folder_is_one_line(deployed):
 
 
 def test_the_ks_row_compares_a_p_value_with_the_p_value_threshold():
-    from reporting import drift_test_rows
+    from drs.report import drift_test_rows
 
     record = {
         "drift": {
@@ -342,7 +342,7 @@ def test_the_production_config_ships_with_a_promotion_guard():
 
 
 def test_a_fall_in_f1_beyond_the_margin_is_a_warning():
-    from reporting import score_fall_warning
+    from drs.report import score_fall_warning
 
     log = [
         {"action": "deploy", "version": "v0001", "previous": None, "f1": 0.675},

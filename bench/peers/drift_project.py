@@ -27,8 +27,8 @@ import pandas as pd  # noqa: E402
 # "tests" as for Evidently, which imports it up front (the process's wall time is the same).
 import scipy.stats  # noqa: E402, F401
 
-from drift import ks_test, psi_test  # noqa: E402
-from settings import DEFAULT_DRIFT  # noqa: E402
+from drs.config import DEFAULT_DRIFT  # noqa: E402
+from drs.drift import ks_test, psi_test  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from storage import now_iso, read_json, write_json_atomic
+from drs.storage import now_iso, read_json, write_json_atomic
 
 log = logging.getLogger("alerts")
 

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from settings import (
+from drs.config import (
     INGESTED_DETAIL_FILE,
     INGESTED_RECORD_FILE,
     MANIFEST_FILE,

@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from settings import PipelineError
-from storage import read_jsonl
+from drs.config import PipelineError
+from drs.storage import read_jsonl
 
-# Set by gunicorn.conf.py (`make serve`) before any worker starts: the workers' shared metrics folder.
+# Set by drs/gunicorn_conf.py (`make serve`) before any worker starts: the workers' shared metrics folder.
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # A single-record prediction takes about a millisecond, a 10,000-row file a few (the README's benchmark);
 # the upper buckets catch a queue behind a busy worker or a slow disk.
@@ -28,7 +28,7 @@ OTHER = "other"
 class ApiMetrics:
     """The request metrics and the registry GET /metrics exposes.
 
-    Under `make serve` (PROMETHEUS_MULTIPROC_DIR set, see gunicorn.conf.py) every worker adds
+    Under `make serve` (PROMETHEUS_MULTIPROC_DIR set, see drs/gunicorn_conf.py) every worker adds
     its counts to its own files in that folder and a scrape, whichever worker answers, sums
     every worker's files (prometheus_client's multiprocess mode). Without it (``python
     app.py``, tests) the counts live in this process, in a registry of this app's own.

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from storage import write_bytes_atomic
+from drs.storage import write_bytes_atomic
 
 
 def write_tick_metrics(path: Path, record: dict, deployed: dict | None = None) -> None:

@@ -3,7 +3,7 @@ gives the record fields, its token the security scheme."""
 
 from __future__ import annotations
 
-from settings import CONFUSION_MATRIX_FILE, REPORT_FILE, Config
+from drs.config import CONFUSION_MATRIX_FILE, REPORT_FILE, Config
 
 ERROR_REASONS = {
     400: "The request is invalid; the error says what (a field, a column, a line)",

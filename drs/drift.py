@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from settings import COURSE_SCHEMA, Schema
+from drs.config import COURSE_SCHEMA, Schema
 
 DRIFT, NO_DRIFT, WATCH, INSUFFICIENT = "drift", "no drift", "watch", "insufficient data"
 MISSING_CATEGORY = "(missing)"

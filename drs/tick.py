@@ -1,0 +1,624 @@
+"""The cron entry point: one tick of the pipeline.
+
+* production empty        -> bootstrap: ingest, train, score, deploy, report;
+* production damaged      -> exit 1, "run deployment.py --rollback" (never a silent bootstrap);
+* no new input files      -> "no new data", exit 0 (this path imports no pandas,
+                              scikit-learn or matplotlib, so a tick costs little);
+                              reports that describe another version than the
+                              deployed one are regenerated;
+* new files (by content)  -> ingest; the drift tests run on the *new rows*
+  (rows of the new files the deployed model was not trained on); drift ->
+  retrain on all ingested data, score, deploy (subject to the optional
+  promotion guard), report, and call the API if one answers; no drift -> stop,
+  and remember the files so the next tick does not re-check them.
+
+Each input is read once per tick and handed on: the ingested data, the test
+data, the deployed model. Each tick holds an exclusive lock (the stage scripts
+take the same one), logs every decision with its numbers, and appends one JSON
+line to ``<log_folder_path>/history.jsonl``. ``--status`` prints the last ticks.
+
+With "alerts" in the config, a tick POSTs its events (drift, deployed,
+not_promoted, failed, recovered) to a webhook (alerts.py; ``--test-alert``
+sends a test); with "metrics_textfile", it writes its figures for
+node_exporter (metrics_textfile.py). Neither can fail a tick or change its
+exit status; a config that does not load still alerts, if its "alerts" can be read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from drs.alerts import receiver, send_test_alert, tick_alerts
+from drs.cli import setup_logging
+from drs.config import (
+    COURSE_SCHEMA,
+    HISTORY_FILE,
+    INGESTED_DETAIL_FILE,
+    LOCK_FILE,
+    LOG_FILE,
+    PROJECT_DIR,
+    REFERENCE_SAMPLE_FILE,
+    REPORTS_RECORD_FILE,
+    TRAINING_ROWS_FILE,
+    Config,
+    ConfigError,
+    PipelineError,
+    load_operations,
+)
+from drs.storage import (
+    VERSIONS_DIR,
+    LockBusy,
+    ProductionDamaged,
+    append_jsonl,
+    current_version_dir,
+    deployed_state,
+    exclusive_lock,
+    fingerprint_files,
+    input_csvs,
+    now_iso,
+    read_checked,
+    read_json,
+    read_jsonl,
+    read_manifest,
+    remember_checked,
+    remove_stale_temp_files,
+)
+
+log = logging.getLogger("fullprocess")
+
+
+class Tick:
+    """What one run did: filled in as it goes, appended to the history at the end."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.started = time.perf_counter()
+        self.record: dict = {
+            "start": now_iso(),
+            "config": str(config.path),
+            "stages": {},
+            "new_files": [],
+            "rejected_files": {},
+            "decision": None,
+            "exit_status": None,
+        }
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        log.info("stage %s: start", name)
+        started = time.perf_counter()
+        try:
+            yield
+        except BaseException as exc:
+            self.record["failed_stage"] = name
+            self.record["error"] = str(exc) or type(exc).__name__
+            raise
+        finally:
+            seconds = round(time.perf_counter() - started, 4)
+            self.record["stages"][name] = seconds
+        log.info("stage %s: done in %.2f s", name, seconds)
+
+    def decide(self, decision: str, version: str | None, status: int = 0) -> int:
+        """The one place a tick's outcome is set: its decision and the version serving after it."""
+        self.record["decision"] = decision
+        self.record["deployed_version"] = version
+        log.info("decision: %s; production serves %s", decision, version or "(unchanged)")
+        return status
+
+    def finish(self, status: int) -> int:
+        self.record.update(end=now_iso(), seconds=round(time.perf_counter() - self.started, 4), exit_status=status)
+        config = self.config
+        notify(self.record, config.alerts, config.metrics_textfile, config.log_folder, config.prod_folder)
+        append_jsonl(config.log_folder / HISTORY_FILE, self.record)
+        return status
+
+
+def notify(
+    record: dict, alerts: dict | None, textfile: Path | None, log_folder: Path | None, prod_folder: Path | None = None
+) -> None:
+    """Send a finished tick's alerts and write its metrics textfile, each when configured.
+
+    Neither can fail the tick: what became of them is noted in `record` ("alerts",
+    "metrics_textfile_error") before it goes to the history.
+    """
+    if alerts:
+        sent = tick_alerts(alerts, record, log_folder)
+        if sent:
+            record["alerts"] = sent
+    if textfile:
+        try:
+            # prometheus_client costs ~70 ms to import: paid only by a tick that writes the textfile.
+            from drs.tick_metrics import write_tick_metrics
+
+            write_tick_metrics(textfile, record, _serving(prod_folder) if prod_folder else None)
+        except Exception as exc:  # a full disk, a folder we may not write, a bad value: noted, never fatal
+            log.warning("cannot write the metrics textfile %s: %s", textfile, exc)
+            record["metrics_textfile_error"] = f"{type(exc).__name__}: {exc}"
+
+
+def _serving(prod_folder: Path) -> dict | None:
+    """{"version", "f1"} of the version production serves now, or None."""
+    folder = current_version_dir(prod_folder)
+    manifest = read_manifest(folder) if folder else None
+    return {"version": manifest["version"], "f1": manifest.get("scores", {}).get("f1")} if manifest else None
+
+
+# --- what is new -----------------------------------------------------------------
+
+
+def find_new_files(config: Config, deployed: dict) -> tuple[list[str], dict]:
+    """Input CSVs whose content production has not weighed: neither trained on by the
+    deployed version nor checked against it by an earlier tick (or a rollback).
+
+    Returns (new file names, fingerprints of every input CSV).
+    """
+    detail = read_json(Path(deployed["folder"]) / INGESTED_DETAIL_FILE).get("files", {})
+    checked = read_checked(config.prod_folder, deployed.get("version"))
+    # Hashes recorded for a file of the same name, size and mtime are reused, not recomputed.
+    known = {**detail, **{f["name"]: f for f in checked if isinstance(f.get("name"), str)}}
+    paths, refused = input_csvs(config.input_folder)
+    for name, reason in refused.items():
+        # Never read, so never new data: said on every tick until someone removes it.
+        log.warning("refused input file %s: %s", name, reason)
+    prints = fingerprint_files(paths, known, max_bytes=config.max_input_file_bytes)
+    weighed = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()} | {
+        f["sha256"] for f in checked
+    }
+    new = [name for name, fingerprint in prints.items() if fingerprint["sha256"] not in weighed]
+    return new, prints
+
+
+# --- the tick --------------------------------------------------------------------
+
+
+def run_tick(config: Config, tick: Tick) -> int:
+    removed = remove_stale_temp_files(
+        config.output_folder,
+        config.model_folder,
+        config.prod_folder,
+        config.prod_folder / VERSIONS_DIR,
+        config.log_folder,
+    )
+    if removed:
+        log.info("removed %d temp file(s) left by an interrupted run", len(removed))
+    deployed = deployed_state(config.prod_folder)
+    if deployed is None:
+        log.info("nothing deployed in %s: bootstrapping from %s", config.prod_folder, config.input_folder)
+        ingestion = _ingest(config, tick)
+        tick.record["new_files"] = sorted(ingestion.ingested)
+        outcome, version = _retrain_and_deploy(config, tick, ingestion.data, deployed=None, note="bootstrap")
+        return tick.decide(BOOTSTRAP_OUTCOMES[outcome], version)
+
+    version = deployed["version"]
+    tick.record["deployed_version_before"] = version
+    # Versions deployed before schemas were configurable have none recorded: the course's.
+    if deployed.get("schema", COURSE_SCHEMA.as_record()) != config.schema.as_record():
+        # The deployed model cannot take the configured columns: retrain on the input folder whatever
+        # is new, without the promotion guard (the model it would keep can no longer answer).
+        log.info("the config's schema differs from the one %s was trained with: retraining", version)
+        ingestion = _ingest(config, tick)
+        tick.record["new_files"] = sorted(ingestion.ingested)
+        outcome, serving = _retrain_and_deploy(
+            config, tick, ingestion.data, deployed=deployed, note="schema changed", guard=False
+        )
+        return tick.decide(SCHEMA_OUTCOMES[outcome], serving)
+    with tick.stage("detect"):
+        new_files, prints = find_new_files(config, deployed)
+    tick.record["new_files"] = new_files
+    if not new_files:
+        log.info("no new data in %s (%d file(s) already weighed by %s)", config.input_folder, len(prints), version)
+        _refresh_stale_reports(config, tick, version)
+        return tick.decide("no new data", version)
+    log.info("new data: %s", ", ".join(new_files))
+
+    ingestion = _ingest(config, tick)
+    gone = sorted(set(deployed.get("training_files") or {}) - set(prints))
+    if gone:
+        log.warning(
+            "%d file(s) %s was trained on are no longer in %s (%s): a retrain uses only what is there",
+            len(gone),
+            version,
+            config.input_folder,
+            ", ".join(gone),
+        )
+    weighed = _weighed(prints, ingestion)
+    usable = [name for name in new_files if name in ingestion.ingested]
+    if not usable:
+        remember_checked(config.prod_folder, version, weighed)
+        return tick.decide("no usable new data", version)
+    new_rows = _new_rows(deployed, ingestion, usable)
+    tick.record["new_rows"] = len(new_rows)
+    log.info("%d new row(s) in %d new file(s) that %s was not trained on", len(new_rows), len(usable), version)
+    if len(new_rows) == 0:
+        remember_checked(config.prod_folder, version, weighed)
+        return tick.decide("no new rows", version)
+
+    verdict, drift_inputs = _check_drift(config, tick, new_rows)
+    if not verdict["drift"]:
+        remember_checked(config.prod_folder, version, weighed)
+        return tick.decide("no drift", version)
+    fired = ", ".join(verdict["trigger"]["fired"])
+    log.info("drift (%s): retraining", fired)
+    outcome, serving = _retrain_and_deploy(
+        config, tick, ingestion.data, deployed=deployed, note=f"drift: {fired}", drift_inputs=drift_inputs
+    )
+    if outcome == "not promoted":
+        remember_checked(config.prod_folder, version, weighed)
+    return tick.decide(OUTCOMES[outcome], serving)
+
+
+# What became of a retrained model, in the words of the history's "decision".
+BOOTSTRAP_OUTCOMES = {
+    "deployed": "bootstrap",
+    "production changed": "bootstrap, not deployed: production changed during the tick",
+}
+SCHEMA_OUTCOMES = {
+    "deployed": "schema changed, redeployed",
+    "production changed": "schema changed, not deployed: production changed during the tick",
+}
+OUTCOMES = {
+    "deployed": "drift, redeployed",
+    "not promoted": "drift, retrained, not promoted",
+    "production changed": "drift, not deployed: production changed during the tick",
+}
+
+
+def _weighed(prints: dict, ingestion) -> dict:
+    """The fingerprints of the files this tick really read (or rejected having read them): only those
+    may be remembered as checked. A file that was briefly away is looked at again next tick."""
+    return {
+        name: fingerprint
+        for name, fingerprint in prints.items()
+        if ingestion.ingested.get(name, {}).get("sha256") == fingerprint["sha256"]
+        or (name in ingestion.rejected and not ingestion.rejected[name].startswith("vanished"))
+    }
+
+
+def _new_rows(deployed: dict, ingestion, usable: list[str]):
+    """The rows of the usable new files that the deployed model was not trained on.
+
+    Drift is judged on these alone: history diluting them would hide a shift, and a file
+    that grew (or a cumulative export replacing one) brings only its added rows.
+    """
+    import numpy as np
+
+    from drs.ingest import row_keys
+
+    candidates = ingestion.rows_from(usable)
+    keys_path = Path(deployed["folder"]) / TRAINING_ROWS_FILE
+    if keys_path.is_file():
+        seen = np.load(keys_path)
+    else:  # a version deployed before row keys were kept: the unchanged files it was trained on tell
+        trained = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()}
+        seen = row_keys(ingestion.rows_from([name for name, f in ingestion.ingested.items() if f["sha256"] in trained]))
+    return candidates[~np.isin(row_keys(candidates), seen)].reset_index(drop=True)
+
+
+def _ingest(config: Config, tick: Tick):
+    from drs.ingest import merge_multiple_dataframe
+    from drs.train import check_training_parameters
+
+    # A tick that may retrain checks the training settings first, not after ingesting.
+    check_training_parameters(config)
+    with tick.stage("ingest"):
+        result = merge_multiple_dataframe(config)
+    tick.record["rejected_files"] = result.rejected
+    tick.record["rows"] = {"read": result.rows_read, "unique": result.rows}
+    return result
+
+
+def _check_drift(config: Config, tick: Tick, new_rows) -> tuple[dict, dict]:
+    """Run the drift tests on the new rows; returns (verdict, the frames compared, for the report)."""
+    from drs.deploy import deployed_score_history, load_deployed_model
+    from drs.drift import run_drift_tests, summary
+    from drs.ingest import read_final_data
+    from drs.score import f1_on
+
+    with tick.stage("drift"):
+        model = load_deployed_model(config.prod_folder)
+        labelled = new_rows[config.schema.target_column].notna().any()
+        new_f1 = f1_on(model.model, new_rows, config.schema) if labelled else None
+        if model.f1 is None:
+            raise PipelineError(f"{model.version}'s manifest records no test F1: cannot judge drift")
+        deployed_f1 = model.f1
+        reference_path = model.folder / REFERENCE_SAMPLE_FILE
+        reference = read_final_data(config, reference_path) if reference_path.is_file() else None
+        verdict = run_drift_tests(
+            config.drift, new_f1, deployed_f1, deployed_score_history(config), reference, new_rows, config.schema
+        )
+    tick.record["scores"] = {"deployed_f1": deployed_f1, "new_data_f1": new_f1}
+    tick.record["drift"] = verdict
+    for name, test in verdict["tests"].items():
+        log.info("drift test %s: %s -> %s", name, summary(test), test["verdict"])
+    log.info(
+        "deployed model %s: F1 %.4f on its test data, %s on the %d new row(s); drift: %s",
+        model.version,
+        deployed_f1,
+        f"{new_f1:.4f}" if new_f1 is not None else "n/a (no labels)",
+        len(new_rows),
+        "yes" if verdict["drift"] else "no",
+    )
+    return verdict, {"version": model.version, "reference": reference, "new": new_rows}
+
+
+def _retrain_and_deploy(
+    config: Config,
+    tick: Tick,
+    data,
+    deployed: dict | None,
+    note: str,
+    drift_inputs: dict | None = None,
+    guard: bool = True,
+) -> tuple[str, str | None]:
+    """Train, score, deploy (unless the promotion guard says no), report.
+
+    Returns (outcome, version serving afterwards), outcome a key of OUTCOMES.
+    """
+    from drs.deploy import DeployedModel, ProductionChanged, deploy
+    from drs.score import all_positive_f1, f1_on, load_test_data, save_score
+    from drs.train import fit_model, save_model
+
+    kept = deployed["version"] if deployed else None
+    with tick.stage("train"):
+        model = fit_model(data, config)
+        save_model(model, config, rows=int(data[config.schema.target_column].notna().sum()))
+    with tick.stage("score"):
+        test_data = load_test_data(config)
+        test_f1 = f1_on(model, test_data, config.schema)
+        save_score(config, test_f1)
+    floor = all_positive_f1(test_data, config.schema)
+    tick.record.setdefault("scores", {}).update(retrained_test_f1=test_f1, all_positive_f1=round(floor, 6))
+    log.info("retrained model: F1 %.4f on the test data", test_f1)
+    if test_f1 <= floor:
+        # Deployed all the same (a bootstrap has nothing better), but nobody should miss it.
+        tick.record["warning"] = (
+            f"the retrained model's F1 {test_f1:.4f} is no better than calling every "
+            f"customer a churner ({floor:.4f}): check the estimator and its parameters"
+        )
+        log.warning("%s", tick.record["warning"])
+
+    if guard and deployed is not None and config.promotion_margin is not None:
+        deployed_f1 = float(deployed.get("scores", {}).get("f1", 0.0))
+        promote = test_f1 >= deployed_f1 - config.promotion_margin
+        tick.record["promotion"] = {
+            "deployed_test_f1": deployed_f1,
+            "retrained_test_f1": test_f1,
+            "margin": config.promotion_margin,
+            "promoted": promote,
+        }
+        if not promote:
+            reason = (
+                f"retrained F1 {test_f1:.4f} is below the deployed {deployed_f1:.4f} "
+                f"minus margin {config.promotion_margin:g}"
+            )
+            tick.record["promotion"]["reason"] = reason
+            log.warning("promotion guard: %s; keeping %s", reason, kept)
+            return "not promoted", kept
+
+    with tick.stage("deploy"):
+        try:
+            manifest = deploy(config, note=note, expected_current=kept, data=data)
+        except ProductionChanged as exc:
+            # A person switched production (a rollback) while this tick worked: theirs stands.
+            log.warning("%s", exc)
+            tick.record["not_deployed"] = str(exc)
+            serving = current_version_dir(config.prod_folder)
+            return "production changed", serving.name if serving else None
+    version = manifest["version"]
+    # From here production serves the new version, whatever fails next.
+    tick.record["deployed_version"] = version
+    new_model = DeployedModel(model=model, manifest=manifest, folder=config.prod_folder / VERSIONS_DIR / version)
+    with tick.stage("report"):
+        from drs import report as reporting
+
+        # This tick's history line is appended only when it ends: the report gets the record so far.
+        reporting.write_reports(config, new_model, data, test_data, current_tick=tick.record, drift_inputs=drift_inputs)
+    try:
+        _call_api(config, tick)
+    except PipelineError as exc:
+        # The API is a service of its own: its answer is recorded, the redeploy stands.
+        log.warning("the API answered badly after the redeploy: %s", exc)
+        tick.record["apicalls_error"] = str(exc)
+    return "deployed", version
+
+
+def _refresh_stale_reports(config: Config, tick: Tick, version: str) -> None:
+    """Regenerate the reports when they describe another version than the deployed one.
+
+    A run killed between the switch and its reports, or a rollback, leaves
+    them behind; reading one small JSON file keeps the common case cheap.
+    """
+    described = read_json(config.model_folder / REPORTS_RECORD_FILE).get("version")
+    if described == version:
+        return
+    log.info(
+        "the reports in %s describe %s, production serves %s: regenerating them",
+        config.model_folder,
+        described or "no version",
+        version,
+    )
+    with tick.stage("report"):
+        from drs import report as reporting
+
+        reporting.write_reports(config, current_tick=tick.record)
+    tick.record["reports_regenerated"] = version
+
+
+def _call_api(config: Config, tick: Tick) -> None:
+    import requests
+
+    try:
+        requests.get(config.api_url + "/health", timeout=1.0)
+    except requests.RequestException:
+        log.info("no API at %s: skipped apicalls (diagnostics.json was written in process)", config.api_url)
+        return
+    from drs.api_client import call_api, save_api_returns
+
+    with tick.stage("apicalls"):
+        path = save_api_returns(config, call_api(config))
+    log.info("API at %s answered; wrote %s", config.api_url, path)
+
+
+# --- status ----------------------------------------------------------------------
+
+
+def print_status(config: Config, last: int) -> None:
+    records = read_jsonl(config.log_folder / HISTORY_FILE, last=last)
+    if not records:
+        print(f"no ticks recorded in {config.log_folder / HISTORY_FILE}")
+        return
+    header = (
+        f"{'start (UTC)':<20} {'secs':>7} {'exit':>4}  {'version':<8} {'new':>3}  "
+        f"{'F1 test/new -> retrained':<24} decision"
+    )
+    print(header)
+    print("-" * len(header))
+
+    def number(value, pattern: str, missing: str = "") -> str:
+        return pattern.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else missing
+
+    for r in records:
+        scores = r["scores"] if isinstance(r.get("scores"), dict) else {}
+        # The deployed model on its test data and on the new rows, then the retrained model on the test data.
+        f1 = ""
+        if number(scores.get("deployed_f1"), "{}"):
+            f1 = number(scores["deployed_f1"], "{:.3f}") + "/" + number(scores.get("new_data_f1"), "{:.3f}", "n/a")
+        if number(scores.get("retrained_test_f1"), "{}"):
+            f1 = f"{f1:<11} -> " + number(scores["retrained_test_f1"], "{:.3f}")
+        decision = str(r.get("decision") or "")
+        if r.get("error"):
+            decision += f" [{r.get('failed_stage', '?')}: {r['error']}]"
+        new_files = r["new_files"] if isinstance(r.get("new_files"), list) else []
+        print(
+            f"{str(r.get('start', ''))[:19]:<20} {number(r.get('seconds'), '{:>7.2f}', '      -')} "
+            f"{str(r.get('exit_status', '')):>4}  {str(r.get('deployed_version') or '-'):<8} "
+            f"{len(new_files):>3}  {f1:<24} {decision}"
+        )
+
+
+def run(config: Config) -> int:
+    """One tick under the lock, logged to the log folder and recorded in the history; its exit status."""
+    try:
+        setup_logging(config.log_folder / LOG_FILE)
+        tick = Tick(config)
+        return tick.finish(_run_locked(config, tick))
+    except OSError as exc:
+        # A read-only or full disk, a log folder that is a file: nothing can be recorded, so say it here.
+        print(f"fullprocess: error: cannot write the run's records: {exc}", file=sys.stderr)
+        if not logging.getLogger().handlers:  # the log file could not be opened: alert warnings go to stdout
+            setup_logging()
+        notify(
+            _failure_record("records", f"cannot write the run's records: {exc}", 1),
+            config.alerts,
+            config.metrics_textfile,
+            config.log_folder,
+            config.prod_folder,
+        )
+        return 1
+
+
+def _failure_record(stage: str, error: str, status: int) -> dict:
+    """The record of a tick that failed before it could keep one, for its alert and textfile."""
+    now = now_iso()
+    return {
+        "start": now,
+        "end": now,
+        "seconds": 0.0,
+        "new_files": [],
+        "decision": f"failed ({stage})",
+        "exit_status": status,
+        "failed_stage": stage,
+        "error": error,
+        "deployed_version": None,
+    }
+
+
+def notify_config_error(config_path: str, error: ConfigError) -> None:
+    """Alert (and write the textfile for) a tick whose config does not load, if those settings can be read."""
+    settings = load_operations(config_path)
+    if not settings["alerts"] and not settings["metrics_textfile"]:
+        return
+    log_folder = settings["log_folder"]
+    try:
+        setup_logging(log_folder / LOG_FILE if log_folder else None)
+    except OSError:
+        setup_logging()
+    log.error("tick failed: config error: %s", error)
+    notify(_failure_record("config", str(error), 2), settings["alerts"], settings["metrics_textfile"], log_folder)
+
+
+def send_test(config: Config) -> int:
+    """--test-alert: 0 delivered, 1 not delivered, 2 no webhook configured."""
+    if not config.alerts:
+        print(f'fullprocess: no "alerts" with a webhook_url in {config.path}: nothing to test', file=sys.stderr)
+        return 2
+    serving = current_version_dir(config.prod_folder)
+    result = send_test_alert(config.alerts, serving.name if serving else None)
+    where = receiver(config.alerts["webhook_url"])
+    if result["delivered"]:
+        print(f"test alert delivered to {where} (HTTP {result['status']})")
+        return 0
+    print(
+        f"fullprocess: test alert not delivered: {result['error']} ({where}, {result['attempts']} attempt(s))",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _run_locked(config: Config, tick: Tick) -> int:
+    """run_tick under the lock, every failure turned into a recorded decision and an exit status."""
+    try:
+        with exclusive_lock(config.log_folder / LOCK_FILE):
+            return run_tick(config, tick)
+    except LockBusy:
+        log.info("another run in progress: skipping this tick")
+        return tick.decide("skipped: another run in progress", None)
+    except ConfigError as exc:
+        return _failed(tick, f"config error: {exc}", "failed (config)", 2)
+    except ProductionDamaged as exc:
+        return _failed(tick, f"error: {exc}", "failed (production damaged)", 1)
+    except (PipelineError, OSError) as exc:  # an expected problem: bad input or state, a full or read-only disk
+        return _failed(tick, f"error: {exc}", "failed", 1)
+    except ImportError as exc:
+        # The no-new-data path needs only the standard library, so a tick run with the wrong
+        # interpreter looks healthy until data arrives: say plainly what is wrong.
+        return _failed(
+            tick,
+            f"error: {exc}: run fullprocess.py with the project's virtualenv ({PROJECT_DIR / '.venv/bin/python'})",
+            "failed",
+            1,
+        )
+    except KeyboardInterrupt:
+        return _failed(tick, "interrupted", "interrupted", 130)
+    except Exception as exc:  # unexpected: keep the traceback in the log, one line on stderr
+        return _failed(
+            tick,
+            f"unexpected error: {type(exc).__name__}: {exc} (traceback in {config.log_folder / LOG_FILE})",
+            "failed",
+            1,
+            traceback.format_exc(),
+        )
+
+
+def _failed(tick: Tick, message: str, decision: str, status: int, details: str | None = None) -> int:
+    """Record and report a failed tick; says whether production changed before the failure."""
+    tick.record.setdefault("error", message)
+    serving = tick.record.get("deployed_version")  # set once a deploy switched production
+    stage = tick.record.get("failed_stage")
+    after = f"production serves {serving}, deployed by this tick" if serving else "production unchanged"
+    log.error(
+        "tick failed%s: %s; %s%s",
+        f" in stage {stage}" if stage else "",
+        message,
+        after,
+        f"\n{details}" if details else "",
+    )
+    print(f"fullprocess: {message}", file=sys.stderr)
+    if serving:
+        decision = f"{decision} after deploying {serving}"
+    return tick.decide(decision, serving or tick.record.get("deployed_version_before"), status)
