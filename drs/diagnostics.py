@@ -25,7 +25,7 @@ from drs.config import (
     Schema,
     load_config,
 )
-from drs.storage import read_jsonl
+from drs.history import HistoryLog, TickRecord, last_stage_timings
 
 log = logging.getLogger("diagnostics")
 
@@ -111,11 +111,12 @@ def execution_time(config: Config | None = None, current_tick: dict | None = Non
     are they timed once, on the real inputs, into a temporary folder.
     """
     config = config or load_config()
-    records = read_jsonl(config.log_folder / HISTORY_FILE) + ([current_tick] if current_tick else [])
-    for record in reversed(records):
-        stages = record.get("stages") or {}
-        if isinstance(stages.get("ingest"), (int, float)) and isinstance(stages.get("train"), (int, float)):
-            return {"ingestion_seconds": stages["ingest"], "training_seconds": stages["train"]}
+    records = HistoryLog(config.log_folder / HISTORY_FILE).read()
+    if current_tick:
+        records.append(TickRecord.from_json(current_tick))
+    timings = last_stage_timings(records, ("ingest", "train"))
+    if timings is not None:
+        return {"ingestion_seconds": timings["ingest"], "training_seconds": timings["train"]}
     return _measure_execution_time(config)
 
 

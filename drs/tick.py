@@ -27,11 +27,13 @@ exit status; a config that does not load still alerts, if its "alerts" can be re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from drs.alerts import receiver, send_test_alert, tick_alerts
 from drs.cli import setup_logging
@@ -50,11 +52,11 @@ from drs.config import (
     PipelineError,
     load_operations,
 )
+from drs.history import Decision, HistoryLog, TickRecord, status_rows
 from drs.storage import (
     VERSIONS_DIR,
     LockBusy,
     ProductionDamaged,
-    append_jsonl,
     current_version_dir,
     deployed_state,
     exclusive_lock,
@@ -63,11 +65,16 @@ from drs.storage import (
     now_iso,
     read_checked,
     read_json,
-    read_jsonl,
     read_manifest,
     remember_checked,
     remove_stale_temp_files,
 )
+from drs.tick_decision import Action, Facts, RetrainOutcome, Step, next_step, reason_to_retrain
+
+if TYPE_CHECKING:  # the no-new-data tick imports neither pandas nor the stages
+    import pandas as pd
+
+    from drs.ingest import IngestionResult
 
 log = logging.getLogger("fullprocess")
 
@@ -78,15 +85,7 @@ class Tick:
     def __init__(self, config: Config):
         self.config = config
         self.started = time.perf_counter()
-        self.record: dict = {
-            "start": now_iso(),
-            "config": str(config.path),
-            "stages": {},
-            "new_files": [],
-            "rejected_files": {},
-            "decision": None,
-            "exit_status": None,
-        }
+        self.record = TickRecord(start=now_iso(), config=str(config.path))
 
     @contextlib.contextmanager
     def stage(self, name: str):
@@ -95,31 +94,37 @@ class Tick:
         try:
             yield
         except BaseException as exc:
-            self.record["failed_stage"] = name
-            self.record["error"] = str(exc) or type(exc).__name__
+            self.record.failed_stage = name
+            self.record.error = str(exc) or type(exc).__name__
             raise
         finally:
             seconds = round(time.perf_counter() - started, 4)
-            self.record["stages"][name] = seconds
+            self.record.stages[name] = seconds
         log.info("stage %s: done in %.2f s", name, seconds)
 
-    def decide(self, decision: str, version: str | None, status: int = 0) -> int:
+    def decide(self, decision: Decision, version: str | None, status: int = 0) -> int:
         """The one place a tick's outcome is set: its decision and the version serving after it."""
-        self.record["decision"] = decision
-        self.record["deployed_version"] = version
-        log.info("decision: %s; production serves %s", decision, version or "(unchanged)")
+        self.record.decision = decision
+        self.record.deployed_version = version
+        log.info("decision: %s; production serves %s", self.record.decision_words, version or "(unchanged)")
         return status
 
     def finish(self, status: int) -> int:
-        self.record.update(end=now_iso(), seconds=round(time.perf_counter() - self.started, 4), exit_status=status)
+        self.record.end = now_iso()
+        self.record.seconds = round(time.perf_counter() - self.started, 4)
+        self.record.exit_status = status
         config = self.config
         notify(self.record, config.alerts, config.metrics_textfile, config.log_folder, config.prod_folder)
-        append_jsonl(config.log_folder / HISTORY_FILE, self.record)
+        HistoryLog(config.log_folder / HISTORY_FILE).append(self.record)
         return status
 
 
 def notify(
-    record: dict, alerts: dict | None, textfile: Path | None, log_folder: Path | None, prod_folder: Path | None = None
+    record: TickRecord,
+    alerts: dict | None,
+    textfile: Path | None,
+    log_folder: Path | None,
+    prod_folder: Path | None = None,
 ) -> None:
     """Send a finished tick's alerts and write its metrics textfile, each when configured.
 
@@ -127,9 +132,9 @@ def notify(
     "metrics_textfile_error") before it goes to the history.
     """
     if alerts:
-        sent = tick_alerts(alerts, record, log_folder)
+        sent = tick_alerts(alerts, record.to_json(), log_folder)
         if sent:
-            record["alerts"] = sent
+            record.alerts = sent
     if textfile:
         try:
             # prometheus_client costs ~70 ms to import: paid only by a tick that writes the textfile.
@@ -138,7 +143,7 @@ def notify(
             write_tick_metrics(textfile, record, _serving(prod_folder) if prod_folder else None)
         except Exception as exc:  # a full disk, a folder we may not write, a bad value: noted, never fatal
             log.warning("cannot write the metrics textfile %s: %s", textfile, exc)
-            record["metrics_textfile_error"] = f"{type(exc).__name__}: {exc}"
+            record.metrics_textfile_error = f"{type(exc).__name__}: {exc}"
 
 
 def _serving(prod_folder: Path) -> dict | None:
@@ -177,6 +182,7 @@ def find_new_files(config: Config, deployed: dict) -> tuple[list[str], dict]:
 
 
 def run_tick(config: Config, tick: Tick) -> int:
+    """Gather facts step by step, asking `next_step` after each what to do, until it says how the tick ends."""
     removed = remove_stale_temp_files(
         config.output_folder,
         config.model_folder,
@@ -186,86 +192,121 @@ def run_tick(config: Config, tick: Tick) -> int:
     )
     if removed:
         log.info("removed %d temp file(s) left by an interrupted run", len(removed))
-    deployed = deployed_state(config.prod_folder)
-    if deployed is None:
-        log.info("nothing deployed in %s: bootstrapping from %s", config.prod_folder, config.input_folder)
-        ingestion = _ingest(config, tick)
-        tick.record["new_files"] = sorted(ingestion.ingested)
-        outcome, version = _retrain_and_deploy(config, tick, ingestion.data, deployed=None, note="bootstrap")
-        return tick.decide(BOOTSTRAP_OUTCOMES[outcome], version)
+    work = _Work(config, tick, deployed_state(config.prod_folder))
+    facts = work.first_facts()
+    while (step := next_step(facts)).action is not Action.STOP:
+        facts = work.do(step, facts)
+    if step.remember_checked:
+        remember_checked(config.prod_folder, facts.deployed_version, work.weighed())
+    if step.refresh_reports and facts.deployed_version:
+        _refresh_stale_reports(config, tick, facts.deployed_version)
+    assert step.decision is not None  # every STOP carries its decision
+    return tick.decide(step.decision, work.serving or facts.deployed_version)
 
-    version = deployed["version"]
-    tick.record["deployed_version_before"] = version
-    # Versions deployed before schemas were configurable have none recorded: the course's.
-    if deployed.get("schema", COURSE_SCHEMA.as_record()) != config.schema.as_record():
-        # The deployed model cannot take the configured columns: retrain on the input folder whatever
-        # is new, without the promotion guard (the model it would keep can no longer answer).
-        log.info("the config's schema differs from the one %s was trained with: retraining", version)
-        ingestion = _ingest(config, tick)
-        tick.record["new_files"] = sorted(ingestion.ingested)
-        outcome, serving = _retrain_and_deploy(
-            config, tick, ingestion.data, deployed=deployed, note="schema changed", guard=False
+
+class _Work:
+    """The doing half of a tick: each action gathers one more fact (and keeps what later steps need)."""
+
+    def __init__(self, config: Config, tick: Tick, deployed: dict | None):
+        self.config, self.tick, self.deployed = config, tick, deployed
+        self.prints: dict = {}
+        self.ingestion: IngestionResult | None = None
+        self.new_rows: pd.DataFrame | None = None
+        self.drift_inputs: dict | None = None
+        self.serving: str | None = None  # the version serving after a retrain
+
+    def first_facts(self) -> Facts:
+        if self.deployed is None:
+            log.info("nothing deployed in %s: bootstrapping from %s", self.config.prod_folder, self.config.input_folder)
+            return Facts(deployed_version=None)
+        version = self.deployed["version"]
+        self.tick.record.deployed_version_before = version
+        # Format 0 manifests (deployed before schemas were configurable) record none: the course's.
+        matches = self.deployed.get("schema", COURSE_SCHEMA.as_record()) == self.config.schema.as_record()
+        if not matches:
+            log.info("the config's schema differs from the one %s was trained with: retraining", version)
+        return Facts(deployed_version=version, schema_matches=matches)
+
+    def do(self, step: Step, facts: Facts) -> Facts:
+        if step.action is Action.DETECT:
+            return self.detect(facts)
+        if step.action is Action.INGEST:
+            return self.ingest(facts)
+        if step.action is Action.FIND_NEW_ROWS:
+            return self.find_new_rows(facts)
+        if step.action is Action.JUDGE_DRIFT:
+            verdict, self.drift_inputs = _check_drift(self.config, self.tick, self.new_rows)
+            return dataclasses.replace(facts, drift=bool(verdict["drift"]))
+        return self.retrain(step, facts)
+
+    def detect(self, facts: Facts) -> Facts:
+        assert self.deployed is not None
+        with self.tick.stage("detect"):
+            new_files, self.prints = find_new_files(self.config, self.deployed)
+        self.tick.record.new_files = new_files
+        if new_files:
+            log.info("new data: %s", ", ".join(new_files))
+        else:
+            log.info(
+                "no new data in %s (%d file(s) already weighed by %s)",
+                self.config.input_folder,
+                len(self.prints),
+                facts.deployed_version,
+            )
+        return dataclasses.replace(facts, new_files=tuple(new_files))
+
+    def ingest(self, facts: Facts) -> Facts:
+        self.ingestion = ingestion = _ingest(self.config, self.tick)
+        if facts.new_files is None:  # a bootstrap or a schema change: everything ingested counts
+            self.tick.record.new_files = sorted(ingestion.ingested)
+            return dataclasses.replace(facts, ingested=True)
+        assert self.deployed is not None
+        gone = sorted(set(self.deployed.get("training_files") or {}) - set(self.prints))
+        if gone:
+            log.warning(
+                "%d file(s) %s was trained on are no longer in %s (%s): a retrain uses only what is there",
+                len(gone),
+                facts.deployed_version,
+                self.config.input_folder,
+                ", ".join(gone),
+            )
+        usable = tuple(name for name in facts.new_files if name in ingestion.ingested)
+        return dataclasses.replace(facts, ingested=True, usable_new_files=usable)
+
+    def find_new_rows(self, facts: Facts) -> Facts:
+        assert self.deployed is not None and facts.usable_new_files is not None
+        self.new_rows = _new_rows(self.deployed, self.ingestion, list(facts.usable_new_files))
+        count = len(self.new_rows)
+        self.tick.record.new_rows = count
+        log.info(
+            "%d new row(s) in %d new file(s) that %s was not trained on",
+            count,
+            len(facts.usable_new_files),
+            facts.deployed_version,
         )
-        return tick.decide(SCHEMA_OUTCOMES[outcome], serving)
-    with tick.stage("detect"):
-        new_files, prints = find_new_files(config, deployed)
-    tick.record["new_files"] = new_files
-    if not new_files:
-        log.info("no new data in %s (%d file(s) already weighed by %s)", config.input_folder, len(prints), version)
-        _refresh_stale_reports(config, tick, version)
-        return tick.decide("no new data", version)
-    log.info("new data: %s", ", ".join(new_files))
+        return dataclasses.replace(facts, new_rows=count)
 
-    ingestion = _ingest(config, tick)
-    gone = sorted(set(deployed.get("training_files") or {}) - set(prints))
-    if gone:
-        log.warning(
-            "%d file(s) %s was trained on are no longer in %s (%s): a retrain uses only what is there",
-            len(gone),
-            version,
-            config.input_folder,
-            ", ".join(gone),
+    def retrain(self, step: Step, facts: Facts) -> Facts:
+        reason = reason_to_retrain(facts)
+        note = {"bootstrap": "bootstrap", "schema": "schema changed"}.get(reason)
+        if note is None:
+            fired = ", ".join(self.tick.record.drift["trigger"]["fired"]) if self.tick.record.drift else "?"
+            log.info("drift (%s): retraining", fired)
+            note = f"drift: {fired}"
+        assert self.ingestion is not None
+        outcome, self.serving = _retrain_and_deploy(
+            self.config,
+            self.tick,
+            self.ingestion.data,
+            deployed=self.deployed,
+            note=note,
+            drift_inputs=self.drift_inputs,
+            guard=step.guard,
         )
-    weighed = _weighed(prints, ingestion)
-    usable = [name for name in new_files if name in ingestion.ingested]
-    if not usable:
-        remember_checked(config.prod_folder, version, weighed)
-        return tick.decide("no usable new data", version)
-    new_rows = _new_rows(deployed, ingestion, usable)
-    tick.record["new_rows"] = len(new_rows)
-    log.info("%d new row(s) in %d new file(s) that %s was not trained on", len(new_rows), len(usable), version)
-    if len(new_rows) == 0:
-        remember_checked(config.prod_folder, version, weighed)
-        return tick.decide("no new rows", version)
+        return dataclasses.replace(facts, retrain=RetrainOutcome(outcome))
 
-    verdict, drift_inputs = _check_drift(config, tick, new_rows)
-    if not verdict["drift"]:
-        remember_checked(config.prod_folder, version, weighed)
-        return tick.decide("no drift", version)
-    fired = ", ".join(verdict["trigger"]["fired"])
-    log.info("drift (%s): retraining", fired)
-    outcome, serving = _retrain_and_deploy(
-        config, tick, ingestion.data, deployed=deployed, note=f"drift: {fired}", drift_inputs=drift_inputs
-    )
-    if outcome == "not promoted":
-        remember_checked(config.prod_folder, version, weighed)
-    return tick.decide(OUTCOMES[outcome], serving)
-
-
-# What became of a retrained model, in the words of the history's "decision".
-BOOTSTRAP_OUTCOMES = {
-    "deployed": "bootstrap",
-    "production changed": "bootstrap, not deployed: production changed during the tick",
-}
-SCHEMA_OUTCOMES = {
-    "deployed": "schema changed, redeployed",
-    "production changed": "schema changed, not deployed: production changed during the tick",
-}
-OUTCOMES = {
-    "deployed": "drift, redeployed",
-    "not promoted": "drift, retrained, not promoted",
-    "production changed": "drift, not deployed: production changed during the tick",
-}
+    def weighed(self) -> dict:
+        return _weighed(self.prints, self.ingestion) if self.ingestion is not None else {}
 
 
 def _weighed(prints: dict, ingestion) -> dict:
@@ -307,8 +348,8 @@ def _ingest(config: Config, tick: Tick):
     check_training_parameters(config)
     with tick.stage("ingest"):
         result = merge_multiple_dataframe(config)
-    tick.record["rejected_files"] = result.rejected
-    tick.record["rows"] = {"read": result.rows_read, "unique": result.rows}
+    tick.record.rejected_files = result.rejected
+    tick.record.rows = {"read": result.rows_read, "unique": result.rows}
     return result
 
 
@@ -331,8 +372,8 @@ def _check_drift(config: Config, tick: Tick, new_rows) -> tuple[dict, dict]:
         verdict = run_drift_tests(
             config.drift, new_f1, deployed_f1, deployed_score_history(config), reference, new_rows, config.schema
         )
-    tick.record["scores"] = {"deployed_f1": deployed_f1, "new_data_f1": new_f1}
-    tick.record["drift"] = verdict
+    tick.record.scores = {"deployed_f1": deployed_f1, "new_data_f1": new_f1}
+    tick.record.drift = verdict
     for name, test in verdict["tests"].items():
         log.info("drift test %s: %s -> %s", name, summary(test), test["verdict"])
     log.info(
@@ -372,20 +413,20 @@ def _retrain_and_deploy(
         test_f1 = f1_on(model, test_data, config.schema)
         save_score(config, test_f1)
     floor = all_positive_f1(test_data, config.schema)
-    tick.record.setdefault("scores", {}).update(retrained_test_f1=test_f1, all_positive_f1=round(floor, 6))
+    tick.record.scores.update(retrained_test_f1=test_f1, all_positive_f1=round(floor, 6))
     log.info("retrained model: F1 %.4f on the test data", test_f1)
     if test_f1 <= floor:
         # Deployed all the same (a bootstrap has nothing better), but nobody should miss it.
-        tick.record["warning"] = (
+        tick.record.warning = (
             f"the retrained model's F1 {test_f1:.4f} is no better than calling every "
             f"customer a churner ({floor:.4f}): check the estimator and its parameters"
         )
-        log.warning("%s", tick.record["warning"])
+        log.warning("%s", tick.record.warning)
 
     if guard and deployed is not None and config.promotion_margin is not None:
         deployed_f1 = float(deployed.get("scores", {}).get("f1", 0.0))
         promote = test_f1 >= deployed_f1 - config.promotion_margin
-        tick.record["promotion"] = {
+        tick.record.promotion = {
             "deployed_test_f1": deployed_f1,
             "retrained_test_f1": test_f1,
             "margin": config.promotion_margin,
@@ -396,7 +437,7 @@ def _retrain_and_deploy(
                 f"retrained F1 {test_f1:.4f} is below the deployed {deployed_f1:.4f} "
                 f"minus margin {config.promotion_margin:g}"
             )
-            tick.record["promotion"]["reason"] = reason
+            tick.record.promotion["reason"] = reason
             log.warning("promotion guard: %s; keeping %s", reason, kept)
             return "not promoted", kept
 
@@ -406,24 +447,27 @@ def _retrain_and_deploy(
         except ProductionChanged as exc:
             # A person switched production (a rollback) while this tick worked: theirs stands.
             log.warning("%s", exc)
-            tick.record["not_deployed"] = str(exc)
+            tick.record.not_deployed = str(exc)
             serving = current_version_dir(config.prod_folder)
             return "production changed", serving.name if serving else None
     version = manifest["version"]
     # From here production serves the new version, whatever fails next.
-    tick.record["deployed_version"] = version
+    tick.record.deployed_version = version
+    tick.record.deployed_by_tick = True
     new_model = DeployedModel(model=model, manifest=manifest, folder=config.prod_folder / VERSIONS_DIR / version)
     with tick.stage("report"):
         from drs import report as reporting
 
         # This tick's history line is appended only when it ends: the report gets the record so far.
-        reporting.write_reports(config, new_model, data, test_data, current_tick=tick.record, drift_inputs=drift_inputs)
+        reporting.write_reports(
+            config, new_model, data, test_data, current_tick=tick.record.to_json(), drift_inputs=drift_inputs
+        )
     try:
         _call_api(config, tick)
     except PipelineError as exc:
         # The API is a service of its own: its answer is recorded, the redeploy stands.
         log.warning("the API answered badly after the redeploy: %s", exc)
-        tick.record["apicalls_error"] = str(exc)
+        tick.record.apicalls_error = str(exc)
     return "deployed", version
 
 
@@ -445,8 +489,8 @@ def _refresh_stale_reports(config: Config, tick: Tick, version: str) -> None:
     with tick.stage("report"):
         from drs import report as reporting
 
-        reporting.write_reports(config, current_tick=tick.record)
-    tick.record["reports_regenerated"] = version
+        reporting.write_reports(config, current_tick=tick.record.to_json())
+    tick.record.reports_regenerated = version
 
 
 def _call_api(config: Config, tick: Tick) -> None:
@@ -468,37 +512,11 @@ def _call_api(config: Config, tick: Tick) -> None:
 
 
 def print_status(config: Config, last: int) -> None:
-    records = read_jsonl(config.log_folder / HISTORY_FILE, last=last)
+    records = HistoryLog(config.log_folder / HISTORY_FILE).read(last=last)
     if not records:
         print(f"no ticks recorded in {config.log_folder / HISTORY_FILE}")
         return
-    header = (
-        f"{'start (UTC)':<20} {'secs':>7} {'exit':>4}  {'version':<8} {'new':>3}  "
-        f"{'F1 test/new -> retrained':<24} decision"
-    )
-    print(header)
-    print("-" * len(header))
-
-    def number(value, pattern: str, missing: str = "") -> str:
-        return pattern.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else missing
-
-    for r in records:
-        scores = r["scores"] if isinstance(r.get("scores"), dict) else {}
-        # The deployed model on its test data and on the new rows, then the retrained model on the test data.
-        f1 = ""
-        if number(scores.get("deployed_f1"), "{}"):
-            f1 = number(scores["deployed_f1"], "{:.3f}") + "/" + number(scores.get("new_data_f1"), "{:.3f}", "n/a")
-        if number(scores.get("retrained_test_f1"), "{}"):
-            f1 = f"{f1:<11} -> " + number(scores["retrained_test_f1"], "{:.3f}")
-        decision = str(r.get("decision") or "")
-        if r.get("error"):
-            decision += f" [{r.get('failed_stage', '?')}: {r['error']}]"
-        new_files = r["new_files"] if isinstance(r.get("new_files"), list) else []
-        print(
-            f"{str(r.get('start', ''))[:19]:<20} {number(r.get('seconds'), '{:>7.2f}', '      -')} "
-            f"{str(r.get('exit_status', '')):>4}  {str(r.get('deployed_version') or '-'):<8} "
-            f"{len(new_files):>3}  {f1:<24} {decision}"
-        )
+    print("\n".join(status_rows(records)))
 
 
 def run(config: Config) -> int:
@@ -513,7 +531,7 @@ def run(config: Config) -> int:
         if not logging.getLogger().handlers:  # the log file could not be opened: alert warnings go to stdout
             setup_logging()
         notify(
-            _failure_record("records", f"cannot write the run's records: {exc}", 1),
+            _failure_record(Decision.FAILED_RECORDS, "records", f"cannot write the run's records: {exc}", 1),
             config.alerts,
             config.metrics_textfile,
             config.log_folder,
@@ -522,20 +540,12 @@ def run(config: Config) -> int:
         return 1
 
 
-def _failure_record(stage: str, error: str, status: int) -> dict:
+def _failure_record(decision: Decision, stage: str, error: str, status: int) -> TickRecord:
     """The record of a tick that failed before it could keep one, for its alert and textfile."""
     now = now_iso()
-    return {
-        "start": now,
-        "end": now,
-        "seconds": 0.0,
-        "new_files": [],
-        "decision": f"failed ({stage})",
-        "exit_status": status,
-        "failed_stage": stage,
-        "error": error,
-        "deployed_version": None,
-    }
+    return TickRecord(
+        start=now, end=now, seconds=0.0, decision=decision, exit_status=status, failed_stage=stage, error=error
+    )
 
 
 def notify_config_error(config_path: str, error: ConfigError) -> None:
@@ -549,7 +559,12 @@ def notify_config_error(config_path: str, error: ConfigError) -> None:
     except OSError:
         setup_logging()
     log.error("tick failed: config error: %s", error)
-    notify(_failure_record("config", str(error), 2), settings["alerts"], settings["metrics_textfile"], log_folder)
+    notify(
+        _failure_record(Decision.FAILED_CONFIG, "config", str(error), 2),
+        settings["alerts"],
+        settings["metrics_textfile"],
+        log_folder,
+    )
 
 
 def send_test(config: Config) -> int:
@@ -577,39 +592,40 @@ def _run_locked(config: Config, tick: Tick) -> int:
             return run_tick(config, tick)
     except LockBusy:
         log.info("another run in progress: skipping this tick")
-        return tick.decide("skipped: another run in progress", None)
+        return tick.decide(Decision.SKIPPED, None)
     except ConfigError as exc:
-        return _failed(tick, f"config error: {exc}", "failed (config)", 2)
+        return _failed(tick, f"config error: {exc}", Decision.FAILED_CONFIG, 2)
     except ProductionDamaged as exc:
-        return _failed(tick, f"error: {exc}", "failed (production damaged)", 1)
+        return _failed(tick, f"error: {exc}", Decision.FAILED_PRODUCTION_DAMAGED, 1)
     except (PipelineError, OSError) as exc:  # an expected problem: bad input or state, a full or read-only disk
-        return _failed(tick, f"error: {exc}", "failed", 1)
+        return _failed(tick, f"error: {exc}", Decision.FAILED, 1)
     except ImportError as exc:
         # The no-new-data path needs only the standard library, so a tick run with the wrong
         # interpreter looks healthy until data arrives: say plainly what is wrong.
         return _failed(
             tick,
             f"error: {exc}: run fullprocess.py with the project's virtualenv ({PROJECT_DIR / '.venv/bin/python'})",
-            "failed",
+            Decision.FAILED,
             1,
         )
     except KeyboardInterrupt:
-        return _failed(tick, "interrupted", "interrupted", 130)
+        return _failed(tick, "interrupted", Decision.INTERRUPTED, 130)
     except Exception as exc:  # unexpected: keep the traceback in the log, one line on stderr
         return _failed(
             tick,
             f"unexpected error: {type(exc).__name__}: {exc} (traceback in {config.log_folder / LOG_FILE})",
-            "failed",
+            Decision.FAILED,
             1,
             traceback.format_exc(),
         )
 
 
-def _failed(tick: Tick, message: str, decision: str, status: int, details: str | None = None) -> int:
+def _failed(tick: Tick, message: str, decision: Decision, status: int, details: str | None = None) -> int:
     """Record and report a failed tick; says whether production changed before the failure."""
-    tick.record.setdefault("error", message)
-    serving = tick.record.get("deployed_version")  # set once a deploy switched production
-    stage = tick.record.get("failed_stage")
+    if tick.record.error is None:
+        tick.record.error = message
+    serving = tick.record.deployed_version if tick.record.deployed_by_tick else None
+    stage = tick.record.failed_stage
     after = f"production serves {serving}, deployed by this tick" if serving else "production unchanged"
     log.error(
         "tick failed%s: %s; %s%s",
@@ -619,6 +635,4 @@ def _failed(tick: Tick, message: str, decision: str, status: int, details: str |
         f"\n{details}" if details else "",
     )
     print(f"fullprocess: {message}", file=sys.stderr)
-    if serving:
-        decision = f"{decision} after deploying {serving}"
-    return tick.decide(decision, serving or tick.record.get("deployed_version_before"), status)
+    return tick.decide(decision, serving or tick.record.deployed_version_before, status)

@@ -26,10 +26,11 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from drs.history import TickRecord
 from drs.storage import write_bytes_atomic
 
 
-def write_tick_metrics(path: Path, record: dict, deployed: dict | None = None) -> None:
+def write_tick_metrics(path: Path, record: TickRecord, deployed: dict | None = None) -> None:
     """Write the metrics of a finished tick's record to `path`, atomically.
 
     deployed: {"version", "f1"} of the version serving after the tick, or None when unknown.
@@ -37,7 +38,7 @@ def write_tick_metrics(path: Path, record: dict, deployed: dict | None = None) -
     write_bytes_atomic(Path(path), generate_latest(tick_registry(record, deployed)))
 
 
-def tick_registry(record: dict, deployed: dict | None = None) -> CollectorRegistry:
+def tick_registry(record: TickRecord, deployed: dict | None = None) -> CollectorRegistry:
     """A registry holding the gauges (named in the module's docstring) of one tick's history record."""
     registry = CollectorRegistry()
 
@@ -47,31 +48,30 @@ def tick_registry(record: dict, deployed: dict | None = None) -> CollectorRegist
             metric.set(value)
         return metric
 
-    end = _timestamp(record.get("end"))
+    end = _timestamp(record.end)
     gauge("drs_tick_last_timestamp_seconds", "Unix time the last tick of the pipeline ended.", end)
-    gauge("drs_tick_duration_seconds", "How long the last tick ran.", record.get("seconds"))
+    gauge("drs_tick_duration_seconds", "How long the last tick ran.", record.seconds)
     gauge(
         "drs_tick_exit_status",
         "Exit status of the last tick: 0 done, 1 failed, 2 config error, 130 interrupted.",
-        record.get("exit_status"),
+        record.exit_status,
     )
-    new_files = record["new_files"] if isinstance(record.get("new_files"), list) else []
-    gauge("drs_tick_new_files", "Input files the last tick found new.", len(new_files))
+    gauge("drs_tick_new_files", "Input files the last tick found new.", len(record.new_files))
     decision = gauge(
         "drs_tick_decision_info", "The last tick's decision, as its history record words it.", labels=("decision",)
     )
-    # "failed after deploying v0003": the version is in drs_tick_deployed_info; the label keeps a bounded set of values.
-    decision.labels(str(record.get("decision") or "none").split(" after deploying ")[0]).set(1)
-    sent = [alert for alert in record.get("alerts") or [] if isinstance(alert, dict)]
+    # The decision's words without the version ("failed", not "failed after deploying v0003"): the version is in
+    # drs_tick_deployed_info, and the label keeps a bounded set of values.
+    decision.labels(record.decision.words if record.decision else "none").set(1)
+    sent = [alert for alert in record.alerts or [] if isinstance(alert, dict)]
     gauge(
         "drs_tick_alerts_undelivered",
         "Alerts of the last tick that the webhook did not accept.",
         sum(1 for alert in sent if alert.get("delivered") is False),
     )
 
-    drift = record.get("drift")
-    if isinstance(drift, dict) and isinstance(drift.get("tests"), dict):
-        _drift_gauges(gauge, drift)
+    if record.drift is not None and isinstance(record.drift.get("tests"), dict):
+        _drift_gauges(gauge, record.drift)
 
     if deployed and deployed.get("version"):
         gauge("drs_tick_deployed_info", "The version production serves.", labels=("version",)).labels(
