@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -61,9 +61,7 @@ class Schema:
 
 COURSE_SCHEMA = Schema()
 # The course schema's names, for the course's own data and generator.
-ID_COLUMN = COURSE_SCHEMA.id_column
 FEATURE_COLUMNS = COURSE_SCHEMA.features
-TARGET_COLUMN = COURSE_SCHEMA.target_column
 ALL_COLUMNS = COURSE_SCHEMA.columns
 SCHEMA_KEYS = ("id_column", "target_column", "positive_label", "numeric_features", "categorical_features")
 DEFAULT_ESTIMATOR = "sklearn.linear_model.LogisticRegression"
@@ -196,25 +194,26 @@ class Config:
     model_folder: Path
     prod_folder: Path
     log_folder: Path
-    schema: Schema = COURSE_SCHEMA
-    # The classifier's dotted import path; training.py imports it (this module stays light).
-    estimator: str = DEFAULT_ESTIMATOR
-    training: dict = field(default_factory=dict)
-    drift: dict = field(default_factory=dict)
-    keep_versions: int = 5
-    promotion_margin: float | None = None
-    max_request_bytes: int = 16 * 1024 * 1024
-    api_url: str = "http://127.0.0.1:8000"
+    schema: Schema
+    # The classifier's dotted import path; drs/train.py imports it (this module stays light).
+    estimator: str
+    training: dict
+    drift: dict
+    # The optional settings, each with its default and check in OPTIONS (the one place defaults live).
+    keep_versions: int
+    promotion_margin: float | None
+    max_request_bytes: int
+    api_url: str
     # An input file larger than this is rejected unread (a runaway export must not stall every tick).
-    max_input_file_bytes: int = 1024**3
+    max_input_file_bytes: int
     # How long a hand-run stage waits for a running tick before giving up.
-    lock_wait_seconds: float = 60.0
+    lock_wait_seconds: float
     # Alerts: {"webhook_url", "events", "cooldown_minutes"}; None without a webhook.
-    alerts: dict | None = None
-    metrics_textfile: Path | None = None
-    api_token: str | None = None
-    metrics_public: bool = False
-    token_in_query: bool = False
+    alerts: dict | None
+    metrics_textfile: Path | None
+    api_token: str | None
+    metrics_public: bool
+    token_in_query: bool
 
     @property
     def test_data_file(self) -> Path:
@@ -318,13 +317,7 @@ def _options(raw: dict, config_path: Path) -> dict:
 
 def _operations(raw: dict, where: Path) -> dict:
     """The optional alerting, metrics and API-token settings, checked."""
-    values: dict = {}
-    alerts = _alerts(raw, where)
-    if alerts is not None:
-        values["alerts"] = alerts
-    textfile = _metrics_textfile(raw, where)
-    if textfile is not None:
-        values["metrics_textfile"] = textfile
+    values: dict = {"alerts": _alerts(raw, where), "metrics_textfile": _metrics_textfile(raw, where)}
     from_env = os.environ.get(API_TOKEN_ENV)
     token = from_env or raw.get("api_token")
     # HTTP headers carry ASCII: anything else, or spaces a client would trim, could never match.
