@@ -11,7 +11,6 @@ import sys
 
 from drs.cli import stage_main
 from drs.config import DIAGNOSTICS_FILE, Config
-from drs.deploy import load_deployed_model
 from drs.diagnostics import (
     dataframe_summary,
     diagnostics_report,
@@ -21,6 +20,7 @@ from drs.diagnostics import (
     outdated_packages_list,
 )
 from drs.ingest import read_final_data
+from drs.production import production_store
 from drs.score import load_test_data
 from drs.storage import write_json_atomic
 
@@ -30,7 +30,7 @@ __all__ = ["model_predictions", "dataframe_summary", "missing_data", "execution_
 def main(argv=None) -> int:
     def run(config: Config, args) -> str:
         report = diagnostics_report(
-            config, load_deployed_model(config.prod_folder), read_final_data(config), load_test_data(config)
+            config, production_store(config).load_model(), read_final_data(config), load_test_data(config)
         )
         write_json_atomic(config.model_folder / DIAGNOSTICS_FILE, report)
         return json.dumps(report, indent=2)

@@ -43,20 +43,17 @@ from drs.config import (
     CONFUSION_MATRIX_FILE,
     FINAL_DATA_FILE,
     HISTORY_FILE,
-    MANIFEST_FILE,
-    MODEL_FILE,
     REPORT_FILE,
     Config,
     PipelineError,
     Schema,
     load_config,
 )
-from drs.deploy import DeployedModel, ModelUnavailable, deployment_history, load_deployed_model
 from drs.diagnostics import all_diagnostics, dataframe_summary
 from drs.ingest import InvalidFile, read_validated_csv
 from drs.openapi import openapi_document
+from drs.production import DeployedModel, ModelUnavailable, ProductionStore, production_store
 from drs.score import f1_on, load_test_data
-from drs.storage import CURRENT_LINK, DEPLOYMENT_LOG
 from drs.train import feature_matrix
 
 log = logging.getLogger("api")
@@ -71,29 +68,23 @@ class ApiError(Exception):
 class ModelCache:
     """Holds the deployed model in memory; checks production again whenever it changes.
 
-    A request reads production's key (one readlink, two stats): the target of
-    `current`, the inode, size, mtime and ctime of its model and manifest. Any
-    key but the one last checked, one seen before included (`cp -p` restores
-    an mtime, never a ctime), loads production again with
-    deployment.load_deployed_model (sha256 against the manifest, then the same
-    bytes unpickled). When that fails (a tampered file, no `current`), the model
+    A request reads production's change token (ProductionStore.change_token: for a
+    local folder one readlink and two stats). Any token but the one last checked,
+    one seen before included (`cp -p` restores an mtime, never a ctime), loads
+    production again with ProductionStore.load_model (sha256 against the manifest,
+    then the same bytes unpickled). When that fails (a tampered file, no `current`), the model
     held keeps serving and `problem` says why; with none held, requests get 503.
     """
 
-    def __init__(self, prod_folder: Path):
-        self.prod_folder = prod_folder
-        self._link_path = os.path.join(prod_folder, CURRENT_LINK)
-        self._file_paths = [os.path.join(prod_folder, CURRENT_LINK, name) for name in (MODEL_FILE, MANIFEST_FILE)]
+    def __init__(self, store: ProductionStore):
+        self.store = store
         self.deployed: DeployedModel | None = None
         self.problem: str | None = None
         self._checked_key = object()  # equal to no production key: the first request checks
         self._lock = threading.Lock()
 
     def _production_key(self):
-        try:
-            return os.readlink(self._link_path), *map(_stat_key, self._file_paths)
-        except OSError:  # no `current`: checked like any other change
-            return None
+        return self.store.change_token()
 
     def get(self):
         """The deployed model (a deployment.DeployedModel); ApiError 503 when none is held."""
@@ -104,12 +95,12 @@ class ModelCache:
                     self._check(key)
         deployed = self.deployed
         if deployed is None:
-            raise ApiError(503, self.problem or f"no model deployed in {self.prod_folder}")
+            raise ApiError(503, self.problem or f"no model deployed in {self.store.location}")
         return deployed
 
     def _check(self, key) -> None:
         try:
-            deployed = load_deployed_model(self.prod_folder)
+            deployed = self.store.load_model()
         except ModelUnavailable as exc:
             self.problem = str(exc)
             log.error("%s%s", exc, "; still serving " + self.deployed.version if self.deployed else "")
@@ -150,8 +141,9 @@ class FileKeyedCache:
         self._entries: dict = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str, paths, compute):
-        key = tuple((str(path), _stat_key(path)) for path in paths)
+    def get(self, name: str, paths, compute, token=None):
+        """`compute()`, again only when a file of `paths` or `token` (e.g. a store's change token) changed."""
+        key = (token, *((str(path), _stat_key(path)) for path in paths))
         entry = self._entries.get(name)
         if entry is not None and entry[0] == key:
             return entry[1]
@@ -318,7 +310,8 @@ def create_app(config: Config | str | Path | None = None) -> Flask:  # noqa: C90
     app = Flask(__name__, static_folder=None)  # no static files: no /static route to answer or describe
     app.config.update(DRS=config, MAX_CONTENT_LENGTH=config.max_request_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    models = ModelCache(config.prod_folder)
+    store = production_store(config)
+    models = ModelCache(store)
     cache = FileKeyedCache()
 
     def current_model():
@@ -398,7 +391,7 @@ def create_app(config: Config | str | Path | None = None) -> Flask:  # noqa: C90
         deployed = models.get()
         with _schema_mismatch(deployed):
             f1 = cache.get(
-                f"f1:{deployed.version}:{deployed.folder}",
+                f"f1:{deployed.version}:{deployed.model_sha256}",
                 [config.test_data_file],
                 lambda: f1_on(deployed.model, load_test_data(config), config.schema),
             )
@@ -459,9 +452,7 @@ def create_app(config: Config | str | Path | None = None) -> Flask:  # noqa: C90
                 "note": model.manifest.get("note", ""),
             }
         records = cache.get("history", [config.log_folder / HISTORY_FILE], lambda: reporting.read_history(config))
-        deployments = cache.get(
-            "deployments", [config.prod_folder / DEPLOYMENT_LOG], lambda: deployment_history(config)
-        )
+        deployments = cache.get("deployments", [], store.deployment_log, token=store.deployment_log_token())
         drift_tick = reporting.last_drift_tick(records)
         return render_template(
             "status.html",
@@ -484,8 +475,9 @@ def create_app(config: Config | str | Path | None = None) -> Flask:  # noqa: C90
     def score_history_image():
         png = cache.get(
             "scorehistory",
-            [config.prod_folder / DEPLOYMENT_LOG],
-            lambda: reporting.score_history_png(deployment_history(config)),
+            [],
+            lambda: reporting.score_history_png(store.deployment_log()),
+            token=store.deployment_log_token(),
         )
         if png is None:
             raise ApiError(404, "no deployments recorded yet")

@@ -26,6 +26,7 @@ from drs.config import (
     load_config,
 )
 from drs.history import HistoryLog, TickRecord, last_stage_timings
+from drs.production import production_store
 
 log = logging.getLogger("diagnostics")
 
@@ -38,14 +39,13 @@ TOP_CATEGORIES = 20  # categories listed per categorical feature in the summary
 def model_predictions(dataframe: pd.DataFrame | None = None, config: Config | None = None, deployed=None) -> list:
     """Predictions of the deployed model on `dataframe` (default: the test data), in the data's own
     labels (the course's 0/1 ints)."""
-    from drs.deploy import load_deployed_model
     from drs.score import load_test_data
     from drs.train import feature_matrix
 
     config = config or load_config()
     if dataframe is None:
         dataframe = load_test_data(config)
-    deployed = deployed or load_deployed_model(config.prod_folder)
+    deployed = deployed or production_store(config).load_model()
     return deployed.model.predict(feature_matrix(dataframe, config.schema)).tolist()
 
 

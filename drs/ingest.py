@@ -375,8 +375,8 @@ def write_outputs(result: IngestionResult, output_folder: Path) -> None:
     write_text_atomic(output_folder / INGESTED_RECORD_FILE, "".join(f"{name}\n" for name in result.ingested))
 
 
-def read_final_data(config: Config, path: Path | None = None) -> pd.DataFrame:
-    """finaldata.csv (or another file ingestion wrote, e.g. referencedata.csv) in schema types."""
+def read_final_data(config: Config, path: Path | BinaryIO | None = None) -> pd.DataFrame:
+    """finaldata.csv (or another file ingestion wrote, e.g. referencedata.csv, or its bytes) in schema types."""
     path = path or config.output_folder / FINAL_DATA_FILE
     columns = list(config.schema.columns)
     try:

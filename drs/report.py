@@ -45,7 +45,6 @@ from drs.config import (  # noqa: E402
     FINAL_DATA_FILE,
     HISTORY_FILE,
     INGESTED_DETAIL_FILE,
-    REFERENCE_SAMPLE_FILE,
     REPORT_FILE,
     REPORTS_RECORD_FILE,
     Config,
@@ -54,7 +53,8 @@ from drs.config import (  # noqa: E402
     load_config,
 )
 from drs.drift import category_counts  # noqa: E402
-from drs.storage import VERSIONS_DIR, atomic_path, now_iso, read_jsonl, write_json_atomic  # noqa: E402
+from drs.production import production_store  # noqa: E402
+from drs.storage import atomic_path, now_iso, read_jsonl, write_json_atomic  # noqa: E402
 
 log = logging.getLogger("reporting")
 
@@ -389,11 +389,10 @@ def save_confusion_matrix(config: Config, deployed, test_data) -> Path:
 
 def score_model(config: Config | None = None) -> Path:
     """The course's name for this stage: write the confusion matrix of the deployed model."""
-    from drs.deploy import load_deployed_model
     from drs.score import load_test_data
 
     config = config or load_config()
-    return save_confusion_matrix(config, load_deployed_model(config.prod_folder), load_test_data(config))
+    return save_confusion_matrix(config, production_store(config).load_model(), load_test_data(config))
 
 
 # --- the PDF ------------------------------------------------------------------------
@@ -728,18 +727,19 @@ class _ReportBuilder:
             # The drift tests compared the new data with the training data of the version
             # deployed *before* the tick; after a redeploy that is no longer the current one.
             candidates = [record.get("deployed_version_before"), self.deployed.version if self.deployed else None]
-            reference_path, reference_version = None, None
+            store = production_store(self.config)
+            sample, reference_version = None, None
             for version in candidates:
-                if version and (self.config.prod_folder / VERSIONS_DIR / version / REFERENCE_SAMPLE_FILE).is_file():
-                    reference_path = self.config.prod_folder / VERSIONS_DIR / version / REFERENCE_SAMPLE_FILE
+                sample = store.reference_sample(version) if version else None
+                if sample is not None:
                     reference_version = version
                     break
-            if reference_path is None:
+            if sample is None:
                 return [heading, self.no_data("Reference sample of the training data")]
             if self.final_data is None:
                 return [heading, self.no_data("New data")]
             try:
-                reference = read_final_data(self.config, reference_path)
+                reference = read_final_data(self.config, io.BytesIO(sample))
             except PipelineError as exc:  # e.g. written under another schema
                 return [heading, self.text(f"Reference sample of the training data: {exc}", self.styles.note)]
             new = self.final_data
@@ -756,10 +756,8 @@ class _ReportBuilder:
 
     # 4
     def history_section(self) -> list:
-        from drs.deploy import deployment_history
-
         parts = [Paragraph("4. Score history", self.styles.heading)]
-        history = deployment_history(self.config)
+        history = production_store(self.config).deployment_log()
         png = score_history_png(history)
         if png is None:
             return parts + [self.no_data("Deployments")]
@@ -831,15 +829,11 @@ class _ReportBuilder:
 
     # 6
     def files_section(self) -> list:
-        import json
 
         parts = [Paragraph("6. Ingested and rejected files", self.styles.heading)]
         detail = {}
         if self.deployed is not None:
-            try:
-                detail = json.loads((self.deployed.folder / INGESTED_DETAIL_FILE).read_text(encoding="utf-8"))
-            except (FileNotFoundError, json.JSONDecodeError):
-                detail = {}
+            detail = production_store(self.config).ingested_detail(self.deployed.version)
         ingested = detail.get("files") or {}
         parts.append(Paragraph("Files the deployed version was trained on", self.styles.subheading))
         if ingested:
@@ -971,12 +965,11 @@ def write_reports(
 
     Inputs not given are read here; the tick hands on what it has already loaded.
     """
-    from drs.deploy import load_deployed_model
     from drs.diagnostics import diagnostics_report, outdated_packages_list
     from drs.ingest import read_final_data
     from drs.score import load_test_data
 
-    deployed = deployed or load_deployed_model(config.prod_folder)
+    deployed = deployed or production_store(config).load_model()
     final_data = final_data if final_data is not None else _optional(lambda: read_final_data(config))
     test_data = test_data if test_data is not None else load_test_data(config)
     packages = outdated_packages_list()  # the package index is asked once for all the reports

@@ -1,16 +1,7 @@
-"""File helpers: atomic writes, hashes, the production layout, locks, JSON lines.
+"""File helpers: atomic writes, hashes, the input folder seen cheaply, locks, JSON lines.
 
-Standard library only, so the cheap cron path can use it.
-
-Production layout (``prod_deployment_path``)::
-
-    versions/v0003/{trainedmodel.pkl, latestscore.txt, ingestedfiles.txt, ingestedfiles.json, manifest.json}
-    current -> versions/v0003          (a symlink, switched with one rename)
-    trainedmodel.pkl -> current/trainedmodel.pkl   (and the other course files)
-    deployments.jsonl                  (every deploy and rollback, appended)
-
-Switching ``current`` is a single ``rename(2)``, so a reader (or a process
-killed mid-deploy) sees either the whole old version or the whole new one.
+Standard library only, so the cheap cron path can use it. The production layout
+is production.py's alone.
 """
 
 from __future__ import annotations
@@ -23,26 +14,11 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
 
-from drs.config import (
-    INGESTED_DETAIL_FILE,
-    INGESTED_RECORD_FILE,
-    MANIFEST_FILE,
-    MODEL_FILE,
-    SCORE_FILE,
-    PipelineError,
-)
-
-COURSE_FILES = (MODEL_FILE, SCORE_FILE, INGESTED_RECORD_FILE)
-PUBLISHED_FILES = (*COURSE_FILES, INGESTED_DETAIL_FILE, MANIFEST_FILE)
-VERSIONS_DIR = "versions"
-CURRENT_LINK = "current"
-DEPLOYMENT_LOG = "deployments.jsonl"
-_VERSION_RE = re.compile(r"^v(\d{4,})$")
+from drs.config import PipelineError
 
 
 def now_iso() -> str:
@@ -53,7 +29,8 @@ def now_iso() -> str:
 # --- atomic writes -------------------------------------------------------------
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new entry in `folder` durable (best effort: some file systems refuse)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -76,7 +53,7 @@ def atomic_path(target: Path):
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -233,37 +210,6 @@ def fingerprint_files(paths: list[Path], known: dict | None = None, max_bytes: i
     return prints
 
 
-CHECKED_FILE = "checkedfiles.json"
-
-
-def read_checked(prod_folder: Path, version: str | None) -> list[dict]:
-    """Fingerprints of input files already weighed against deployed `version` ([] for another version).
-
-    Kept in production, not beside one config's logs: the practice and the
-    production configs share production, and a check (or a rollback) made
-    under one must hold for a tick run under the other.
-    """
-    checked = read_json(Path(prod_folder) / CHECKED_FILE)
-    if checked.get("version") != version or not isinstance(checked.get("files"), list):
-        return []
-    return [f for f in checked["files"] if isinstance(f, dict) and f.get("sha256")]
-
-
-def remember_checked(prod_folder: Path, version: str | None, prints: dict | list) -> None:
-    """Add input files to those weighed against deployed `version` without redeploying.
-
-    The cron tick does not treat their content as new again until production changes.
-    """
-    items = (
-        [{"name": name, **fingerprint} for name, fingerprint in prints.items()]
-        if isinstance(prints, dict)
-        else list(prints)
-    )
-    files = {f["sha256"]: f for f in read_checked(prod_folder, version)}
-    files.update((f["sha256"], f) for f in items if f.get("sha256"))
-    write_json_atomic(Path(prod_folder) / CHECKED_FILE, {"version": version, "files": list(files.values())})
-
-
 def remove_stale_temp_files(*folders: Path) -> list[Path]:
     """Remove the temp files (".<name>.<random>.tmp") that a killed run left in `folders`.
 
@@ -281,118 +227,6 @@ def remove_stale_temp_files(*folders: Path) -> list[Path]:
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
     return removed
-
-
-# --- production: versions, the current link, manifests ------------------------
-
-
-def version_sort_key(version: str) -> int:
-    match = _VERSION_RE.match(version)
-    return int(match.group(1)) if match else -1
-
-
-def list_versions(prod_folder: Path) -> list[str]:
-    try:
-        names = os.listdir(Path(prod_folder) / VERSIONS_DIR)
-    except FileNotFoundError:
-        return []
-    return sorted((n for n in names if _VERSION_RE.match(n)), key=version_sort_key)
-
-
-def next_version(prod_folder: Path) -> str:
-    existing = list_versions(prod_folder)
-    number = version_sort_key(existing[-1]) + 1 if existing else 1
-    return f"v{number:04d}"
-
-
-def current_version_dir(prod_folder: Path) -> Path | None:
-    """The folder of the deployed version, or None when nothing is deployed."""
-    link = Path(prod_folder) / CURRENT_LINK
-    try:
-        target = os.readlink(link)
-    except (FileNotFoundError, OSError):
-        return None
-    folder = link.parent / target
-    return folder if folder.is_dir() else None
-
-
-def read_manifest(version_dir: Path) -> dict | None:
-    manifest = read_json(Path(version_dir) / MANIFEST_FILE)
-    return manifest if manifest.get("version") else None
-
-
-class ProductionDamaged(PipelineError):
-    """Production holds versions but no usable deployed one: a person must choose (rollback)."""
-
-    def __init__(self, problem: str):
-        super().__init__(f"production damaged: {problem}; run deployment.py --rollback [VERSION]")
-        self.problem = problem
-
-
-def deployed_state(prod_folder: Path) -> dict | None:
-    """Manifest of the deployed version plus its folder; None only when production is empty.
-
-    Raises ProductionDamaged when production has versions (or a `current`
-    link) but the deployed one cannot be read: bootstrapping over it would
-    skip the drift tests and the promotion guard.
-    """
-    prod_folder = Path(prod_folder)
-    link = prod_folder / CURRENT_LINK
-    versions = list_versions(prod_folder)
-    try:
-        target = os.readlink(link)
-    except FileNotFoundError:
-        # Versions that never served (a first deployment killed before its switch) are debris, not damage.
-        if not versions or not read_jsonl(prod_folder / DEPLOYMENT_LOG):
-            return None
-        raise ProductionDamaged(
-            f"no '{CURRENT_LINK}' link in {prod_folder} (versions kept: {', '.join(versions)})"
-        ) from None
-    except OSError:
-        raise ProductionDamaged(f"{link} is not a symbolic link") from None
-    version_dir = link.parent / target
-    if not version_dir.is_dir():
-        raise ProductionDamaged(f"'{CURRENT_LINK}' points at {target}, which does not exist")
-    manifest = read_manifest(version_dir)
-    if manifest is None:
-        raise ProductionDamaged(f"{version_dir.name}/{MANIFEST_FILE} is missing or unreadable")
-    return {**manifest, "folder": str(version_dir)}
-
-
-def switch_current(prod_folder: Path, version: str) -> None:
-    """Point `current` at versions/<version> with one atomic rename."""
-    prod_folder = Path(prod_folder)
-    tmp_link = prod_folder / f".{CURRENT_LINK}.{os.getpid()}.tmp"
-    with contextlib.suppress(FileNotFoundError):
-        tmp_link.unlink()
-    os.symlink(Path(VERSIONS_DIR) / version, tmp_link)
-    os.replace(tmp_link, prod_folder / CURRENT_LINK)
-    _fsync_dir(prod_folder)
-
-
-def ensure_course_links(prod_folder: Path) -> None:
-    """Make the course file names in prod_folder point through `current`.
-
-    The links never change once made, so they are never half-switched; a
-    plain file left by a course-style deployment is replaced by its link.
-    """
-    prod_folder = Path(prod_folder)
-    for name in PUBLISHED_FILES:
-        link = prod_folder / name
-        wanted = str(Path(CURRENT_LINK) / name)
-        try:
-            if os.readlink(link) == wanted:
-                continue
-        except FileNotFoundError:
-            pass
-        except OSError as exc:  # a regular file: readlink gives EINVAL
-            if exc.errno != errno.EINVAL:
-                raise
-        tmp_link = prod_folder / f".{name}.{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            tmp_link.unlink()
-        os.symlink(wanted, tmp_link)
-        os.replace(tmp_link, link)
 
 
 # --- a lock the kernel releases when its holder dies ------------------------------

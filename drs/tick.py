@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import logging
 import sys
 import time
@@ -38,35 +39,25 @@ from typing import TYPE_CHECKING
 from drs.alerts import receiver, send_test_alert, tick_alerts
 from drs.cli import setup_logging
 from drs.config import (
-    COURSE_SCHEMA,
     HISTORY_FILE,
-    INGESTED_DETAIL_FILE,
     LOCK_FILE,
     LOG_FILE,
     PROJECT_DIR,
-    REFERENCE_SAMPLE_FILE,
     REPORTS_RECORD_FILE,
-    TRAINING_ROWS_FILE,
     Config,
     ConfigError,
     PipelineError,
     load_operations,
 )
 from drs.history import Decision, HistoryLog, TickRecord, status_rows
+from drs.production import ProductionDamaged, open_production, production_store, trained_schema
 from drs.storage import (
-    VERSIONS_DIR,
     LockBusy,
-    ProductionDamaged,
-    current_version_dir,
-    deployed_state,
     exclusive_lock,
     fingerprint_files,
     input_csvs,
     now_iso,
-    read_checked,
     read_json,
-    read_manifest,
-    remember_checked,
     remove_stale_temp_files,
 )
 from drs.tick_decision import Action, Facts, RetrainOutcome, Step, next_step, reason_to_retrain
@@ -148,8 +139,9 @@ def notify(
 
 def _serving(prod_folder: Path) -> dict | None:
     """{"version", "f1"} of the version production serves now, or None."""
-    folder = current_version_dir(prod_folder)
-    manifest = read_manifest(folder) if folder else None
+    store = open_production(prod_folder)
+    version = store.current_version()
+    manifest = store.manifest(version) if version else None
     return {"version": manifest["version"], "f1": manifest.get("scores", {}).get("f1")} if manifest else None
 
 
@@ -162,8 +154,9 @@ def find_new_files(config: Config, deployed: dict) -> tuple[list[str], dict]:
 
     Returns (new file names, fingerprints of every input CSV).
     """
-    detail = read_json(Path(deployed["folder"]) / INGESTED_DETAIL_FILE).get("files", {})
-    checked = read_checked(config.prod_folder, deployed.get("version"))
+    store = production_store(config)
+    detail = store.ingested_detail(deployed["version"]).get("files", {})
+    checked = store.checked_files(deployed.get("version"))
     # Hashes recorded for a file of the same name, size and mtime are reused, not recomputed.
     known = {**detail, **{f["name"]: f for f in checked if isinstance(f.get("name"), str)}}
     paths, refused = input_csvs(config.input_folder)
@@ -183,21 +176,19 @@ def find_new_files(config: Config, deployed: dict) -> tuple[list[str], dict]:
 
 def run_tick(config: Config, tick: Tick) -> int:
     """Gather facts step by step, asking `next_step` after each what to do, until it says how the tick ends."""
-    removed = remove_stale_temp_files(
-        config.output_folder,
-        config.model_folder,
-        config.prod_folder,
-        config.prod_folder / VERSIONS_DIR,
-        config.log_folder,
-    )
+    store = production_store(config)
+    removed = [
+        *remove_stale_temp_files(config.output_folder, config.model_folder, config.log_folder),
+        *store.remove_temp_files(),
+    ]
     if removed:
         log.info("removed %d temp file(s) left by an interrupted run", len(removed))
-    work = _Work(config, tick, deployed_state(config.prod_folder))
+    work = _Work(config, tick, store.deployed_state())
     facts = work.first_facts()
     while (step := next_step(facts)).action is not Action.STOP:
         facts = work.do(step, facts)
     if step.remember_checked:
-        remember_checked(config.prod_folder, facts.deployed_version, work.weighed())
+        store.remember_checked(facts.deployed_version, work.weighed())
     if step.refresh_reports and facts.deployed_version:
         _refresh_stale_reports(config, tick, facts.deployed_version)
     assert step.decision is not None  # every STOP carries its decision
@@ -221,8 +212,7 @@ class _Work:
             return Facts(deployed_version=None)
         version = self.deployed["version"]
         self.tick.record.deployed_version_before = version
-        # Format 0 manifests (deployed before schemas were configurable) record none: the course's.
-        matches = self.deployed.get("schema", COURSE_SCHEMA.as_record()) == self.config.schema.as_record()
+        matches = trained_schema(self.deployed) == self.config.schema.as_record()
         if not matches:
             log.info("the config's schema differs from the one %s was trained with: retraining", version)
         return Facts(deployed_version=version, schema_matches=matches)
@@ -275,7 +265,8 @@ class _Work:
 
     def find_new_rows(self, facts: Facts) -> Facts:
         assert self.deployed is not None and facts.usable_new_files is not None
-        self.new_rows = _new_rows(self.deployed, self.ingestion, list(facts.usable_new_files))
+        keys = production_store(self.config).training_row_keys(self.deployed["version"])
+        self.new_rows = _new_rows(keys, self.deployed, self.ingestion, list(facts.usable_new_files))
         count = len(self.new_rows)
         self.tick.record.new_rows = count
         log.info(
@@ -320,8 +311,9 @@ def _weighed(prints: dict, ingestion) -> dict:
     }
 
 
-def _new_rows(deployed: dict, ingestion, usable: list[str]):
-    """The rows of the usable new files that the deployed model was not trained on.
+def _new_rows(training_row_keys: bytes | None, deployed: dict, ingestion, usable: list[str]):
+    """The rows of the usable new files that the deployed model was not trained on
+    (`training_row_keys`: the deployed version's trainingrows.npy).
 
     Drift is judged on these alone: history diluting them would hide a shift, and a file
     that grew (or a cumulative export replacing one) brings only its added rows.
@@ -331,9 +323,8 @@ def _new_rows(deployed: dict, ingestion, usable: list[str]):
     from drs.ingest import row_keys
 
     candidates = ingestion.rows_from(usable)
-    keys_path = Path(deployed["folder"]) / TRAINING_ROWS_FILE
-    if keys_path.is_file():
-        seen = np.load(keys_path)
+    if training_row_keys is not None:
+        seen = np.load(io.BytesIO(training_row_keys))
     else:  # a version deployed before row keys were kept: the unchanged files it was trained on tell
         trained = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()}
         seen = row_keys(ingestion.rows_from([name for name, f in ingestion.ingested.items() if f["sha256"] in trained]))
@@ -355,20 +346,21 @@ def _ingest(config: Config, tick: Tick):
 
 def _check_drift(config: Config, tick: Tick, new_rows) -> tuple[dict, dict]:
     """Run the drift tests on the new rows; returns (verdict, the frames compared, for the report)."""
-    from drs.deploy import deployed_score_history, load_deployed_model
+    from drs.deploy import deployed_score_history
     from drs.drift import run_drift_tests, summary
     from drs.ingest import read_final_data
     from drs.score import f1_on
 
     with tick.stage("drift"):
-        model = load_deployed_model(config.prod_folder)
+        store = production_store(config)
+        model = store.load_model()
         labelled = new_rows[config.schema.target_column].notna().any()
         new_f1 = f1_on(model.model, new_rows, config.schema) if labelled else None
         if model.f1 is None:
             raise PipelineError(f"{model.version}'s manifest records no test F1: cannot judge drift")
         deployed_f1 = model.f1
-        reference_path = model.folder / REFERENCE_SAMPLE_FILE
-        reference = read_final_data(config, reference_path) if reference_path.is_file() else None
+        sample = store.reference_sample(model.version)
+        reference = read_final_data(config, io.BytesIO(sample)) if sample is not None else None
         verdict = run_drift_tests(
             config.drift, new_f1, deployed_f1, deployed_score_history(config), reference, new_rows, config.schema
         )
@@ -448,13 +440,12 @@ def _retrain_and_deploy(
             # A person switched production (a rollback) while this tick worked: theirs stands.
             log.warning("%s", exc)
             tick.record.not_deployed = str(exc)
-            serving = current_version_dir(config.prod_folder)
-            return "production changed", serving.name if serving else None
+            return "production changed", production_store(config).current_version()
     version = manifest["version"]
     # From here production serves the new version, whatever fails next.
     tick.record.deployed_version = version
     tick.record.deployed_by_tick = True
-    new_model = DeployedModel(model=model, manifest=manifest, folder=config.prod_folder / VERSIONS_DIR / version)
+    new_model = DeployedModel(model=model, manifest=manifest)
     with tick.stage("report"):
         from drs import report as reporting
 
@@ -572,8 +563,7 @@ def send_test(config: Config) -> int:
     if not config.alerts:
         print(f'fullprocess: no "alerts" with a webhook_url in {config.path}: nothing to test', file=sys.stderr)
         return 2
-    serving = current_version_dir(config.prod_folder)
-    result = send_test_alert(config.alerts, serving.name if serving else None)
+    result = send_test_alert(config.alerts, production_store(config).current_version())
     where = receiver(config.alerts["webhook_url"])
     if result["delivered"]:
         print(f"test alert delivered to {where} (HTTP {result['status']})")

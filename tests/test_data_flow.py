@@ -10,7 +10,8 @@ from conftest import PYTHON, ROOT
 COUNTING_TICK = r"""
 import collections, json, sys
 sys.path.insert(0, sys.argv[1])
-from drs import deploy as deployment, diagnostics, ingest as ingestion, score as scoring, train as training
+from drs import diagnostics, ingest as ingestion, score as scoring, train as training
+from drs.production import LocalProductionStore
 calls = collections.Counter()
 def counted(module, name):
     original = getattr(module, name)
@@ -19,7 +20,7 @@ def counted(module, name):
         return original(*args, **kwargs)
     setattr(module, name, wrapper)
 for module, name in [(ingestion, "merge_multiple_dataframe"), (ingestion, "read_final_data"),
-                     (scoring, "load_test_data"), (deployment, "load_deployed_model"),
+                     (scoring, "load_test_data"), (LocalProductionStore, "load_model"),
                      (training, "fit_model"), (diagnostics, "outdated_packages_list")]:
     counted(module, name)
 import fullprocess
@@ -43,6 +44,6 @@ def test_a_redeploying_tick_reads_each_input_once(deployed):
     assert calls["merge_multiple_dataframe"] == 1  # the ingested data is handed on, never re-read
     assert calls.get("read_final_data", 0) == 1  # the reference sample of the deployed version only
     assert calls["load_test_data"] == 1
-    assert calls["load_deployed_model"] == 1  # by the drift tests; the reports get the new model from memory
+    assert calls["load_model"] == 1  # by the drift tests; the reports get the new model from memory
     assert calls["fit_model"] == 1  # trained once: diagnostics take the timing from the tick
     assert calls["outdated_packages_list"] == 1

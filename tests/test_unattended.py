@@ -153,8 +153,8 @@ def test_a_hand_run_writer_proceeds_once_the_tick_ends(deployed):
 
 def test_a_deploy_refuses_when_production_changed_under_it(retrained):
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import settings, deployment; "
-        "deployment.deploy(settings.load_config(sys.argv[2]), expected_current='v0001')"
+        "import sys; sys.path.insert(0, sys.argv[1]); from drs.config import load_config; "
+        "from drs.deploy import deploy; deploy(load_config(sys.argv[2]), expected_current='v0001')"
     )
     before = versions(retrained)
     result = subprocess.run(
