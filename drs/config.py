@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from drs import drift_registry
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_DIR / "config.json"
 
@@ -159,20 +161,10 @@ DEFAULT_TRAINING = {
     "warm_start": False,
 }
 
-DRIFT_TESTS = ("raw", "parametric", "nonparametric", "ks", "chi2", "psi")
-
-DEFAULT_DRIFT = {
-    # Which tests trigger a retrain: "any" of `tests`, "all" of them.
-    "trigger_tests": ["raw"],
-    "trigger_mode": "any",
-    "ks_pvalue": 0.01,
-    "chi2_pvalue": 0.01,
-    "psi_bins": 10,
-    "psi_watch": 0.1,
-    "psi_drift": 0.25,
-    "min_samples": 30,
-    "min_history": 3,
-}
+# The built-in drift tests and their settings' defaults ("trigger_tests": which tests trigger a retrain,
+# "any" or "all" of them by "trigger_mode"); drs.drift_registry lists any test registered later.
+DRIFT_TESTS = drift_registry.registered_names()
+DEFAULT_DRIFT = drift_registry.default_settings()
 
 
 class ConfigError(Exception):
@@ -240,11 +232,7 @@ def load_config(path: str | Path | None = None) -> Config:
     for key in ("schema", "training", "drift"):
         if not isinstance(raw.get(key, {}), dict):
             raise ConfigError(f"{config_path}: '{key}' must be an object, got {raw[key]!r}")
-    unknown = sorted(set(raw.get("drift", {})) - set(DEFAULT_DRIFT))
-    if unknown:
-        raise ConfigError(f"{config_path}: unknown drift setting(s): {', '.join(unknown)}")
-    drift = {**DEFAULT_DRIFT, **raw.get("drift", {})}
-    _validate_drift(drift, config_path)
+    drift = _validate_drift(raw.get("drift", {}), config_path)
     schema = _schema(raw.get("schema"), config_path)
     estimator = raw.get("estimator", DEFAULT_ESTIMATOR)
     if not isinstance(estimator, str) or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", estimator):
@@ -461,26 +449,9 @@ def _positive_label(positive, where: Path) -> int | float | str:
     return positive
 
 
-def _validate_drift(drift: dict, where: Path) -> None:
-    tests = drift["trigger_tests"]
-    if isinstance(tests, str):
-        tests = [tests]
-    if not isinstance(tests, list) or not tests or any(t not in DRIFT_TESTS for t in tests):
-        raise ConfigError(f"{where}: drift.trigger_tests must be a non-empty list drawn from {', '.join(DRIFT_TESTS)}")
-    drift["trigger_tests"] = list(tests)
-    if drift["trigger_mode"] not in ("any", "all"):
-        raise ConfigError(f'{where}: drift.trigger_mode must be "any" or "all"')
-    checks = {  # setting -> (check, what a valid value is)
-        "ks_pvalue": (_number(0, above=True), "a p-value between 0 and 1"),
-        "chi2_pvalue": (_number(0, above=True), "a p-value between 0 and 1"),
-        "psi_watch": (_number(0, above=True), "a positive number"),
-        "psi_drift": (_number(0, above=True), "a positive number"),
-        "psi_bins": (_number(2, integer=True), "an integer >= 2"),
-        "min_samples": (_number(2, integer=True), "an integer >= 2"),
-        "min_history": (_number(2, integer=True), "an integer >= 2"),
-    }
-    for key, (check, what) in checks.items():
-        if not check(drift[key]) or (key.endswith("_pvalue") and drift[key] >= 1):
-            raise ConfigError(f"{where}: drift.{key} must be {what}, got {drift[key]!r}")
-    if drift["psi_watch"] > drift["psi_drift"]:
-        raise ConfigError(f"{where}: drift.psi_watch must not be above drift.psi_drift")
+def _validate_drift(drift: dict, where: Path) -> dict:
+    """The config's "drift" section with its defaults, each setting checked by its registered test."""
+    try:
+        return drift_registry.validate_settings(drift)
+    except drift_registry.DriftSettingsError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

@@ -2,6 +2,8 @@
 
 Each test returns a dict ``{"test", "verdict", "statistic", "threshold", ...}``
 where verdict is "drift", "no drift", "watch" (PSI only) or "insufficient data".
+Which tests run, their settings and their words are in the registry
+(drift_registry.py); this module holds their computations.
 
 The F1 tests need labelled new rows; without them they report "insufficient data".
 The data tests compare the training data of the deployed model (a reference
@@ -27,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from drs.config import COURSE_SCHEMA, Schema
+from drs.drift_registry import DRIFT, INSUFFICIENT, NO_DRIFT, WATCH, DriftInputs, run_registered
+from drs.drift_registry import summary as summary  # the tick logs each result in its test's words
 
-DRIFT, NO_DRIFT, WATCH, INSUFFICIENT = "drift", "no drift", "watch", "insufficient data"
 MISSING_CATEGORY = "(missing)"
 PSI_FLOOR = 1e-4
 
@@ -145,6 +148,7 @@ def ks_test(
     reference: pd.DataFrame, new: pd.DataFrame, pvalue: float, min_samples: int, schema: Schema = COURSE_SCHEMA
 ) -> dict:
     """Two-sample Kolmogorov-Smirnov per numeric feature (missing values left out)."""
+    # scipy.stats costs a few hundred ms to import: paid by a tick that tests, not by the report's readers.
     from scipy.stats import ks_2samp
 
     if not schema.numeric_features:
@@ -291,11 +295,42 @@ def _max_stat(features: dict):
     return max(values) if values else None
 
 
-def summary(test: dict) -> str:
-    """One line of a test's figures: a p-value test shows its p-value against the p-value threshold."""
-    if "pvalue" in test:
-        return f"p-value {test['pvalue']} (statistic {test.get('statistic')}) vs threshold p < {test.get('threshold')}"
-    return f"statistic {test.get('statistic')}, threshold {test.get('threshold')}"
+# --- the registered tests: each takes (DriftInputs, the "drift" settings) -------------
+
+
+def run_raw(inputs: DriftInputs, settings: dict) -> dict:
+    return raw_test(inputs.new_f1, inputs.deployed_f1)
+
+
+def run_parametric(inputs: DriftInputs, settings: dict) -> dict:
+    return parametric_test(inputs.new_f1, inputs.history, settings["min_history"])
+
+
+def run_nonparametric(inputs: DriftInputs, settings: dict) -> dict:
+    return nonparametric_test(inputs.new_f1, inputs.history, settings["min_history"])
+
+
+def run_ks(inputs: DriftInputs, settings: dict) -> dict:
+    assert inputs.reference is not None  # the registry answers for a missing reference
+    return ks_test(inputs.reference, inputs.new, settings["ks_pvalue"], settings["min_samples"], inputs.schema)
+
+
+def run_chi2(inputs: DriftInputs, settings: dict) -> dict:
+    assert inputs.reference is not None
+    return chi2_test(inputs.reference, inputs.new, settings["chi2_pvalue"], settings["min_samples"], inputs.schema)
+
+
+def run_psi(inputs: DriftInputs, settings: dict) -> dict:
+    assert inputs.reference is not None
+    return psi_test(
+        inputs.reference,
+        inputs.new,
+        settings["psi_bins"],
+        settings["psi_watch"],
+        settings["psi_drift"],
+        settings["min_samples"],
+        inputs.schema,
+    )
 
 
 def run_drift_tests(
@@ -307,41 +342,8 @@ def run_drift_tests(
     new: pd.DataFrame,
     schema: Schema = COURSE_SCHEMA,
 ) -> dict:
-    """Run every test on the schema's features; decide with the configured trigger.
+    """Run every registered test on the schema's features; decide with the configured trigger.
 
     Returns {"tests": {name: result}, "drift": bool, "trigger": {"tests", "mode", "fired"}}.
     """
-    tests = {
-        "raw": raw_test(new_f1, deployed_f1),
-        "parametric": parametric_test(new_f1, history, settings["min_history"]),
-        "nonparametric": nonparametric_test(new_f1, history, settings["min_history"]),
-    }
-    if reference is not None:
-        tests["ks"] = ks_test(reference, new, settings["ks_pvalue"], settings["min_samples"], schema)
-        tests["chi2"] = chi2_test(reference, new, settings["chi2_pvalue"], settings["min_samples"], schema)
-        tests["psi"] = psi_test(
-            reference,
-            new,
-            settings["psi_bins"],
-            settings["psi_watch"],
-            settings["psi_drift"],
-            settings["min_samples"],
-            schema,
-        )
-    else:
-        for name in ("ks", "chi2", "psi"):
-            tests[name] = {
-                "test": name,
-                "verdict": INSUFFICIENT,
-                "statistic": None,
-                "threshold": None,
-                "detail": "the deployed version has no reference sample of its training data",
-            }
-    chosen = settings["trigger_tests"]
-    fired = [name for name in chosen if tests[name]["verdict"] == DRIFT]
-    drift = bool(fired) if settings["trigger_mode"] == "any" else len(fired) == len(chosen)
-    return {
-        "tests": tests,
-        "drift": drift,
-        "trigger": {"tests": chosen, "mode": settings["trigger_mode"], "fired": fired},
-    }
+    return run_registered(DriftInputs(new_f1, deployed_f1, history, reference, new, schema), settings)

@@ -1,5 +1,7 @@
-"""Webhook alerts from real ticks: a local receiver gets deployed, drift, not_promoted, failed and
-recovered; a repeated failure waits out its cooldown; a dead receiver never fails a tick."""
+"""Webhook alerts: the webhook channel in process against a local receiver (every delivery guarantee),
+tick_alerts around its state file, and real ticks: a local receiver gets deployed, drift, not_promoted,
+failed and recovered; a repeated failure waits out its cooldown; a dead receiver never fails a tick.
+The policy's branches are unit-tested in test_alert_policy.py."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import free_port
+
+from drs.alerts import STATE_FILE, tick_alerts
+from drs.alerts.channels import DeliveryResult, WebhookChannel, channel_for
 
 SECRET_PATH = "/hooks/T000/secret-token"
 
@@ -64,6 +69,85 @@ def receiver():
     server = Receiver()
     yield server
     server.close()
+
+
+NO_WAITS = (0.0, 0.0)
+PAYLOAD = {"event": "test", "text": "t", "version": None, "time": "2024-05-01T10:00:00+00:00", "details": {}}
+
+
+def test_the_webhook_channel_posts_json_and_names_its_receiver_without_the_secret(receiver):
+    channel = channel_for({"webhook_url": receiver.url}, NO_WAITS)
+    assert channel.destination == f"http://127.0.0.1:{receiver.server.server_port}"
+    result = channel.send(PAYLOAD)
+    assert result == DeliveryResult(True, 1, status=200)
+    assert result.to_json() == {"delivered": True, "attempts": 1, "status": 200}
+    (body,) = receiver.bodies
+    assert body == {"path": SECRET_PATH, "content_type": "application/json", **PAYLOAD}
+
+
+@pytest.mark.parametrize(
+    "status, attempts, error",
+    [
+        (503, 3, "HTTP 503"),
+        (429, 3, "HTTP 429"),
+        (404, 1, "HTTP 404"),
+        (400, 1, "HTTP 400"),
+        (301, 1, "HTTP 301 (a redirect: not followed, give the final URL)"),
+    ],
+)
+def test_the_webhook_retries_only_what_may_pass_and_follows_no_redirect(receiver, status, attempts, error):
+    receiver.status = status
+    result = WebhookChannel(receiver.url, NO_WAITS).send(PAYLOAD)
+    assert result.to_json() == {"delivered": False, "attempts": attempts, "error": error}
+    assert receiver.events == ["test"] * attempts
+
+
+def test_a_dead_webhook_is_tried_three_times_then_once_per_later_alert():
+    channel = WebhookChannel(f"http://127.0.0.1:{free_port()}{SECRET_PATH}", NO_WAITS)
+    first = channel.send(PAYLOAD)
+    assert first.to_json() == {"delivered": False, "attempts": 3, "error": "Connection refused"}
+    assert channel.send(PAYLOAD).attempts == 1
+
+
+def test_a_trickling_receiver_is_cut_off_at_the_deadline(receiver):
+    receiver.trickle = True
+    started = time.monotonic()
+    result = WebhookChannel(receiver.url, (), timeout=0.5).send(PAYLOAD)
+    assert result.to_json() == {"delivered": False, "attempts": 1, "error": "no complete answer within 0.5 s"}
+    assert time.monotonic() - started < 5
+
+
+def test_tick_alerts_keeps_its_state_beside_the_logs_and_starts_over_from_a_damaged_one(receiver, tmp_path):
+    settings = {"webhook_url": receiver.url, "events": ["failed", "recovered"], "cooldown_minutes": 60}
+    failed = {"decision": "error: boom", "exit_status": 1, "failed_stage": "ingest", "error": "boom"}
+    (tmp_path / STATE_FILE).write_text('{"failed_ticks": 2, "failu')
+    assert tick_alerts(settings, {**failed, "end": "2024-05-01T10:00:00+00:00"}, tmp_path, NO_WAITS) == [
+        {
+            "event": "failed",
+            "text": "Tick failed in stage ingest: boom.",
+            "delivered": True,
+            "attempts": 1,
+            "status": 200,
+        }
+    ]
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    assert state["failed_ticks"] == 1 and state["failing_since"] == "2024-05-01T10:00:00+00:00"
+    held = tick_alerts(settings, {**failed, "end": "2024-05-01T10:05:00+00:00"}, tmp_path, NO_WAITS)
+    assert held == [{"event": "failed", "suppressed": "cooldown", "repeats": 1}] and len(receiver.bodies) == 1
+    quiet = {"decision": "skipped: another tick holds the lock", "exit_status": 0}
+    before = (tmp_path / STATE_FILE).stat().st_mtime_ns
+    assert tick_alerts(settings, quiet, tmp_path, NO_WAITS) == []
+    assert (tmp_path / STATE_FILE).stat().st_mtime_ns == before  # nothing changed: nothing written
+    recovered = tick_alerts(settings, {"decision": "no new data", "exit_status": 0}, tmp_path, NO_WAITS)
+    assert [entry["event"] for entry in recovered] == ["recovered"]
+    assert json.loads((tmp_path / STATE_FILE).read_text()) == {}
+    # Without a log folder there is no state: no cooldown and no recovery.
+    assert tick_alerts(settings, {"decision": "no new data", "exit_status": 0}, None, NO_WAITS) == []
+
+
+def test_a_bug_in_alerting_costs_the_tick_nothing_but_a_note():
+    (entry,) = tick_alerts({"events": ["failed"], "cooldown_minutes": 1}, {"exit_status": 1}, None, NO_WAITS)
+    assert entry == {"event": None, "delivered": False, "error": "alerting failed: KeyError: 'webhook_url'"}
 
 
 def history(project):
