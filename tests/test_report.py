@@ -6,10 +6,12 @@ import builtins
 import io
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import PYTHON, ROOT
 from PIL import Image
 from pypdf import PdfReader
 from reportlab.platypus import Paragraph
@@ -262,3 +264,14 @@ def test_the_story_is_flowables_with_no_io():
     assert isinstance(flowables[0], Paragraph) and flowables[0].getPlainText() == "Model report: v0002"
     headings = [f.getPlainText() for f in flowables if isinstance(f, Paragraph) and f.style.name == "section"]
     assert headings[:2] == ["1. Deployed model", "2. Ingested data (finaldata.csv)"]
+
+
+def test_the_status_pages_figure_loads_no_pdf_library():
+    # An API worker draws the score history through drs.figures: reportlab stays out of it.
+    code = (
+        "import sys, drs.figures, drs.status_views; "
+        "print('reportlab' in sys.modules, 'matplotlib.pyplot' in sys.modules)"
+    )
+    result = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
