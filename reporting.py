@@ -1,5 +1,5 @@
 """Reporting stage: the confusion matrix and the PDF report of the deployed model
-(logic in drs/report.py).
+(logic in the drs.report package).
 
     python reporting.py --config config.json
 """

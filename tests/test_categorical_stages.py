@@ -11,8 +11,13 @@ import pytest
 from conftest import Project
 from PIL import Image
 
+from drs import figures
 from drs.config import COURSE_SCHEMA, Schema
+from drs.deploy import load_deployed_model
 from drs.diagnostics import dataframe_summary, missing_data
+from drs.figures import distribution_pngs
+from drs.report.gather import confusion_matrix_inputs
+from drs.score import load_test_data
 from generate_data import generate, generate_categorical
 
 CATEGORICAL = Schema(
@@ -92,8 +97,6 @@ def test_course_summary_keeps_its_shape():
 
 
 def test_distribution_plots_stay_a_grid_of_three_across_for_many_features():
-    from drs.report import distribution_pngs
-
     rng = np.random.default_rng(0)
     numeric = tuple(f"number_{i}" for i in range(10))
     categorical = tuple(f"category_{i}" for i in range(10))
@@ -181,19 +184,16 @@ def test_the_report_shows_categorical_data_drift_and_scores(categorical_project)
 
 def drawn_labels(config, monkeypatch) -> dict:
     """The labels reporting hands scikit-learn's confusion-matrix plot for the deployed model."""
-    from drs import report as reporting
-    from drs.deploy import load_deployed_model
-    from drs.score import load_test_data
-
     seen = {}
-    drawn = reporting.ConfusionMatrixDisplay.from_predictions
+    drawn = figures.ConfusionMatrixDisplay.from_predictions
 
     def spy(*args, **kwargs):
         seen.update(kwargs)
         return drawn(*args, **kwargs)
 
-    monkeypatch.setattr(reporting.ConfusionMatrixDisplay, "from_predictions", spy)
-    png = reporting.confusion_matrix_png(load_deployed_model(config.prod_folder), load_test_data(config), config.schema)
+    monkeypatch.setattr(figures.ConfusionMatrixDisplay, "from_predictions", spy)
+    matrix = confusion_matrix_inputs(load_deployed_model(config.prod_folder), load_test_data(config), config.schema)
+    png = figures.confusion_matrix_png(matrix)
     assert png.startswith(b"\x89PNG")
     return seen
 

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import builtins
+import io
 import json
-import os
 import shutil
 import subprocess
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import PYTHON, ROOT
+from PIL import Image
 from pypdf import PdfReader
+from reportlab.platypus import Paragraph
+
+from drs.config import COURSE_SCHEMA
+from drs.deploy import DeployedModel
+from drs.report import write_report
+from drs.report.gather import Distributions, ModelScores, ReportData
+from drs.report.pdf import ReportFigures, pdf_bytes, story
 
 # Nothing listens there: outdated packages read "unknown" at once instead of asking PyPI.
 OFFLINE_INDEX = {"DRS_PYPI_URL": "http://127.0.0.1:9/{package}/json"}
@@ -110,15 +121,157 @@ def test_reporting_script_writes_both_files_and_says_no_data_yet_for_missing_pie
     assert not list(deployed.path("models").glob(".report.pdf.*"))  # no temp file left behind
 
 
-def test_a_report_with_nothing_deployed_says_so(project):
-    config = project.config()
-    code = f"import reporting, settings; reporting.write_report(settings.load_config({str(config.path)!r}))"
-    result = subprocess.run(
-        [PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **OFFLINE_INDEX}
-    )
+def test_a_report_with_nothing_deployed_says_so(project, monkeypatch):
+    for name, value in OFFLINE_INDEX.items():
+        monkeypatch.setenv(name, value)
 
-    assert result.returncode == 0, result.stderr
-    reader, text = read_pdf(project.path("models", "report.pdf"))
+    path = write_report(project.config())
+
+    assert path == project.path("models", "report.pdf")
+    reader, text = read_pdf(path)
     assert "No model deployed yet" in text
     assert "Score history" in text and "Deployments: no data yet" in text
     assert len(reader.pages) >= 1
+
+
+# --- the layout alone: hand-made data, no files ----------------------------------------
+
+
+def tiny_png(width: int = 40, height: int = 30) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def hand_made_data(**changes) -> ReportData:
+    """A report's data for a drift tick that redeployed v0002, with every piece present."""
+    frame = pd.DataFrame({name: [1.0, 2.0, None] for name in COURSE_SCHEMA.features} | {"exited": [0, 1, 1]})
+    tick = {
+        "start": "2024-05-01T10:00:00+00:00",
+        "decision": "drift, redeployed",
+        "deployed_version_before": "v0001",
+        "deployed_version": "v0002",
+        "new_files": ["dataset3.csv"],
+        "rejected_files": {"odd <&> name.csv": "missing column(s): exited"},
+        "stages": {"detect": 0.01, "ingest": 1.5, "drift": 0.2},
+        "seconds": 3.25,
+        "drift": {
+            "drift": True,
+            "trigger": {"tests": ["raw"], "fired": ["raw"]},
+            "tests": {
+                "raw": {"verdict": "drift", "statistic": 0.5742, "threshold": 0.6752, "detail": "F1 on the new data"},
+                "ks": {
+                    "verdict": "drift",
+                    "statistic": 0.45,
+                    "pvalue": 1e-9,
+                    "threshold": 0.01,
+                    "features": {"lastmonth_activity": {"verdict": "drift", "statistic": 0.45, "pvalue": 1e-9}},
+                },
+            },
+        },
+    }
+    manifest = {
+        "version": "v0002",
+        "created": "2024-05-01T10:00:05+00:00",
+        "previous_version": "v0001",
+        "note": "drift: raw",
+        "training_files": {"dataset3.csv": {"rows": 400}},
+        "scores": {"f1": 0.6195},
+    }
+    values = {
+        "config_name": "config_production.json",
+        "schema": COURSE_SCHEMA,
+        "generated": "2024-05-01 10:00 UTC",
+        "deployed": DeployedModel(model=None, manifest=manifest, folder=Path("nowhere")),
+        "final_data": frame,
+        "scores": ModelScores(f1=0.6195, precision=0.8861, recall=0.4762, roc_auc=None, rows=400, positives=147),
+        "summary": {"lastmonth_activity": {"mean": 1.5, "median": 1.5, "std": 0.7071}},
+        "missing": {"lastmonth_activity": 33.33},
+        "history": [tick],
+        "deployments": [{"time": "2024-05-01T10:00:05+00:00", "action": "deploy", "version": "v0002", "f1": 0.6195}],
+        "drift_tick": tick,
+        "distributions": Distributions(frame, "v0001", frame, "the 3 new rows the drift tests used"),
+        "ingested_detail": {"files": {"dataset3.csv": {"rows": 400, "size": 12345, "sha256": "ab" * 32}}},
+        "packages": [{"package": "pandas", "installed": "2.2.0", "latest": "unknown", "outdated": False}],
+    }
+    return ReportData(**{**values, **changes})
+
+
+# Different sizes: reportlab stores an image it has seen once.
+FIGURES = ReportFigures(
+    confusion_matrix=tiny_png(40, 30),
+    score_history=tiny_png(50, 20),
+    distributions=[tiny_png(60, 40), tiny_png(60, 30)],
+)
+
+
+def layout_text(data: ReportData, figures: ReportFigures) -> tuple[PdfReader, str]:
+    reader = PdfReader(io.BytesIO(pdf_bytes(data, figures)))
+    return reader, " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
+
+
+def test_the_layout_shows_every_piece_it_is_given_and_reads_no_file(monkeypatch):
+    data = hand_made_data()
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError(f"the layout opened a file: {args}")
+
+    monkeypatch.setattr(builtins, "open", no_reading)
+    monkeypatch.setattr(Path, "open", no_reading)
+    content = pdf_bytes(data, FIGURES)
+    monkeypatch.undo()
+
+    reader = PdfReader(io.BytesIO(content))
+    text = " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
+    assert text.startswith("Model report: v0002 Generated 2024-05-01 10:00 UTC from config_production.json.")
+    for heading in SECTIONS:
+        assert heading in text
+    assert "F1 0.6195 precision 0.8861 recall 0.4762 ROC AUC n/a test rows 400 positives (exited = 1) 147" in text
+    assert "dataset3.csv (400 rows)" in text and "lastmonth_activity 1.5000 1.5000 0.7071 33.33" in text
+    assert (
+        "Drift: the trigger test(s) raw found drift, so the model was retrained (decision: drift, redeployed)" in text
+    )
+    assert "ks lastmonth_activity 0.4500 1.000e-09 drift -" in text
+    assert "Orange: the 3 new rows the drift tests used." in text
+    assert "Last 1 of 1 deployments and rollbacks" in text and "Duration of each stage (seconds)" in text
+    assert ODD_NAME in text and "tick 2024-05-01 10:00:00" in text and "12,345" in text
+    assert "pandas 2.2.0 unknown unknown" in text and "no data yet" not in text
+    assert f"page 1 of {len(reader.pages)}" in text
+    # Confusion matrix, two distribution grids, score history.
+    assert sum(images_on(page) for page in reader.pages) == 4
+
+
+def test_the_layout_says_no_data_yet_for_each_missing_piece():
+    bare = ReportData(config_name="config.json", schema=COURSE_SCHEMA, generated="2024-05-01 10:00 UTC")
+    _, text = layout_text(bare, ReportFigures())
+    assert "Model report Generated" in text and "No model deployed yet (None)" in text
+    for missing in ("Ingested data", "Deployments", "Run history", "Rejected files", "Requirements"):
+        assert f"{missing}: no data yet." in text
+    assert "Drift tests: no data yet" in text
+
+    no_scores = hand_made_data(scores=None, scores_problem="no test data at testdata/testdata.csv")
+    no_plots = hand_made_data(
+        distributions=None, distributions_problem="Reference sample of the training data: no data yet."
+    )
+    _, text = layout_text(no_scores, FIGURES)
+    assert "Test data: no data yet (no test data at testdata/testdata.csv)." in text and "ROC AUC" not in text
+    _, text = layout_text(no_plots, ReportFigures(score_history=tiny_png()))
+    assert "Training data against new data Reference sample of the training data: no data yet." in text
+
+
+def test_the_story_is_flowables_with_no_io():
+    flowables = story(hand_made_data(), FIGURES)
+    assert isinstance(flowables[0], Paragraph) and flowables[0].getPlainText() == "Model report: v0002"
+    headings = [f.getPlainText() for f in flowables if isinstance(f, Paragraph) and f.style.name == "section"]
+    assert headings[:2] == ["1. Deployed model", "2. Ingested data (finaldata.csv)"]
+
+
+def test_the_status_pages_figure_loads_no_pdf_library():
+    # An API worker draws the score history through drs.figures: reportlab stays out of it.
+    code = (
+        "import sys, drs.figures, drs.status_views; "
+        "print('reportlab' in sys.modules, 'matplotlib.pyplot' in sys.modules)"
+    )
+    result = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]

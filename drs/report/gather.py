@@ -1,0 +1,214 @@
+"""Everything the report shows, gathered once: the only part of the report that reads files.
+
+``gather_report_data`` takes what the tick hands over (the deployed model, the ingested data, the test
+data, the tick's record so far, the frames its drift tests compared) and reads only what was not
+handed over. Scores are computed here, once; the layout (``drs.report.pdf``) and the figures
+(``drs.figures``) only draw what they are given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sklearn.metrics import precision_score, recall_score, roc_auc_score
+
+from drs import deploy, diagnostics, ingest, score
+from drs.config import Config, PipelineError, Schema
+from drs.deploy import DeployedModel
+from drs.figures import ConfusionMatrix
+from drs.production import production_store
+from drs.status_views import NO_DATA, last_drift_tick, read_history
+from drs.train import labelled_rows, positive_probabilities
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """The deployed model's scores on the labelled test rows; `roc_auc` is None when the model gives no
+    probabilities or the test data holds one class only."""
+
+    f1: float
+    precision: float
+    recall: float
+    roc_auc: float | None
+    rows: int
+    positives: int
+
+
+@dataclass(frozen=True)
+class Distributions:
+    """The frames the distribution plots compare: a sample of the data `reference_version` was trained
+    on, the new data, and the words naming the new data in the report."""
+
+    reference: pd.DataFrame
+    reference_version: str
+    new: pd.DataFrame
+    new_words: str
+
+
+@dataclass
+class ReportData:
+    """What the report shows. A piece that does not exist is None (or empty) and its `*_problem`, when
+    there is one, says why in words for the reader."""
+
+    config_name: str
+    schema: Schema
+    generated: str
+    deployed: DeployedModel | None = None
+    deployed_problem: str | None = None
+    test_data: pd.DataFrame | None = None
+    final_data: pd.DataFrame | None = None
+    confusion: ConfusionMatrix | None = None
+    scores: ModelScores | None = None
+    scores_problem: str | None = None
+    summary: dict = field(default_factory=dict)
+    missing: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    deployments: list[dict] = field(default_factory=list)
+    drift_tick: dict | None = None
+    distributions: Distributions | None = None
+    distributions_problem: str | None = None
+    ingested_detail: dict = field(default_factory=dict)
+    packages: list[dict] = field(default_factory=list)
+
+
+def gather_report_data(
+    config: Config,
+    deployed: DeployedModel | None = None,
+    final_data: pd.DataFrame | None = None,
+    test_data: pd.DataFrame | None = None,
+    current_tick: dict | None = None,
+    drift_inputs: dict | None = None,
+    packages: list[dict] | None = None,
+    deployed_problem: str | None = None,
+    read_missing: bool = True,
+) -> ReportData:
+    """The report's data from what was handed over, reading the rest.
+
+    With `read_missing` the deployed model, the ingested data (None when there is none) and the test
+    data are read when not given (a PipelineError when no model is deployed or the test data is
+    missing); without it they stay as given and the report says "no data yet" for them. The run
+    history, the deployment log, the deployed version's ingestion record and, unless `drift_inputs`
+    ({"version", "reference", "new"}) are the frames of the last drift tick, a reference sample are
+    always read; `packages` (the outdated-packages rows) are asked of the package index when None.
+    `current_tick` is the record of a tick still running, shown as the newest tick.
+    """
+    if read_missing:
+        deployed = deployed or deploy.load_deployed_model(config.prod_folder)
+        final_data = final_data if final_data is not None else _optional_final_data(config)
+        test_data = test_data if test_data is not None else score.load_test_data(config)
+    history = read_history(config) + ([current_tick] if current_tick else [])
+    data = ReportData(
+        config_name=config.path.name,
+        schema=config.schema,
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        deployed=deployed,
+        deployed_problem=deployed_problem,
+        test_data=test_data,
+        final_data=final_data,
+        history=history,
+        deployments=deploy.deployment_history(config),
+        drift_tick=last_drift_tick(history),
+        ingested_detail=production_store(config).ingested_detail(deployed.version) if deployed is not None else {},
+        packages=diagnostics.outdated_packages_list() if packages is None else packages,
+    )
+    if deployed is not None:
+        if test_data is None:
+            data.scores_problem = f"no test data at {config.test_data_file}"
+        else:
+            data.confusion, data.scores, data.scores_problem = _test_scores(deployed, test_data, config.schema)
+    if final_data is not None:
+        data.summary = diagnostics.dataframe_summary(config, data=final_data)
+        data.missing = diagnostics.missing_data(config, data=final_data)
+    if data.drift_tick is not None:
+        data.distributions, data.distributions_problem = _distributions(
+            config, data.drift_tick, drift_inputs, deployed, final_data
+        )
+    return data
+
+
+def confusion_matrix_inputs(deployed: DeployedModel, test_data: pd.DataFrame, schema: Schema) -> ConfusionMatrix:
+    """The deployed model's predictions on the labelled rows of `test_data`, as the confusion matrix draws them."""
+    model: Any = deployed.model
+    features, labels = labelled_rows(test_data, schema)
+    return _confusion_matrix(deployed, labels, model.predict(features), schema)
+
+
+def _confusion_matrix(deployed: DeployedModel, labels, predictions, schema: Schema) -> ConfusionMatrix:
+    model: Any = deployed.model
+    classes = list(model.classes_)
+    return ConfusionMatrix(labels, predictions, classes, deployed.version, deployed.f1, schema.target_column)
+
+
+def _test_scores(
+    deployed: DeployedModel, test_data: pd.DataFrame, schema: Schema
+) -> tuple[ConfusionMatrix | None, ModelScores | None, str | None]:
+    """(confusion matrix, scores, why there are no scores) of the deployed model on the test data."""
+    model: Any = deployed.model
+    features, labels = labelled_rows(test_data, schema)
+    if len(labels) == 0:
+        return None, None, "no labelled rows in the test data"
+    predictions = model.predict(features)
+    matrix = _confusion_matrix(deployed, labels, predictions, schema)
+    try:
+        f1 = score.f1_on(model, test_data, schema)
+    except PipelineError as exc:  # a label the model never saw
+        return matrix, None, str(exc)
+    positive = schema.positive_label
+    is_positive = labels == positive
+    probabilities = positive_probabilities(model, features, schema)
+    try:
+        auc = None if probabilities is None else float(roc_auc_score(is_positive, probabilities))
+    except ValueError:  # one class only in the test data
+        auc = None
+    scores = ModelScores(
+        f1=f1,
+        precision=float(precision_score(labels, predictions, pos_label=positive, zero_division=0.0)),
+        recall=float(recall_score(labels, predictions, pos_label=positive, zero_division=0.0)),
+        roc_auc=auc,
+        rows=len(labels),
+        positives=int(is_positive.sum()),
+    )
+    return matrix, scores, None
+
+
+def _distributions(
+    config: Config,
+    record: dict,
+    drift_inputs: dict | None,
+    deployed: DeployedModel | None,
+    final_data: pd.DataFrame | None,
+) -> tuple[Distributions | None, str | None]:
+    """(the frames to plot, why there are none) for the drift tick `record`."""
+    given = drift_inputs or {}
+    if given.get("version") == record.get("deployed_version_before") and given.get("reference") is not None:
+        # What the drift tests of this tick compared, handed on by the tick.
+        new = given["new"]
+        return Distributions(
+            given["reference"], given["version"], new, f"the {len(new)} new rows the drift tests used"
+        ), None
+    # The drift tests compared the new data with the training data of the version
+    # deployed *before* the tick; after a redeploy that is no longer the current one.
+    candidates = [record.get("deployed_version_before"), deployed.version if deployed else None]
+    store = production_store(config)
+    found = next(((v, sample) for v in candidates if v and (sample := store.reference_sample(v)) is not None), None)
+    if found is None:
+        return None, f"Reference sample of the training data: {NO_DATA}."
+    version, sample = found
+    if final_data is None:
+        return None, f"New data: {NO_DATA}."
+    try:
+        reference = ingest.read_final_data(config, io.BytesIO(sample))
+    except PipelineError as exc:  # e.g. written under another schema
+        return None, f"Reference sample of the training data: {exc}"
+    return Distributions(reference, version, final_data, f"the ingested data ({len(final_data)} rows)"), None
+
+
+def _optional_final_data(config: Config) -> pd.DataFrame | None:
+    try:
+        return ingest.read_final_data(config)
+    except PipelineError:
+        return None

@@ -1,0 +1,499 @@
+"""The PDF report's layout: functions from the gathered data (``ReportData``) and the figures' PNG bytes to
+reportlab flowables, and the flowables to the PDF's bytes.
+
+No file is read or written and no metric is computed here: each section shows what ``gather`` found,
+and a piece that is missing reads "no data yet".
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import cm
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfgen import canvas as pdf_canvas
+from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Table, TableStyle
+
+from drs.config import FINAL_DATA_FILE, INGESTED_DETAIL_FILE
+from drs.report.gather import ReportData
+from drs.status_views import (
+    NO_DATA,
+    RECENT_TICKS,
+    display_time,
+    drift_test_rows,
+    drift_verdict_words,
+    rejected_file_rows,
+    seconds,
+    tick_rows,
+)
+
+# Stage columns in the order a tick runs them; a stage no tick ran is left out.
+STAGE_ORDER = ("detect", "ingest", "drift", "train", "score", "deploy", "report", "apicalls", "diagnostics")
+PAGE_WIDTH, PAGE_HEIGHT = A4
+MARGIN = 2 * cm
+TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN
+
+
+@dataclass(frozen=True)
+class ReportFigures:
+    """The figures of a report as PNG bytes; None (or []) for a figure there is no data for."""
+
+    confusion_matrix: bytes | None = None
+    score_history: bytes | None = None
+    distributions: list[bytes] = field(default_factory=list)
+
+
+class _NumberedCanvas(pdf_canvas.Canvas):
+    """Draws "page N of M" in each footer: pages are held back until the total is known."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pages: list[dict] = []
+
+    def showPage(self):  # noqa: N802 (reportlab's name)
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self):
+        total = len(self._pages)
+        for page in self._pages:
+            self.__dict__.update(page)
+            self.setFont("Helvetica", 8)
+            self.setFillColor(colors.grey)
+            self.drawString(MARGIN, 1.2 * cm, "Dynamic Risk Assessment System: model report")
+            self.drawRightString(PAGE_WIDTH - MARGIN, 1.2 * cm, f"page {self._pageNumber} of {total}")
+            super().showPage()
+        super().save()
+
+
+class _Styles:
+    def __init__(self):
+        sheet = getSampleStyleSheet()
+        self.title = sheet["Title"]
+        self.heading = ParagraphStyle(
+            "section", parent=sheet["Heading1"], fontSize=15, spaceBefore=14, spaceAfter=6, keepWithNext=1
+        )
+        self.subheading = ParagraphStyle(
+            "subsection", parent=sheet["Heading3"], spaceBefore=8, spaceAfter=4, keepWithNext=1
+        )
+        self.body = ParagraphStyle("body", parent=sheet["BodyText"], fontSize=9.5, leading=12.5)
+        self.note = ParagraphStyle("note", parent=self.body, textColor=colors.HexColor("#555555"), fontSize=8.5)
+        self.cell = ParagraphStyle("cell", parent=sheet["BodyText"], fontSize=8, leading=10)
+        self.verdict = ParagraphStyle(
+            "verdict",
+            parent=self.body,
+            backColor=colors.HexColor("#f2f2f2"),
+            borderPadding=6,
+            spaceBefore=4,
+            spaceAfter=10,
+        )
+
+
+STYLES = _Styles()
+
+
+def pdf_bytes(data: ReportData, figures: ReportFigures) -> bytes:
+    """The whole report as the bytes of an A4 PDF with numbered pages."""
+    buffer = io.BytesIO()
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=1.8 * cm,
+        bottomMargin=2 * cm,
+        title="Model report",
+        author="Dynamic Risk Assessment System",
+    )
+    document.build(story(data, figures), canvasmaker=_NumberedCanvas)
+    return buffer.getvalue()
+
+
+def story(data: ReportData, figures: ReportFigures) -> list[Flowable]:
+    """The report's flowables: a title, then sections 1 to 7."""
+    title = "Model report" + (f": {data.deployed.version}" if data.deployed else "")
+    return [
+        Paragraph(escape(title), STYLES.title),
+        text(f"Generated {data.generated} from {data.config_name}.", STYLES.note),
+        *deployed_section(data, figures),
+        *data_section(data),
+        *drift_section(data, figures),
+        *history_section(data, figures),
+        *ticks_section(data),
+        *files_section(data),
+        *packages_section(data),
+    ]
+
+
+# --- building blocks -----------------------------------------------------------------
+
+
+def text(words: str, style: ParagraphStyle | None = None) -> Paragraph:
+    """A paragraph of plain words (markup characters shown as they are)."""
+    return Paragraph(escape(words), style or STYLES.body)
+
+
+def cell(words) -> Paragraph:
+    """A table cell whose words wrap inside the column."""
+    return Paragraph(escape(str(words)), STYLES.cell)
+
+
+def no_data(what: str = "") -> Paragraph:
+    """The note "<what>: no data yet." for a piece that does not exist yet."""
+    return text(f"{what}: {NO_DATA}." if what else f"{NO_DATA.capitalize()}.", STYLES.note)
+
+
+def table(rows: list[list], widths: list[float], numeric_columns=(), font_size: float = 8, padding: float = 6) -> Table:
+    """A table with a shaded header row, light grid and right-aligned numeric columns."""
+    result = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
+    style = [
+        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", font_size),
+        ("FONT", (0, 1), (-1, -1), "Helvetica", font_size),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde6f0")),
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#b0b0b0")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+        ("LEFTPADDING", (0, 0), (-1, -1), padding / 2),
+        ("RIGHTPADDING", (0, 0), (-1, -1), padding / 2),
+    ]
+    for column in numeric_columns:
+        style.append(("ALIGN", (column, 0), (column, -1), "RIGHT"))
+    result.setStyle(TableStyle(style))
+    return result
+
+
+def image(png: bytes, max_width: float, max_height: float) -> Image:
+    """The PNG scaled to fit the box, keeping its aspect ratio."""
+    width, height = ImageReader(io.BytesIO(png)).getSize()
+    scale = min(max_width / width, max_height / height)
+    result = Image(io.BytesIO(png), width=width * scale, height=height * scale)
+    result.hAlign = "CENTER"
+    return result
+
+
+def fixed(value) -> str:
+    """A number with 4 decimals, "-" when it is not a number."""
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
+def integer(value) -> str:
+    """A whole number with thousands separators, "-" when it is not one."""
+    return f"{value:,}" if isinstance(value, int) else "-"
+
+
+# --- 1. Deployed model ---------------------------------------------------------------
+
+
+def deployed_section(data: ReportData, figures: ReportFigures) -> list[Flowable]:
+    """The deployed version's manifest, its scores on the test data and its confusion matrix."""
+    parts: list[Flowable] = [Paragraph("1. Deployed model", STYLES.heading)]
+    if data.deployed is None:
+        return parts + [text(f"No model deployed yet ({data.deployed_problem}).", STYLES.note)]
+    parts += [_manifest_table(data.deployed.manifest), Paragraph("Scores on the test data", STYLES.subheading)]
+    if data.scores is None or figures.confusion_matrix is None:
+        return parts + [text(f"Test data: {NO_DATA} ({data.scores_problem}).", STYLES.note)]
+    scores = data.scores
+    positive, target = data.schema.positive_label, data.schema.target_column
+    rows = [
+        ["metric", "value"],
+        ["F1", f"{scores.f1:.4f}"],
+        ["precision", f"{scores.precision:.4f}"],
+        ["recall", f"{scores.recall:.4f}"],
+        ["ROC AUC", "n/a" if scores.roc_auc is None else f"{scores.roc_auc:.4f}"],
+        ["test rows", f"{scores.rows}"],
+        [cell(f"positives ({target} = {positive})"), f"{scores.positives}"],
+    ]
+    scores_table = table(rows, [4.2 * cm, 2.2 * cm], numeric_columns=(1,), font_size=8.5)
+    matrix = image(figures.confusion_matrix, TEXT_WIDTH - 7.4 * cm, 8 * cm)
+    side_by_side = Table([[scores_table, matrix]], colWidths=[7.2 * cm, TEXT_WIDTH - 7.2 * cm], hAlign="LEFT")
+    side_by_side.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+    return parts + [side_by_side]
+
+
+def _manifest_table(manifest: dict) -> Table:
+    training_files = manifest.get("training_files") or {}
+    files = (
+        ", ".join(
+            f"{name} ({info['rows']} rows)" if info.get("rows") is not None else name
+            for name, info in sorted(training_files.items())
+        )
+        or NO_DATA
+    )
+    facts = [
+        ["version", manifest.get("version", "?")],
+        ["deployed", display_time(manifest.get("created")) + " UTC"],
+        ["previous version", manifest.get("previous_version") or "-"],
+        ["note", cell(manifest.get("note") or "-")],
+        ["training data", cell(files)],
+    ]
+    result = Table(facts, colWidths=[3.5 * cm, TEXT_WIDTH - 3.5 * cm], hAlign="LEFT")
+    result.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (0, -1), "Helvetica-Bold", 8.5),
+                ("FONT", (1, 0), (1, -1), "Helvetica", 8.5),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d0d0d0")),
+            ]
+        )
+    )
+    return result
+
+
+# --- 2. Ingested data ----------------------------------------------------------------
+
+
+def data_section(data: ReportData) -> list[Flowable]:
+    """Summary statistics and missing values of the ingested data."""
+    parts: list[Flowable] = [Paragraph(f"2. Ingested data ({FINAL_DATA_FILE})", STYLES.heading)]
+    if data.final_data is None:
+        return parts + [no_data("Ingested data")]
+    categorical = data.schema.categorical_features
+    parts.append(
+        text(
+            f"{len(data.final_data)} rows. Summary statistics of each feature and the share of missing values "
+            "in every column."
+        )
+    )
+    rows = [["column", "mean", "median", "std", "missing %"]]
+    for column in data.final_data.columns:
+        if column in categorical:
+            continue
+        stats = data.summary.get(column, {})
+        rows.append(
+            [
+                cell(column),
+                *(fixed(stats.get(stat)) for stat in ("mean", "median", "std")),
+                f"{data.missing.get(column, 0.0):.2f}",
+            ]
+        )
+    parts.append(table(rows, [5 * cm, 2.8 * cm, 2.8 * cm, 2.8 * cm, 2.2 * cm], numeric_columns=(1, 2, 3, 4)))
+    if categorical:
+        parts += [Paragraph("Categorical features", STYLES.subheading), _categories_table(data)]
+    return parts
+
+
+def _categories_table(data: ReportData) -> Table:
+    rows = [["feature", "categories", "mode", "most frequent (rows)", "missing %"]]
+    for column in data.schema.categorical_features:
+        stats = data.summary[column]
+        shown = list(stats["counts"].items())[:5]
+        frequent = ", ".join(f"{name} ({count:,})" for name, count in shown)
+        if stats["categories"] > len(shown):
+            frequent += f", and {stats['categories'] - len(shown)} more"
+        rows.append(
+            [
+                cell(column),
+                str(stats["categories"]),
+                cell(stats["mode"] or "-"),
+                cell(frequent),
+                f"{data.missing.get(column, 0.0):.2f}",
+            ]
+        )
+    return table(rows, [3.8 * cm, 1.8 * cm, 3 * cm, TEXT_WIDTH - 10.8 * cm, 2.2 * cm], numeric_columns=(1, 4))
+
+
+# --- 3. Drift ------------------------------------------------------------------------
+
+
+def drift_section(data: ReportData, figures: ReportFigures) -> list[Flowable]:
+    """The drift tests of the last tick that ran them, per test and per feature, with distribution plots."""
+    parts: list[Flowable] = [Paragraph("3. Drift", STYLES.heading)]
+    record = data.drift_tick
+    if record is None:
+        return parts + [text(drift_verdict_words(None), STYLES.note)]
+    when = text(
+        f"Drift tests of the tick started {display_time(record.get('start'))} UTC, "
+        f"new files: {', '.join(record.get('new_files') or []) or 'none'}.",
+        STYLES.note,
+    )
+    verdict = text(drift_verdict_words(record), STYLES.verdict)
+    test_rows = drift_test_rows(record)
+    rows = [["test", "verdict", "statistic", "threshold", "trigger", "what it measures"]]
+    for row in test_rows:
+        # A p-value test's figures ("p 1.5e-68 (stat. 0.45)") wrap inside their cells.
+        rows.append(
+            [
+                row["test"],
+                row["verdict"],
+                cell(row["statistic"]),
+                cell(row["threshold"]),
+                row["trigger"],
+                cell(row["detail"]),
+            ]
+        )
+    tests = table(
+        rows, [2.2 * cm, 2.4 * cm, 2.6 * cm, 1.8 * cm, 1.3 * cm, TEXT_WIDTH - 10.3 * cm], numeric_columns=(2, 3)
+    )
+    parts = [KeepTogether(parts + [when, verdict, tests])]
+    per_feature = [(row["test"], feature) for row in test_rows for feature in row["features"]]
+    if per_feature:
+        parts += [Paragraph("Per feature", STYLES.subheading), _per_feature_table(per_feature)]
+    return parts + _distributions(data, figures)
+
+
+def _per_feature_table(per_feature: list[tuple[str, dict]]) -> Table:
+    rows = [["test", "feature", "statistic", "p-value", "verdict", "samples\n(training / new)"]]
+    for test, feature in per_feature:
+        rows.append(
+            [
+                test,
+                cell(feature["feature"]),
+                feature["statistic"],
+                feature["pvalue"],
+                feature["verdict"],
+                feature["samples"],
+            ]
+        )
+    return table(
+        rows, [1.4 * cm, TEXT_WIDTH - 11.4 * cm, 2.2 * cm, 2.2 * cm, 2.4 * cm, 3.2 * cm], numeric_columns=(2, 3, 5)
+    )
+
+
+def _distributions(data: ReportData, figures: ReportFigures) -> list[Flowable]:
+    heading = Paragraph("Training data against new data", STYLES.subheading)
+    plotted = data.distributions
+    if plotted is None or not figures.distributions:
+        return [heading, text(data.distributions_problem or f"Distributions: {NO_DATA}.", STYLES.note)]
+    note = text(
+        f"Blue: a sample of the data {plotted.reference_version} was trained on ({len(plotted.reference)} rows). "
+        f"Orange: {plotted.new_words}.",
+        STYLES.note,
+    )
+    # A grid of up to 4 rows of plots is one image, sized to fill a page with its heading.
+    images = [image(png, TEXT_WIDTH, 22 * cm) for png in figures.distributions]
+    return [KeepTogether([heading, note, images[0]]), *images[1:]]
+
+
+# --- 4. Score history ----------------------------------------------------------------
+
+
+def history_section(data: ReportData, figures: ReportFigures) -> list[Flowable]:
+    """The score-history figure and the last deployments and rollbacks."""
+    parts: list[Flowable] = [Paragraph("4. Score history", STYLES.heading)]
+    history = data.deployments
+    if figures.score_history is None:
+        return parts + [no_data("Deployments")]
+    parts.append(image(figures.score_history, TEXT_WIDTH, 7 * cm))
+    rows = [["time (UTC)", "action", "version", "F1", "note"]]
+    for record in reversed(history[-RECENT_TICKS:]):
+        rows.append(
+            [
+                display_time(record.get("time")),
+                record.get("action", "?"),
+                record.get("version", "?"),
+                fixed(record.get("f1")),
+                cell(record.get("note") or ""),
+            ]
+        )
+    parts.append(
+        Paragraph(
+            f"Last {min(len(history), RECENT_TICKS)} of {len(history)} deployments and rollbacks, newest first",
+            STYLES.subheading,
+        )
+    )
+    parts.append(table(rows, [3.4 * cm, 1.8 * cm, 1.8 * cm, 1.8 * cm, TEXT_WIDTH - 8.8 * cm], numeric_columns=(3,)))
+    return parts
+
+
+# --- 5. Recent ticks -----------------------------------------------------------------
+
+
+def ticks_section(data: ReportData) -> list[Flowable]:
+    """The last ticks with their decisions, then the duration of each of their stages."""
+    parts: list[Flowable] = [Paragraph("5. Recent ticks", STYLES.heading)]
+    ticks = tick_rows(data.history)
+    if not ticks:
+        return parts + [no_data("Run history")]
+    intro = text(f"The last {len(ticks)} of {len(data.history)} ticks, newest first. Times in seconds.")
+    rows = [["start (UTC)", "decision", "version", "new files", "exit", "seconds"]]
+    for tick in ticks:
+        rows.append(
+            [
+                tick["start"],
+                cell(tick["decision"]),
+                tick["version"],
+                str(tick["new_files"]),
+                str(tick["exit_status"]) if tick["exit_status"] is not None else "-",
+                tick["seconds"],
+            ]
+        )
+    ticks_table = table(
+        rows, [3.4 * cm, TEXT_WIDTH - 11 * cm, 1.8 * cm, 1.8 * cm, 1.2 * cm, 2.8 * cm], numeric_columns=(3, 4, 5)
+    )
+    parts = [KeepTogether(parts + [intro, ticks_table])]
+    stages = [name for name in STAGE_ORDER if any(name in tick["stages"] for tick in ticks)]
+    stages += sorted({name for tick in ticks for name in tick["stages"]} - set(stages))
+    if stages:
+        parts += [Paragraph("Duration of each stage (seconds)", STYLES.subheading), _stages_table(ticks, stages)]
+    return parts
+
+
+def _stages_table(ticks: list[dict], stages: list[str]) -> Table:
+    rows = [["start (UTC)", *stages]]
+    for tick in ticks:
+        rows.append([tick["start"][5:], *(seconds(tick["stages"].get(name)) for name in stages)])
+    # Narrow padding: nine stage columns, "diagnostics" the widest, still fit the page.
+    width = min(2 * cm, (TEXT_WIDTH - 2.2 * cm) / len(stages))
+    return table(
+        rows, [2.2 * cm] + [width] * len(stages), numeric_columns=range(1, len(stages) + 1), font_size=7, padding=3
+    )
+
+
+# --- 6. Ingested and rejected files --------------------------------------------------
+
+
+def files_section(data: ReportData) -> list[Flowable]:
+    """The files the deployed version was trained on, and the files its ingestion or recent ticks rejected."""
+    parts: list[Flowable] = [Paragraph("6. Ingested and rejected files", STYLES.heading)]
+    detail = data.ingested_detail
+    ingested = detail.get("files") or {}
+    parts.append(Paragraph("Files the deployed version was trained on", STYLES.subheading))
+    if ingested:
+        rows = [["file", "rows", "bytes", "sha256"]]
+        for name, info in sorted(ingested.items()):
+            rows.append(
+                [cell(name), integer(info.get("rows")), integer(info.get("size")), str(info.get("sha256", ""))[:16]]
+            )
+        parts.append(table(rows, [TEXT_WIDTH - 9.6 * cm, 1.8 * cm, 2.2 * cm, 5.6 * cm], numeric_columns=(1, 2)))
+    else:
+        parts.append(no_data(f"{INGESTED_DETAIL_FILE} of the deployed version"))
+    version = data.deployed.version if data.deployed else None
+    rejected = rejected_file_rows(data.history, version, detail.get("rejected") or {})
+    parts.append(Paragraph("Rejected files", STYLES.subheading))
+    if rejected:
+        rows = [["file", "reason", "seen by"]]
+        rows += [[cell(name), cell(reason), cell(", ".join(seen))] for name, reason, seen in rejected]
+        parts.append(table(rows, [4.5 * cm, TEXT_WIDTH - 9.5 * cm, 5 * cm]))
+    elif data.history or detail:
+        ticks = min(len(data.history), RECENT_TICKS)
+        scope = " or the last tick" if ticks == 1 else f" or the last {ticks} ticks" if ticks else ""
+        parts.append(text(f"None: no file was rejected by the deployed version's ingestion{scope}.", STYLES.note))
+    else:
+        parts.append(no_data("Rejected files"))
+    return parts
+
+
+# --- 7. Outdated packages ------------------------------------------------------------
+
+
+def packages_section(data: ReportData) -> list[Flowable]:
+    """The project's requirements with their installed and latest versions."""
+    parts: list[Flowable] = [Paragraph("7. Outdated packages", STYLES.heading)]
+    packages = data.packages
+    if not packages:
+        return parts + [no_data("Requirements")]
+    rows = [["package", "installed", "latest", "status"]]
+    for package in packages:
+        status = "unknown" if package["latest"] == "unknown" else "outdated" if package["outdated"] else "up to date"
+        rows.append([package["package"], package["installed"], package["latest"], status])
+    parts.append(table(rows, [4.5 * cm, 3 * cm, 3 * cm, 3 * cm]))
+    if any(package["latest"] == "unknown" for package in packages):
+        parts.append(text('"unknown": the package index did not answer in time.', STYLES.note))
+    return [KeepTogether(parts)]

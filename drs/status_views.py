@@ -1,0 +1,200 @@
+"""The run history and the deployment log as people read them: the status page (``GET /``) and the PDF report.
+
+Pure functions from history records (the dicts of ``<log_folder>/history.jsonl``, oldest first) and
+deployment records (``deployments.jsonl``) to display strings and rows. ``read_history`` is the one
+reader here. Standard library only, so an API worker that shows the status page loads no plotting
+or PDF library.
+"""
+
+from __future__ import annotations
+
+from drs.config import DRIFT_TESTS, HISTORY_FILE, Config
+from drs.storage import read_jsonl
+
+NO_DATA = "no data yet"
+RECENT_TICKS = 10
+
+
+def read_history(config: Config) -> list[dict]:
+    """Every tick recorded in ``<log_folder>/history.jsonl``, oldest first ([] when none)."""
+    return read_jsonl(config.log_folder / HISTORY_FILE)
+
+
+def last_drift_tick(records: list[dict]) -> dict | None:
+    """The newest tick that ran the drift tests, or None."""
+    for record in reversed(records):
+        if isinstance(record.get("drift"), dict):
+            return record
+    return None
+
+
+def drift_verdict_words(record: dict | None) -> str:
+    """One or two sentences saying what the drift tests of a tick found and what was done."""
+    if record is None:
+        return f"Drift tests: {NO_DATA} (no tick has compared new data with the deployed model)."
+    drift = record["drift"]
+    tests = drift.get("tests", {})
+    trigger = drift.get("trigger", {})
+    chosen = trigger.get("tests", [])
+    fired = trigger.get("fired", [])
+    version = record.get("deployed_version_before") or "the deployed model"
+    words = []
+    scores_words = _drift_scores_words(record, version)
+    if scores_words:
+        words.append(scores_words)
+    if drift.get("drift"):
+        # A report written during the tick itself comes before the tick's decision is recorded.
+        decision = f" (decision: {record['decision']})" if record.get("decision") else ""
+        words.append(
+            f"Drift: the trigger test(s) {', '.join(fired) or '?'} found drift, so the model was retrained{decision}."
+        )
+    else:
+        words.append(f"No drift: the trigger test(s) {', '.join(chosen) or '?'} found none, so {version} was kept.")
+    others = [name for name, test in tests.items() if name not in chosen and test.get("verdict") == "drift"]
+    if others:
+        words.append(f"Not used as triggers but also reporting drift: {', '.join(others)}.")
+    return " ".join(words)
+
+
+def _drift_scores_words(record: dict, version: str) -> str | None:
+    """The sentence comparing the deployed model's F1 on the new data with its test F1, or None."""
+    scores = record.get("scores", {})
+    if not (
+        isinstance(scores.get("new_data_f1"), (int, float)) and isinstance(scores.get("deployed_f1"), (int, float))
+    ):
+        return None
+    # Rounded as the drift tests round, so the sentence and the test table agree.
+    rows = f"the {record['new_rows']} new rows" if isinstance(record.get("new_rows"), int) else "the new data"
+    return (
+        f"Model {version} scored F1 {number(round(scores['new_data_f1'], 6))} on {rows} "
+        f"against {number(round(scores['deployed_f1'], 6))} on its test data."
+    )
+
+
+def drift_test_rows(record: dict | None) -> list[dict]:
+    """One row per drift test of a tick: test, verdict, statistic, threshold, trigger, detail (display
+    strings) and "features": the test's per-feature rows (see ``drift_feature_rows``), [] for the F1 tests."""
+    if record is None:
+        return []
+    chosen = record["drift"].get("trigger", {}).get("tests", [])
+    tests = record["drift"].get("tests", {})
+    order = {name: position for position, name in enumerate(DRIFT_TESTS)}
+    rows = []
+    for name, test in sorted(tests.items(), key=lambda item: order.get(item[0], len(order))):
+        statistic, threshold = number(test.get("statistic")), number(test.get("threshold"))
+        if "pvalue" in test:
+            # Its verdict compares a p-value with a p-value threshold: show those, the statistic beside.
+            statistic = f"p {number(test['pvalue'])} (stat. {statistic})" if test["pvalue"] is not None else "-"
+            threshold = f"p < {threshold}"
+        rows.append(
+            {
+                "test": name,
+                "verdict": test.get("verdict", "?"),
+                "statistic": statistic,
+                "threshold": threshold,
+                "trigger": "yes" if name in chosen else "no",
+                "detail": test.get("detail", ""),
+                "features": drift_feature_rows(test),
+            }
+        )
+    return rows
+
+
+def drift_feature_rows(test: dict) -> list[dict]:
+    """One row per feature a drift test compared, whatever the schema's features were: feature,
+    verdict, statistic, p-value ("-" for PSI, which has none), samples ("training / new")."""
+    rows = []
+    for feature, figures in (test.get("features") or {}).items():
+        rows.append(
+            {
+                "feature": feature,
+                "verdict": figures.get("verdict", "?"),
+                "statistic": number(figures.get("statistic")),
+                "pvalue": number(figures.get("pvalue")),
+                "samples": " / ".join(str(n) for n in figures.get("samples") or []) or "-",
+            }
+        )
+    return rows
+
+
+def score_fall_warning(deployments: list[dict], margin: float | None) -> str | None:
+    """A sentence when the serving version's test F1 is lower, by more than `margin` (0 when unset),
+    than that of the version which served before it; None otherwise.
+
+    `deployments` is the deployment log, oldest first: its last record is the serving version.
+    """
+    if not deployments:
+        return None
+    current = deployments[-1]
+    earlier = [r for r in deployments[:-1] if r.get("version") == current.get("previous")]
+    if not earlier or not all(isinstance(r.get("f1"), (int, float)) for r in (current, earlier[-1])):
+        return None
+    fall = earlier[-1]["f1"] - current["f1"]
+    if fall <= (margin or 0.0):
+        return None
+    guard = f"the promotion margin {margin:g}" if margin is not None else "zero (no promotion_margin is set)"
+    return (
+        f"The deployed model's test F1 fell from {earlier[-1]['f1']:.4f} ({current['previous']}) to "
+        f"{current['f1']:.4f} ({current.get('version')}), by {fall:.4f}: more than {guard}. "
+        f"`deployment.py --rollback` restores {current['previous']}."
+    )
+
+
+def tick_rows(records: list[dict], last: int = RECENT_TICKS) -> list[dict]:
+    """The last ticks, newest first, as display strings: start, decision, version, new files, seconds, stages."""
+    rows = []
+    for record in reversed(records[-last:]):
+        decision = record.get("decision") or "in progress"
+        if "end" not in record and record.get("decision"):
+            decision += " (in progress)"
+        if record.get("error"):
+            decision += f" [{record.get('failed_stage', '?')}: {record['error']}]"
+        rows.append(
+            {
+                "start": display_time(record.get("start")),
+                "decision": decision,
+                "version": str(record.get("deployed_version") or "-"),
+                "new_files": len(record.get("new_files") or []),
+                "seconds": seconds(record.get("seconds")),
+                "exit_status": record.get("exit_status"),
+                "stages": {name: float(value) for name, value in (record.get("stages") or {}).items()},
+            }
+        )
+    return rows
+
+
+def rejected_file_rows(
+    records: list[dict], version: str | None, rejected_at_ingestion: dict, last: int = RECENT_TICKS
+) -> list[tuple[str, str, list[str]]]:
+    """(file, reason, seen by) for every file rejected by the ingestion of the deployed `version`
+    (`rejected_at_ingestion`: file name to reason) or by one of the last ticks, newest tick first.
+
+    The same file rejected for the same reason by several ticks is one row naming them all.
+    """
+    rejected: dict[tuple[str, str], list[str]] = {}
+    for name, reason in sorted(rejected_at_ingestion.items()):
+        rejected.setdefault((name, reason), []).append(f"{version} ingestion")
+    for record in reversed(records[-last:]):
+        for name, reason in sorted((record.get("rejected_files") or {}).items()):
+            rejected.setdefault((name, reason), []).append(f"tick {display_time(record.get('start'))}")
+    return [(name, reason, seen) for (name, reason), seen in rejected.items()]
+
+
+def display_time(timestamp) -> str:
+    """An ISO timestamp as "YYYY-MM-DD HH:MM:SS" (the history writes UTC)."""
+    return str(timestamp or "?")[:19].replace("T", " ")
+
+
+def number(value) -> str:
+    """A statistic for a table column: 4 decimals, an exponent for tiny or huge values, "-" for None."""
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)):
+        # Fixed decimals line up in a column; tiny p-values need an exponent.
+        return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e6 else f"{value:.3e}"
+    return str(value)
+
+
+def seconds(value) -> str:
+    """A duration in seconds with 2 decimals, "-" when it is not a number."""
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
