@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from conftest import Project
 from PIL import Image
+from pypdf import PdfReader
 
 from drs import figures
 from drs.config import COURSE_SCHEMA, Schema
@@ -148,8 +149,6 @@ def categorical_project(tmp_path_factory) -> Project:
 
 
 def test_the_report_shows_categorical_data_drift_and_scores(categorical_project):
-    from pypdf import PdfReader
-
     project = categorical_project
     reader = PdfReader(project.path("models", "report.pdf"))
     text = " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
