@@ -104,7 +104,7 @@ def rounded(value) -> float | None:
     return None if value != value else round(value, 6)
 
 
-def execution_time(config: Config | None = None, current_tick: dict | None = None) -> dict:
+def execution_time(config: Config | None = None, current_tick: TickRecord | None = None) -> dict:
     """Seconds ingestion and training took, as the last tick that ran them recorded in the history.
 
     Nothing is re-run to answer: only before any tick has run both stages
@@ -112,8 +112,8 @@ def execution_time(config: Config | None = None, current_tick: dict | None = Non
     """
     config = config or load_config()
     records = HistoryLog(config.log_folder / HISTORY_FILE).read()
-    if current_tick:
-        records.append(TickRecord.from_json(current_tick))
+    if current_tick is not None:
+        records.append(current_tick)
     timings = last_stage_timings(records, ("ingest", "train"))
     if timings is not None:
         return {"ingestion_seconds": timings["ingest"], "training_seconds": timings["train"]}
@@ -193,7 +193,7 @@ def all_diagnostics(
     config: Config,
     data: pd.DataFrame | None = None,
     packages: list[dict] | None = None,
-    current_tick: dict | None = None,
+    current_tick: TickRecord | None = None,
 ) -> dict:
     """Timings, missing data and outdated packages, as served by /diagnostics."""
     return {
@@ -209,7 +209,7 @@ def diagnostics_report(
     data: pd.DataFrame | None,
     test_data: pd.DataFrame,
     packages: list[dict] | None = None,
-    current_tick: dict | None = None,
+    current_tick: TickRecord | None = None,
 ) -> dict:
     """What diagnostics.json holds: the deployed version, its predictions on the test data, and the rest.
 

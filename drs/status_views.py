@@ -1,6 +1,6 @@
 """The run history and the deployment log as people read them: the status page (``GET /``) and the PDF report.
 
-Pure functions from history records (the dicts of ``<log_folder>/history.jsonl``, oldest first) and
+Pure functions from history records (`TickRecord`s of ``<log_folder>/history.jsonl``, oldest first) and
 deployment records (``deployments.jsonl``) to display strings and rows. ``read_history`` is the one
 reader here. Standard library only, so an API worker that shows the status page loads no plotting
 or PDF library.
@@ -9,42 +9,39 @@ or PDF library.
 from __future__ import annotations
 
 from drs.config import DRIFT_TESTS, HISTORY_FILE, Config
-from drs.storage import read_jsonl
+from drs.history import HistoryLog, TickRecord
 
 NO_DATA = "no data yet"
 RECENT_TICKS = 10
 
 
-def read_history(config: Config) -> list[dict]:
+def read_history(config: Config) -> list[TickRecord]:
     """Every tick recorded in ``<log_folder>/history.jsonl``, oldest first ([] when none)."""
-    return read_jsonl(config.log_folder / HISTORY_FILE)
+    return HistoryLog(config.log_folder / HISTORY_FILE).read()
 
 
-def last_drift_tick(records: list[dict]) -> dict | None:
+def last_drift_tick(records: list[TickRecord]) -> TickRecord | None:
     """The newest tick that ran the drift tests, or None."""
-    for record in reversed(records):
-        if isinstance(record.get("drift"), dict):
-            return record
-    return None
+    return next((record for record in reversed(records) if record.drift is not None), None)
 
 
-def drift_verdict_words(record: dict | None) -> str:
+def drift_verdict_words(record: TickRecord | None) -> str:
     """One or two sentences saying what the drift tests of a tick found and what was done."""
     if record is None:
         return f"Drift tests: {NO_DATA} (no tick has compared new data with the deployed model)."
-    drift = record["drift"]
+    drift = record.drift or {}
     tests = drift.get("tests", {})
     trigger = drift.get("trigger", {})
     chosen = trigger.get("tests", [])
     fired = trigger.get("fired", [])
-    version = record.get("deployed_version_before") or "the deployed model"
+    version = record.deployed_version_before or "the deployed model"
     words = []
     scores_words = _drift_scores_words(record, version)
     if scores_words:
         words.append(scores_words)
     if drift.get("drift"):
         # A report written during the tick itself comes before the tick's decision is recorded.
-        decision = f" (decision: {record['decision']})" if record.get("decision") else ""
+        decision = f" (decision: {record.decision_words})" if record.decision else ""
         words.append(
             f"Drift: the trigger test(s) {', '.join(fired) or '?'} found drift, so the model was retrained{decision}."
         )
@@ -56,28 +53,28 @@ def drift_verdict_words(record: dict | None) -> str:
     return " ".join(words)
 
 
-def _drift_scores_words(record: dict, version: str) -> str | None:
+def _drift_scores_words(record: TickRecord, version: str) -> str | None:
     """The sentence comparing the deployed model's F1 on the new data with its test F1, or None."""
-    scores = record.get("scores", {})
+    scores = record.scores
     if not (
         isinstance(scores.get("new_data_f1"), (int, float)) and isinstance(scores.get("deployed_f1"), (int, float))
     ):
         return None
     # Rounded as the drift tests round, so the sentence and the test table agree.
-    rows = f"the {record['new_rows']} new rows" if isinstance(record.get("new_rows"), int) else "the new data"
+    rows = f"the {record.new_rows} new rows" if record.new_rows is not None else "the new data"
     return (
         f"Model {version} scored F1 {number(round(scores['new_data_f1'], 6))} on {rows} "
         f"against {number(round(scores['deployed_f1'], 6))} on its test data."
     )
 
 
-def drift_test_rows(record: dict | None) -> list[dict]:
+def drift_test_rows(record: TickRecord | None) -> list[dict]:
     """One row per drift test of a tick: test, verdict, statistic, threshold, trigger, detail (display
     strings) and "features": the test's per-feature rows (see ``drift_feature_rows``), [] for the F1 tests."""
-    if record is None:
+    if record is None or record.drift is None:
         return []
-    chosen = record["drift"].get("trigger", {}).get("tests", [])
-    tests = record["drift"].get("tests", {})
+    chosen = record.drift.get("trigger", {}).get("tests", [])
+    tests = record.drift.get("tests", {})
     order = {name: position for position, name in enumerate(DRIFT_TESTS)}
     rows = []
     for name, test in sorted(tests.items(), key=lambda item: order.get(item[0], len(order))):
@@ -140,31 +137,31 @@ def score_fall_warning(deployments: list[dict], margin: float | None) -> str | N
     )
 
 
-def tick_rows(records: list[dict], last: int = RECENT_TICKS) -> list[dict]:
+def tick_rows(records: list[TickRecord], last: int = RECENT_TICKS) -> list[dict]:
     """The last ticks, newest first, as display strings: start, decision, version, new files, seconds, stages."""
     rows = []
     for record in reversed(records[-last:]):
-        decision = record.get("decision") or "in progress"
-        if "end" not in record and record.get("decision"):
+        decision = record.decision_words or "in progress"
+        if not record.finished and record.decision:
             decision += " (in progress)"
-        if record.get("error"):
-            decision += f" [{record.get('failed_stage', '?')}: {record['error']}]"
+        if record.error:
+            decision += f" [{record.failed_stage or '?'}: {record.error}]"
         rows.append(
             {
-                "start": display_time(record.get("start")),
+                "start": display_time(record.start),
                 "decision": decision,
-                "version": str(record.get("deployed_version") or "-"),
-                "new_files": len(record.get("new_files") or []),
-                "seconds": seconds(record.get("seconds")),
-                "exit_status": record.get("exit_status"),
-                "stages": {name: float(value) for name, value in (record.get("stages") or {}).items()},
+                "version": record.deployed_version or "-",
+                "new_files": len(record.new_files),
+                "seconds": seconds(record.seconds),
+                "exit_status": record.exit_status,
+                "stages": {name: float(value) for name, value in record.stages.items()},
             }
         )
     return rows
 
 
 def rejected_file_rows(
-    records: list[dict], version: str | None, rejected_at_ingestion: dict, last: int = RECENT_TICKS
+    records: list[TickRecord], version: str | None, rejected_at_ingestion: dict, last: int = RECENT_TICKS
 ) -> list[tuple[str, str, list[str]]]:
     """(file, reason, seen by) for every file rejected by the ingestion of the deployed `version`
     (`rejected_at_ingestion`: file name to reason) or by one of the last ticks, newest tick first.
@@ -175,8 +172,8 @@ def rejected_file_rows(
     for name, reason in sorted(rejected_at_ingestion.items()):
         rejected.setdefault((name, reason), []).append(f"{version} ingestion")
     for record in reversed(records[-last:]):
-        for name, reason in sorted((record.get("rejected_files") or {}).items()):
-            rejected.setdefault((name, reason), []).append(f"tick {display_time(record.get('start'))}")
+        for name, reason in sorted(record.rejected_files.items()):
+            rejected.setdefault((name, reason), []).append(f"tick {display_time(record.start)}")
     return [(name, reason, seen) for (name, reason), seen in rejected.items()]
 
 

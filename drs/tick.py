@@ -450,9 +450,7 @@ def _retrain_and_deploy(
         from drs import report as reporting
 
         # This tick's history line is appended only when it ends: the report gets the record so far.
-        reporting.write_reports(
-            config, new_model, data, test_data, current_tick=tick.record.to_json(), drift_inputs=drift_inputs
-        )
+        reporting.write_reports(config, new_model, data, test_data, current_tick=tick.record, drift_inputs=drift_inputs)
     try:
         _call_api(config, tick)
     except PipelineError as exc:
@@ -480,7 +478,7 @@ def _refresh_stale_reports(config: Config, tick: Tick, version: str) -> None:
     with tick.stage("report"):
         from drs import report as reporting
 
-        reporting.write_reports(config, current_tick=tick.record.to_json())
+        reporting.write_reports(config, current_tick=tick.record)
     tick.record.reports_regenerated = version
 
 

@@ -6,6 +6,7 @@ import subprocess
 
 from conftest import PYTHON, ROOT, Project
 
+from drs.history import TickRecord
 from drs.status_views import (
     NO_DATA,
     display_time,
@@ -21,39 +22,45 @@ from drs.status_views import (
 )
 
 
-def drift_record(drifted: bool = True, **extra) -> dict:
+def records(*lines: dict) -> list[TickRecord]:
+    return [TickRecord.from_json(line) for line in lines]
+
+
+def drift_record(drifted: bool = True, **extra) -> TickRecord:
     """A tick record whose drift tests ran: raw the trigger, ks per feature."""
-    return {
-        "start": "2024-05-01T10:00:00.123456+00:00",
-        "end": "2024-05-01T10:00:09+00:00",
-        "deployed_version_before": "v0001",
-        "new_rows": 800,
-        "scores": {"new_data_f1": 0.57421234, "deployed_f1": 0.6752},
-        "drift": {
-            "drift": drifted,
-            "trigger": {"tests": ["raw"], "fired": ["raw"] if drifted else []},
-            "tests": {
-                "psi": {"verdict": "watch", "statistic": 0.15, "threshold": 0.25, "features": {}},
-                "ks": {
-                    "verdict": "drift",
-                    "statistic": 0.45,
-                    "pvalue": 1.5e-68,
-                    "threshold": 0.01,
-                    "detail": "two-sample KS",
-                    "features": {
-                        "lastmonth_activity": {
-                            "verdict": "drift",
-                            "statistic": 0.45,
-                            "pvalue": 1e-9,
-                            "samples": [700, 800],
-                        }
+    return TickRecord.from_json(
+        {
+            "start": "2024-05-01T10:00:00.123456+00:00",
+            "end": "2024-05-01T10:00:09+00:00",
+            "deployed_version_before": "v0001",
+            "new_rows": 800,
+            "scores": {"new_data_f1": 0.57421234, "deployed_f1": 0.6752},
+            "drift": {
+                "drift": drifted,
+                "trigger": {"tests": ["raw"], "fired": ["raw"] if drifted else []},
+                "tests": {
+                    "psi": {"verdict": "watch", "statistic": 0.15, "threshold": 0.25, "features": {}},
+                    "ks": {
+                        "verdict": "drift",
+                        "statistic": 0.45,
+                        "pvalue": 1.5e-68,
+                        "threshold": 0.01,
+                        "detail": "two-sample KS",
+                        "features": {
+                            "lastmonth_activity": {
+                                "verdict": "drift",
+                                "statistic": 0.45,
+                                "pvalue": 1e-9,
+                                "samples": [700, 800],
+                            }
+                        },
                     },
+                    "raw": {"verdict": "drift" if drifted else "no drift", "statistic": 0.5742, "threshold": 0.6752},
                 },
-                "raw": {"verdict": "drift" if drifted else "no drift", "statistic": 0.5742, "threshold": 0.6752},
             },
-        },
-        **extra,
-    }
+            **extra,
+        }
+    )
 
 
 def test_the_views_load_no_plotting_pdf_or_table_library():
@@ -69,8 +76,8 @@ def test_the_views_load_no_plotting_pdf_or_table_library():
 
 def test_the_last_drift_tick_is_the_newest_that_ran_the_tests():
     older, newer = drift_record(), drift_record(drifted=False)
-    assert last_drift_tick([older, newer, {"decision": "no new data"}]) is newer
-    assert last_drift_tick([{"decision": "no new data"}, {"drift": "not a dict"}]) is None
+    assert last_drift_tick([older, newer, *records({"start": "x", "decision": "no new data"})]) is newer
+    assert last_drift_tick(records({"start": "x", "decision": "no new data"}, {"start": "y", "drift": "no"})) is None
     assert last_drift_tick([]) is None
 
 
@@ -116,7 +123,7 @@ def test_feature_rows_show_dashes_for_what_a_test_has_not():
 
 
 def test_tick_rows_are_newest_first_and_say_what_is_unfinished_or_failed():
-    records = [
+    ticks = records(
         {"start": "2024-05-01T09:00:00+00:00", "end": "x", "decision": "no new data", "seconds": 0.1234},
         {
             "start": "2024-05-01T10:00:00+00:00",
@@ -130,8 +137,8 @@ def test_tick_rows_are_newest_first_and_say_what_is_unfinished_or_failed():
         },
         {"start": "2024-05-01T11:00:00+00:00", "decision": "drift, redeployed", "deployed_version": "v0002"},
         {"start": "2024-05-01T12:00:00+00:00"},
-    ]
-    rows = tick_rows(records)
+    )
+    rows = tick_rows(ticks)
     assert [row["decision"] for row in rows] == [
         "in progress",
         "drift, redeployed (in progress)",
@@ -142,16 +149,16 @@ def test_tick_rows_are_newest_first_and_say_what_is_unfinished_or_failed():
     assert failed["start"] == "2024-05-01 10:00:00" and failed["new_files"] == 2 and failed["exit_status"] == 1
     assert failed["stages"] == {"detect": 0.01, "ingest": 2.0} and failed["seconds"] == "-"
     assert rows[1]["version"] == "v0002" and rows[3]["version"] == "-" and rows[3]["seconds"] == "0.12"
-    assert [row["start"] for row in tick_rows(records, last=2)] == ["2024-05-01 12:00:00", "2024-05-01 11:00:00"]
+    assert [row["start"] for row in tick_rows(ticks, last=2)] == ["2024-05-01 12:00:00", "2024-05-01 11:00:00"]
 
 
 def test_a_file_rejected_again_and_again_is_one_row_naming_every_sighting():
-    records = [
+    ticks = records(
         {"start": "2024-05-01T09:00:00+00:00", "rejected_files": {"odd.csv": "missing column(s): exited"}},
         {"start": "2024-05-01T10:00:00+00:00", "rejected_files": {"odd.csv": "missing column(s): exited"}},
         {"start": "2024-05-01T11:00:00+00:00"},
-    ]
-    rows = rejected_file_rows(records, "v0002", {"empty.csv": "no rows", "odd.csv": "missing column(s): exited"})
+    )
+    rows = rejected_file_rows(ticks, "v0002", {"empty.csv": "no rows", "odd.csv": "missing column(s): exited"})
     assert rows == [
         ("empty.csv", "no rows", ["v0002 ingestion"]),
         (
@@ -160,7 +167,7 @@ def test_a_file_rejected_again_and_again_is_one_row_naming_every_sighting():
             ["v0002 ingestion", "tick 2024-05-01 10:00:00", "tick 2024-05-01 09:00:00"],
         ),
     ]
-    assert rejected_file_rows(records, None, {}, last=1) == []
+    assert rejected_file_rows(ticks, None, {}, last=1) == []
 
 
 def test_numbers_and_times_for_people():
@@ -182,5 +189,5 @@ def test_the_history_reads_oldest_first_and_skips_torn_lines(tmp_path):
     config = project.config()
     assert read_history(config) == []
     config.log_folder.mkdir(parents=True, exist_ok=True)
-    (config.log_folder / "history.jsonl").write_text('{"decision": "a"}\n{"decis\n{"decision": "b"}\n')
-    assert [record["decision"] for record in read_history(config)] == ["a", "b"]
+    (config.log_folder / "history.jsonl").write_text('{"decision": "no drift"}\n{"decis\n{"decision": "no new data"}\n')
+    assert [record.decision_words for record in read_history(config)] == ["no drift", "no new data"]

@@ -314,7 +314,8 @@ def test_an_unwritable_log_folder_is_one_line(deployed):
 
 
 def test_the_ks_row_compares_a_p_value_with_the_p_value_threshold():
-    from drs.report import drift_test_rows
+    from drs.history import TickRecord
+    from drs.status_views import drift_test_rows
 
     record = {
         "drift": {
@@ -331,7 +332,7 @@ def test_the_ks_row_compares_a_p_value_with_the_p_value_threshold():
             },
         }
     }
-    row = drift_test_rows(record)[0]
+    row = drift_test_rows(TickRecord.from_json(record))[0]
     assert row["statistic"].startswith("p 1.500e-07") and "0.4500" in row["statistic"]
     assert row["threshold"] == "p < 0.0100"
 

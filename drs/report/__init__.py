@@ -27,6 +27,7 @@ from drs import deploy, diagnostics, score
 from drs.config import CONFUSION_MATRIX_FILE, DIAGNOSTICS_FILE, REPORT_FILE, REPORTS_RECORD_FILE, Config, load_config
 from drs.deploy import DeployedModel
 from drs.figures import confusion_matrix_png, distribution_pngs, score_history_png
+from drs.history import TickRecord
 from drs.report.gather import ReportData, confusion_matrix_inputs, gather_report_data
 from drs.report.pdf import ReportFigures, pdf_bytes
 from drs.status_views import (
@@ -68,7 +69,7 @@ def write_reports(
     deployed: DeployedModel | None = None,
     final_data: pd.DataFrame | None = None,
     test_data: pd.DataFrame | None = None,
-    current_tick: dict | None = None,
+    current_tick: TickRecord | None = None,
     drift_inputs: dict | None = None,
 ) -> list[Path]:
     """Every report of the deployed version: confusionmatrix.png, report.pdf, diagnostics.json,
@@ -108,7 +109,7 @@ def write_reports(
 
 def write_report(
     config: Config,
-    current_tick: dict | None = None,
+    current_tick: TickRecord | None = None,
     deployed: DeployedModel | None = None,
     final_data: pd.DataFrame | None = None,
     test_data: pd.DataFrame | None = None,

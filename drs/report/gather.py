@@ -20,6 +20,7 @@ from drs import deploy, diagnostics, ingest, score
 from drs.config import Config, PipelineError, Schema
 from drs.deploy import DeployedModel
 from drs.figures import ConfusionMatrix
+from drs.history import TickRecord
 from drs.production import production_store
 from drs.status_views import NO_DATA, last_drift_tick, read_history
 from drs.train import labelled_rows, positive_probabilities
@@ -66,9 +67,9 @@ class ReportData:
     scores_problem: str | None = None
     summary: dict = field(default_factory=dict)
     missing: dict = field(default_factory=dict)
-    history: list[dict] = field(default_factory=list)
+    history: list[TickRecord] = field(default_factory=list)
     deployments: list[dict] = field(default_factory=list)
-    drift_tick: dict | None = None
+    drift_tick: TickRecord | None = None
     distributions: Distributions | None = None
     distributions_problem: str | None = None
     ingested_detail: dict = field(default_factory=dict)
@@ -80,7 +81,7 @@ def gather_report_data(
     deployed: DeployedModel | None = None,
     final_data: pd.DataFrame | None = None,
     test_data: pd.DataFrame | None = None,
-    current_tick: dict | None = None,
+    current_tick: TickRecord | None = None,
     drift_inputs: dict | None = None,
     packages: list[dict] | None = None,
     deployed_problem: str | None = None,
@@ -177,14 +178,14 @@ def _test_scores(
 
 def _distributions(
     config: Config,
-    record: dict,
+    record: TickRecord,
     drift_inputs: dict | None,
     deployed: DeployedModel | None,
     final_data: pd.DataFrame | None,
 ) -> tuple[Distributions | None, str | None]:
     """(the frames to plot, why there are none) for the drift tick `record`."""
     given = drift_inputs or {}
-    if given.get("version") == record.get("deployed_version_before") and given.get("reference") is not None:
+    if given.get("version") == record.deployed_version_before and given.get("reference") is not None:
         # What the drift tests of this tick compared, handed on by the tick.
         new = given["new"]
         return Distributions(
@@ -192,7 +193,7 @@ def _distributions(
         ), None
     # The drift tests compared the new data with the training data of the version
     # deployed *before* the tick; after a redeploy that is no longer the current one.
-    candidates = [record.get("deployed_version_before"), deployed.version if deployed else None]
+    candidates = [record.deployed_version_before, deployed.version if deployed else None]
     store = production_store(config)
     found = next(((v, sample) for v in candidates if v and (sample := store.reference_sample(v)) is not None), None)
     if found is None:

@@ -309,8 +309,8 @@ def drift_section(data: ReportData, figures: ReportFigures) -> list[Flowable]:
     if record is None:
         return parts + [text(drift_verdict_words(None), STYLES.note)]
     when = text(
-        f"Drift tests of the tick started {display_time(record.get('start'))} UTC, "
-        f"new files: {', '.join(record.get('new_files') or []) or 'none'}.",
+        f"Drift tests of the tick started {display_time(record.start)} UTC, "
+        f"new files: {', '.join(record.new_files) or 'none'}.",
         STYLES.note,
     )
     verdict = text(drift_verdict_words(record), STYLES.verdict)
