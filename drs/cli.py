@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from drs.config import DEFAULT_CONFIG, LOCK_FILE, ConfigError, PipelineError, load_config
+from drs.storage import LockBusy, exclusive_lock
 
 
 def argument_parser(description: str) -> argparse.ArgumentParser:
@@ -71,8 +72,6 @@ def stage_main(stage: str, description: str, action, argv=None, add_arguments=No
         config = load_config(args.config)
         setup_logging()
         if lock:
-            from drs.storage import LockBusy, exclusive_lock
-
             try:
                 with exclusive_lock(config.log_folder / LOCK_FILE, config.lock_wait_seconds):
                     message = action(config, args)

@@ -26,7 +26,10 @@ from drs.config import (
     load_config,
 )
 from drs.history import HistoryLog, TickRecord, last_stage_timings
+from drs.ingest import merge_multiple_dataframe, read_final_data
 from drs.production import production_store
+from drs.score import load_test_data
+from drs.train import feature_matrix, fit_model
 
 log = logging.getLogger("diagnostics")
 
@@ -39,8 +42,6 @@ TOP_CATEGORIES = 20  # categories listed per categorical feature in the summary
 def model_predictions(dataframe: pd.DataFrame | None = None, config: Config | None = None, deployed=None) -> list:
     """Predictions of the deployed model on `dataframe` (default: the test data), in the data's own
     labels (the course's 0/1 ints)."""
-    from drs.score import load_test_data
-    from drs.train import feature_matrix
 
     config = config or load_config()
     if dataframe is None:
@@ -59,7 +60,6 @@ def dataframe_summary(
     "mode", "categories": how many distinct, "missing": rows without a value}.
     The schema: `schema`, else the config's, else the course's.
     """
-    from drs.ingest import read_final_data
 
     if data is None:
         config = config or load_config()
@@ -90,7 +90,6 @@ def _category_summary(values: pd.Series, top: int = TOP_CATEGORIES) -> dict:
 
 def missing_data(config: Config | None = None, data: pd.DataFrame | None = None) -> dict[str, float]:
     """Percent (0-100) of missing values in each column of finaldata.csv (or of `data`)."""
-    from drs.ingest import read_final_data
 
     data = read_final_data(config or load_config()) if data is None else data
     if len(data) == 0:
@@ -121,8 +120,6 @@ def execution_time(config: Config | None = None, current_tick: TickRecord | None
 
 
 def _measure_execution_time(config: Config) -> dict:
-    from drs.ingest import merge_multiple_dataframe
-    from drs.train import fit_model
 
     with tempfile.TemporaryDirectory(prefix="drs-timing-") as scratch:
         side = config.with_paths(output_folder=Path(scratch))

@@ -12,13 +12,14 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from drs.config import COURSE_SCHEMA, MODEL_RECORD_FILE, SCORE_FILE, Config, PipelineError, Schema, load_config
+from drs.ingest import read_labelled_csv
 from drs.storage import read_json, write_json_atomic, write_text_atomic
+from drs.train import labelled_rows, load_trained_model
 
 log = logging.getLogger("scoring")
 
 
 def load_test_data(config: Config) -> pd.DataFrame:
-    from drs.ingest import read_labelled_csv
 
     path = config.test_data_file
     if not path.is_file():
@@ -29,7 +30,6 @@ def load_test_data(config: Config) -> pd.DataFrame:
 def f1_on(model, data: pd.DataFrame, schema: Schema = COURSE_SCHEMA) -> float:
     """F1 for the positive label of `model` on the labelled rows of `data` (0.0 when nothing is
     predicted positive)."""
-    from drs.train import labelled_rows
 
     features, labels = labelled_rows(data, schema)
     if len(labels) == 0:
@@ -65,8 +65,6 @@ def score_model(config: Config | None = None, model=None, write: bool = True) ->
     """F1 of the model (default: the one training.py wrote) on testdata.csv; writes latestscore.txt when `write`."""
     config = config or load_config()
     if model is None:
-        from drs.train import load_trained_model
-
         model = load_trained_model(config)
     score = f1_on(model, load_test_data(config), config.schema)
     if write:

@@ -38,6 +38,7 @@ from drs.config import (
     Schema,
     load_config,
 )
+from drs.ingest import read_final_data
 from drs.storage import now_iso, read_json, sha256_file, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger("training")
@@ -240,7 +241,6 @@ def load_trained_model(config: Config):
 
 def train_model(config: Config | None = None):
     """Train on finaldata.csv and save trainedmodel.pkl in output_model_path; returns the model."""
-    from drs.ingest import read_final_data
 
     config = config or load_config()
     check_training_parameters(config)
