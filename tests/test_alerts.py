@@ -51,6 +51,8 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A client that gives up on a trickled answer resets the connection: expected, not worth a traceback.
+        self.server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self.url = f"http://127.0.0.1:{self.server.server_port}{SECRET_PATH}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -117,10 +119,11 @@ def test_a_trickling_receiver_is_cut_off_at_the_deadline(receiver):
     assert time.monotonic() - started < 5
 
 
-def test_tick_alerts_keeps_its_state_beside_the_logs_and_starts_over_from_a_damaged_one(receiver, tmp_path):
+@pytest.mark.parametrize("damage", ['{"failed_ticks": 2, "failu', '{"failures": ["not", "a", "dict"]}'])
+def test_tick_alerts_keeps_its_state_beside_the_logs_and_starts_over_from_a_damaged_one(receiver, tmp_path, damage):
     settings = {"webhook_url": receiver.url, "events": ["failed", "recovered"], "cooldown_minutes": 60}
     failed = {"decision": "error: boom", "exit_status": 1, "failed_stage": "ingest", "error": "boom"}
-    (tmp_path / STATE_FILE).write_text('{"failed_ticks": 2, "failu')
+    (tmp_path / STATE_FILE).write_text(damage)
     assert tick_alerts(settings, {**failed, "end": "2024-05-01T10:00:00+00:00"}, tmp_path, NO_WAITS) == [
         {
             "event": "failed",
@@ -130,6 +133,7 @@ def test_tick_alerts_keeps_its_state_beside_the_logs_and_starts_over_from_a_dama
             "status": 200,
         }
     ]
+    assert receiver.events == ["failed"]
     state = json.loads((tmp_path / STATE_FILE).read_text())
     assert state["failed_ticks"] == 1 and state["failing_since"] == "2024-05-01T10:00:00+00:00"
     held = tick_alerts(settings, {**failed, "end": "2024-05-01T10:05:00+00:00"}, tmp_path, NO_WAITS)
@@ -275,17 +279,6 @@ def test_a_repeated_failure_is_sent_once_per_cooldown_then_with_its_count(deploy
     assert receiver.bodies[-1]["details"]["repeats"] == 0
 
 
-def test_only_the_configured_events_are_sent(deployed, receiver):
-    with_alerts(deployed, receiver.url, alerts={"events": ["recovered"]})
-    deployed.path("practicedata").rename(deployed.path("practicedata-away"))
-    assert deployed.run("fullprocess.py").returncode == 1
-    assert deployed.run("fullprocess.py").returncode == 1
-    assert receiver.events == []
-    deployed.path("practicedata-away").rename(deployed.path("practicedata"))
-    assert deployed.run("fullprocess.py").returncode == 0
-    assert receiver.events == ["recovered"] and "after 2 failed tick(s)" in receiver.bodies[0]["text"]
-
-
 def test_a_dead_receiver_never_fails_a_tick(deployed):
     dead = f"http://127.0.0.1:{free_port()}{SECRET_PATH}"  # nothing listens there
     with_alerts(deployed, dead)
@@ -363,16 +356,6 @@ def test_test_alert_says_whether_it_was_delivered(deployed, receiver):
     deployed.write_config()
     result = deployed.run("fullprocess.py", "--test-alert")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "nothing to test" in result.stderr
-
-
-@pytest.mark.parametrize("damage", ['{"failed_ticks": 2, "failu', '{"failures": ["not", "a", "dict"]}'])
-def test_a_torn_or_damaged_alert_state_does_not_stop_the_alerts(deployed, receiver, damage):
-    with_alerts(deployed, receiver.url)
-    deployed.path("logs", "alertstate.json").write_text(damage)
-    deployed.path("practicedata").rename(deployed.path("practicedata-away"))
-    assert deployed.run("fullprocess.py").returncode == 1
-    assert receiver.events == ["failed"]
-    assert json.loads(deployed.path("logs", "alertstate.json").read_text())["failed_ticks"] == 1
 
 
 def test_a_trickling_or_redirecting_receiver_is_not_delivered_and_never_holds_the_tick(deployed, receiver):
