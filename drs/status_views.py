@@ -8,7 +8,8 @@ or PDF library.
 
 from __future__ import annotations
 
-from drs.config import DRIFT_TESTS, HISTORY_FILE, Config
+from drs import drift_registry
+from drs.config import HISTORY_FILE, Config
 from drs.history import HistoryLog, TickRecord
 
 NO_DATA = "no data yet"
@@ -73,45 +74,13 @@ def drift_test_rows(record: TickRecord | None) -> list[dict]:
     strings) and "features": the test's per-feature rows (see ``drift_feature_rows``), [] for the F1 tests."""
     if record is None or record.drift is None:
         return []
-    chosen = record.drift.get("trigger", {}).get("tests", [])
-    tests = record.drift.get("tests", {})
-    order = {name: position for position, name in enumerate(DRIFT_TESTS)}
-    rows = []
-    for name, test in sorted(tests.items(), key=lambda item: order.get(item[0], len(order))):
-        statistic, threshold = number(test.get("statistic")), number(test.get("threshold"))
-        if "pvalue" in test:
-            # Its verdict compares a p-value with a p-value threshold: show those, the statistic beside.
-            statistic = f"p {number(test['pvalue'])} (stat. {statistic})" if test["pvalue"] is not None else "-"
-            threshold = f"p < {threshold}"
-        rows.append(
-            {
-                "test": name,
-                "verdict": test.get("verdict", "?"),
-                "statistic": statistic,
-                "threshold": threshold,
-                "trigger": "yes" if name in chosen else "no",
-                "detail": test.get("detail", ""),
-                "features": drift_feature_rows(test),
-            }
-        )
-    return rows
+    return drift_registry.report_rows(record.drift, number)
 
 
 def drift_feature_rows(test: dict) -> list[dict]:
     """One row per feature a drift test compared, whatever the schema's features were: feature,
     verdict, statistic, p-value ("-" for PSI, which has none), samples ("training / new")."""
-    rows = []
-    for feature, figures in (test.get("features") or {}).items():
-        rows.append(
-            {
-                "feature": feature,
-                "verdict": figures.get("verdict", "?"),
-                "statistic": number(figures.get("statistic")),
-                "pvalue": number(figures.get("pvalue")),
-                "samples": " / ".join(str(n) for n in figures.get("samples") or []) or "-",
-            }
-        )
-    return rows
+    return drift_registry.feature_rows(test, number)
 
 
 def score_fall_warning(deployments: list[dict], margin: float | None) -> str | None:

@@ -36,7 +36,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from drs.alerts import receiver, send_test_alert, tick_alerts
+from drs.alerts import channel_for, send_test_alert, tick_alerts
 from drs.cli import setup_logging
 from drs.config import (
     HISTORY_FILE,
@@ -562,7 +562,7 @@ def send_test(config: Config) -> int:
         print(f'fullprocess: no "alerts" with a webhook_url in {config.path}: nothing to test', file=sys.stderr)
         return 2
     result = send_test_alert(config.alerts, production_store(config).current_version())
-    where = receiver(config.alerts["webhook_url"])
+    where = channel_for(config.alerts).destination
     if result["delivered"]:
         print(f"test alert delivered to {where} (HTTP {result['status']})")
         return 0

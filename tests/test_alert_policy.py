@@ -9,6 +9,7 @@ import pytest
 
 from drs.alerts.messages import drift_text, failure_text
 from drs.alerts.policy import MAX_FAILURE_KEYS, Decision, after_delivery, checked_state, decide, failure_key
+from drs.history import TickRecord
 
 EVERY_EVENT = {"events": ["drift", "deployed", "not_promoted", "failed", "recovered"], "cooldown_minutes": 60}
 T0 = "2024-05-01T10:00:00+00:00"
@@ -22,7 +23,10 @@ def failed(error="input folder not found: /data/sourcedata", stage="detect", sta
 
 
 def good(decision="no new data", **record) -> dict:
-    return {"decision": decision, "exit_status": 0, **record}
+    # As the tick hands it over: the history line, with the decision's code beside its words.
+    return TickRecord.from_json(
+        {"start": "2024-05-01T10:00:00+00:00", "decision": decision, "exit_status": 0, **record}
+    ).to_json()
 
 
 def sent(state: dict, record: dict, now: str, delivered: bool = True, settings=EVERY_EVENT) -> tuple[Decision, dict]:
@@ -136,7 +140,7 @@ def test_recovery_is_sent_once_and_forgets_the_streak():
 
 def test_a_skipped_tick_neither_ends_nor_extends_a_streak():
     _, state = sent({}, failed(), T0)
-    decision, kept = sent(state, good("skipped: another tick holds the lock"), T0_30)
+    decision, kept = sent(state, good("skipped: another run in progress"), T0_30)
     assert decision.alerts == [] and kept == state
 
 

@@ -138,7 +138,7 @@ def test_tick_alerts_keeps_its_state_beside_the_logs_and_starts_over_from_a_dama
     assert state["failed_ticks"] == 1 and state["failing_since"] == "2024-05-01T10:00:00+00:00"
     held = tick_alerts(settings, {**failed, "end": "2024-05-01T10:05:00+00:00"}, tmp_path, NO_WAITS)
     assert held == [{"event": "failed", "suppressed": "cooldown", "repeats": 1}] and len(receiver.bodies) == 1
-    quiet = {"decision": "skipped: another tick holds the lock", "exit_status": 0}
+    quiet = {"decision": "skipped: another run in progress", "decision_code": "skipped", "exit_status": 0}
     before = (tmp_path / STATE_FILE).stat().st_mtime_ns
     assert tick_alerts(settings, quiet, tmp_path, NO_WAITS) == []
     assert (tmp_path / STATE_FILE).stat().st_mtime_ns == before  # nothing changed: nothing written

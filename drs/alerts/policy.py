@@ -14,6 +14,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 
+from drs import history
 from drs.alerts.messages import failure_text, outcome_alerts, parse_time, payload, recovered_text, repeats_since
 
 MAX_FAILURE_KEYS = 20  # cooldowns kept for this many distinct failures
@@ -68,7 +69,7 @@ def decide(state: dict, record: dict, now: str, settings: dict) -> Decision:
         failed = payload(FAILED, record, text, now, repeats=repeats_since(entry)[0], failed_ticks=state["failed_ticks"])
         return Decision([*alerts, failed], [], state, key)
     # A skipped tick did nothing: it neither ends a failure streak nor extends it.
-    if not str(record.get("decision") or "").startswith("skipped") and state.get("failed_ticks"):
+    if record.get("decision_code") != history.Decision.SKIPPED.value and state.get("failed_ticks"):
         if RECOVERED in events:
             text = recovered_text(record, state["failed_ticks"])
             extra = {"failed_ticks": state["failed_ticks"], "failing_since": state.get("failing_since")}
