@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import logging
 import sys
 import time
 import traceback
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from drs.alerts import channel_for, send_test_alert, tick_alerts
@@ -225,7 +225,7 @@ class _Work:
         if step.action is Action.FIND_NEW_ROWS:
             return self.find_new_rows(facts)
         if step.action is Action.JUDGE_DRIFT:
-            verdict, self.drift_inputs = _check_drift(self.config, self.tick, self.new_rows)
+            verdict, self.drift_inputs = stages().check_drift(self.config, self.tick, self.new_rows)
             return dataclasses.replace(facts, drift=bool(verdict["drift"]))
         return self.retrain(step, facts)
 
@@ -246,7 +246,7 @@ class _Work:
         return dataclasses.replace(facts, new_files=tuple(new_files))
 
     def ingest(self, facts: Facts) -> Facts:
-        self.ingestion = ingestion = _ingest(self.config, self.tick)
+        self.ingestion = ingestion = stages().ingest(self.config, self.tick)
         if facts.new_files is None:  # a bootstrap or a schema change: everything ingested counts
             self.tick.record.new_files = sorted(ingestion.ingested)
             return dataclasses.replace(facts, ingested=True)
@@ -266,7 +266,7 @@ class _Work:
     def find_new_rows(self, facts: Facts) -> Facts:
         assert self.deployed is not None and facts.usable_new_files is not None
         keys = production_store(self.config).training_row_keys(self.deployed["version"])
-        self.new_rows = _new_rows(keys, self.deployed, self.ingestion, list(facts.usable_new_files))
+        self.new_rows = stages().new_rows(keys, self.deployed, self.ingestion, list(facts.usable_new_files))
         count = len(self.new_rows)
         self.tick.record.new_rows = count
         log.info(
@@ -285,7 +285,7 @@ class _Work:
             log.info("drift (%s): retraining", fired)
             note = f"drift: {fired}"
         assert self.ingestion is not None
-        outcome, self.serving = _retrain_and_deploy(
+        outcome, self.serving = stages().retrain_and_deploy(
             self.config,
             self.tick,
             self.ingestion.data,
@@ -300,6 +300,13 @@ class _Work:
         return _weighed(self.prints, self.ingestion) if self.ingestion is not None else {}
 
 
+def stages() -> ModuleType:
+    """drs.tick_stages, imported on first use: only a tick with data to weigh (or reports to rebuild) pays for it."""
+    from drs import tick_stages  # pandas, scikit-learn, matplotlib, reportlab: not for the no-new-data tick
+
+    return tick_stages
+
+
 def _weighed(prints: dict, ingestion) -> dict:
     """The fingerprints of the files this tick really read (or rejected having read them): only those
     may be remembered as checked. A file that was briefly away is looked at again next tick."""
@@ -309,155 +316,6 @@ def _weighed(prints: dict, ingestion) -> dict:
         if ingestion.ingested.get(name, {}).get("sha256") == fingerprint["sha256"]
         or (name in ingestion.rejected and not ingestion.rejected[name].startswith("vanished"))
     }
-
-
-def _new_rows(training_row_keys: bytes | None, deployed: dict, ingestion, usable: list[str]):
-    """The rows of the usable new files that the deployed model was not trained on
-    (`training_row_keys`: the deployed version's trainingrows.npy).
-
-    Drift is judged on these alone: history diluting them would hide a shift, and a file
-    that grew (or a cumulative export replacing one) brings only its added rows.
-    """
-    import numpy as np
-
-    from drs.ingest import row_keys
-
-    candidates = ingestion.rows_from(usable)
-    if training_row_keys is not None:
-        seen = np.load(io.BytesIO(training_row_keys))
-    else:  # a version deployed before row keys were kept: the unchanged files it was trained on tell
-        trained = {f.get("sha256") for f in (deployed.get("training_files") or {}).values()}
-        seen = row_keys(ingestion.rows_from([name for name, f in ingestion.ingested.items() if f["sha256"] in trained]))
-    return candidates[~np.isin(row_keys(candidates), seen)].reset_index(drop=True)
-
-
-def _ingest(config: Config, tick: Tick):
-    from drs.ingest import merge_multiple_dataframe
-    from drs.train import check_training_parameters
-
-    # A tick that may retrain checks the training settings first, not after ingesting.
-    check_training_parameters(config)
-    with tick.stage("ingest"):
-        result = merge_multiple_dataframe(config)
-    tick.record.rejected_files = result.rejected
-    tick.record.rows = {"read": result.rows_read, "unique": result.rows}
-    return result
-
-
-def _check_drift(config: Config, tick: Tick, new_rows) -> tuple[dict, dict]:
-    """Run the drift tests on the new rows; returns (verdict, the frames compared, for the report)."""
-    from drs.deploy import deployed_score_history
-    from drs.drift import run_drift_tests, summary
-    from drs.ingest import read_final_data
-    from drs.score import f1_on
-
-    with tick.stage("drift"):
-        store = production_store(config)
-        model = store.load_model()
-        labelled = new_rows[config.schema.target_column].notna().any()
-        new_f1 = f1_on(model.model, new_rows, config.schema) if labelled else None
-        if model.f1 is None:
-            raise PipelineError(f"{model.version}'s manifest records no test F1: cannot judge drift")
-        deployed_f1 = model.f1
-        sample = store.reference_sample(model.version)
-        reference = read_final_data(config, io.BytesIO(sample)) if sample is not None else None
-        verdict = run_drift_tests(
-            config.drift, new_f1, deployed_f1, deployed_score_history(config), reference, new_rows, config.schema
-        )
-    tick.record.scores = {"deployed_f1": deployed_f1, "new_data_f1": new_f1}
-    tick.record.drift = verdict
-    for name, test in verdict["tests"].items():
-        log.info("drift test %s: %s -> %s", name, summary(test), test["verdict"])
-    log.info(
-        "deployed model %s: F1 %.4f on its test data, %s on the %d new row(s); drift: %s",
-        model.version,
-        deployed_f1,
-        f"{new_f1:.4f}" if new_f1 is not None else "n/a (no labels)",
-        len(new_rows),
-        "yes" if verdict["drift"] else "no",
-    )
-    return verdict, {"version": model.version, "reference": reference, "new": new_rows}
-
-
-def _retrain_and_deploy(
-    config: Config,
-    tick: Tick,
-    data,
-    deployed: dict | None,
-    note: str,
-    drift_inputs: dict | None = None,
-    guard: bool = True,
-) -> tuple[str, str | None]:
-    """Train, score, deploy (unless the promotion guard says no), report.
-
-    Returns (outcome, version serving afterwards), outcome a key of OUTCOMES.
-    """
-    from drs.deploy import DeployedModel, ProductionChanged, deploy
-    from drs.score import all_positive_f1, f1_on, load_test_data, save_score
-    from drs.train import fit_model, save_model
-
-    kept = deployed["version"] if deployed else None
-    with tick.stage("train"):
-        model = fit_model(data, config)
-        save_model(model, config, rows=int(data[config.schema.target_column].notna().sum()))
-    with tick.stage("score"):
-        test_data = load_test_data(config)
-        test_f1 = f1_on(model, test_data, config.schema)
-        save_score(config, test_f1)
-    floor = all_positive_f1(test_data, config.schema)
-    tick.record.scores.update(retrained_test_f1=test_f1, all_positive_f1=round(floor, 6))
-    log.info("retrained model: F1 %.4f on the test data", test_f1)
-    if test_f1 <= floor:
-        # Deployed all the same (a bootstrap has nothing better), but nobody should miss it.
-        tick.record.warning = (
-            f"the retrained model's F1 {test_f1:.4f} is no better than calling every "
-            f"customer a churner ({floor:.4f}): check the estimator and its parameters"
-        )
-        log.warning("%s", tick.record.warning)
-
-    if guard and deployed is not None and config.promotion_margin is not None:
-        deployed_f1 = float(deployed.get("scores", {}).get("f1", 0.0))
-        promote = test_f1 >= deployed_f1 - config.promotion_margin
-        tick.record.promotion = {
-            "deployed_test_f1": deployed_f1,
-            "retrained_test_f1": test_f1,
-            "margin": config.promotion_margin,
-            "promoted": promote,
-        }
-        if not promote:
-            reason = (
-                f"retrained F1 {test_f1:.4f} is below the deployed {deployed_f1:.4f} "
-                f"minus margin {config.promotion_margin:g}"
-            )
-            tick.record.promotion["reason"] = reason
-            log.warning("promotion guard: %s; keeping %s", reason, kept)
-            return "not promoted", kept
-
-    with tick.stage("deploy"):
-        try:
-            manifest = deploy(config, note=note, expected_current=kept, data=data)
-        except ProductionChanged as exc:
-            # A person switched production (a rollback) while this tick worked: theirs stands.
-            log.warning("%s", exc)
-            tick.record.not_deployed = str(exc)
-            return "production changed", production_store(config).current_version()
-    version = manifest["version"]
-    # From here production serves the new version, whatever fails next.
-    tick.record.deployed_version = version
-    tick.record.deployed_by_tick = True
-    new_model = DeployedModel(model=model, manifest=manifest)
-    with tick.stage("report"):
-        from drs import report as reporting
-
-        # This tick's history line is appended only when it ends: the report gets the record so far.
-        reporting.write_reports(config, new_model, data, test_data, current_tick=tick.record, drift_inputs=drift_inputs)
-    try:
-        _call_api(config, tick)
-    except PipelineError as exc:
-        # The API is a service of its own: its answer is recorded, the redeploy stands.
-        log.warning("the API answered badly after the redeploy: %s", exc)
-        tick.record.apicalls_error = str(exc)
-    return "deployed", version
 
 
 def _refresh_stale_reports(config: Config, tick: Tick, version: str) -> None:
@@ -476,25 +334,8 @@ def _refresh_stale_reports(config: Config, tick: Tick, version: str) -> None:
         version,
     )
     with tick.stage("report"):
-        from drs import report as reporting
-
-        reporting.write_reports(config, current_tick=tick.record)
+        stages().reporting.write_reports(config, current_tick=tick.record)
     tick.record.reports_regenerated = version
-
-
-def _call_api(config: Config, tick: Tick) -> None:
-    import requests
-
-    try:
-        requests.get(config.api_url + "/health", timeout=1.0)
-    except requests.RequestException:
-        log.info("no API at %s: skipped apicalls (diagnostics.json was written in process)", config.api_url)
-        return
-    from drs.api_client import call_api, save_api_returns
-
-    with tick.stage("apicalls"):
-        path = save_api_returns(config, call_api(config))
-    log.info("API at %s answered; wrote %s", config.api_url, path)
 
 
 # --- status ----------------------------------------------------------------------
