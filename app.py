@@ -1,4 +1,4 @@
-"""The Flask API (logic in drs/api.py).
+"""The Flask API (logic in the package drs/api/).
 
     python app.py --config config_production.json [--host H] [--port P]   # Flask's own server
     make serve                                                             # gunicorn, for real use
@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from drs.api import RedactQueryToken, create_app
+from drs.api import create_app
+from drs.api.security import RedactQueryToken
 from drs.cli import argument_parser, run_cli, setup_logging
 from drs.train import check_training_parameters
 

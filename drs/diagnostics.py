@@ -51,16 +51,22 @@ def model_predictions(dataframe: pd.DataFrame | None = None, config: Config | No
 
 
 def dataframe_summary(
-    config: Config | None = None, data: pd.DataFrame | None = None, schema: Schema | None = None
+    config: Config | pd.DataFrame | None = None, data: pd.DataFrame | None = None, schema: Schema | None = None
 ) -> dict[str, dict]:
     """Summary of each feature of finaldata.csv (or of `data`), in the schema's order.
 
+    `config`: a Config, None (config.json), or the DataFrame itself (``dataframe_summary(df)``,
+    as course solutions call it: the same as ``data=df``).
     Numeric feature: {"mean", "median", "std"} (None for no values). Categorical feature:
     {"counts": {category: rows} of the 20 most frequent (most frequent first, ties by name),
     "mode", "categories": how many distinct, "missing": rows without a value}.
     The schema: `schema`, else the config's, else the course's.
     """
 
+    if isinstance(config, pd.DataFrame):
+        if data is not None:
+            raise TypeError("dataframe_summary: give the DataFrame once, first or as data=")
+        config, data = None, config
     if data is None:
         config = config or load_config()
         data = read_final_data(config)
@@ -88,9 +94,16 @@ def _category_summary(values: pd.Series, top: int = TOP_CATEGORIES) -> dict:
     }
 
 
-def missing_data(config: Config | None = None, data: pd.DataFrame | None = None) -> dict[str, float]:
-    """Percent (0-100) of missing values in each column of finaldata.csv (or of `data`)."""
+def missing_data(config: Config | pd.DataFrame | None = None, data: pd.DataFrame | None = None) -> dict[str, float]:
+    """Percent (0-100) of missing values in each column of finaldata.csv (or of `data`).
 
+    `config`: a Config, None (config.json), or the DataFrame itself (``missing_data(df)``, as
+    course solutions call it: the same as ``data=df``)."""
+
+    if isinstance(config, pd.DataFrame):
+        if data is not None:
+            raise TypeError("missing_data: give the DataFrame once, first or as data=")
+        config, data = None, config
     data = read_final_data(config or load_config()) if data is None else data
     if len(data) == 0:
         return {column: 0.0 for column in data.columns}

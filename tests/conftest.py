@@ -1,4 +1,5 @@
-"""Shared fixtures: a project in a temp folder, scripts run as subprocesses, a real API server."""
+"""Shared fixtures: a project in a temp folder, scripts run as subprocesses, the API in process
+(Flask's test client) and as a real server."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from drs.api import create_app  # noqa: E402
 from drs.config import load_config  # noqa: E402
 
 PYTHON = sys.executable
@@ -115,10 +117,14 @@ def deployed_template(tmp_path_factory) -> Project:
 @pytest.fixture
 def deployed(deployed_template, tmp_path) -> Project:
     """A project whose practice model is deployed (bootstrap done): a private copy of the template."""
-    root = tmp_path / "project"
+    return copy_project(deployed_template, tmp_path / "project")
+
+
+def copy_project(template: Project, root: Path) -> Project:
+    """A private copy of `template` at `root`."""
     # symlinks=True keeps production's `current` link relative; copy2 keeps mtimes, so file
     # fingerprints recorded at bootstrap still match.
-    shutil.copytree(deployed_template.root, root, symlinks=True)
+    shutil.copytree(template.root, root, symlinks=True)
     return Project(root)
 
 
@@ -190,3 +196,23 @@ def shared_api_server(tmp_path_factory):
     server = _serve(project, tmp_path)
     yield server
     stop_server(server)
+
+
+def client_for(project: Project, config: str = "config.json"):
+    """The project's API built in process from one of its config files: Flask's test client, with
+    `.project` (no server, no port: for what needs only the app)."""
+    client = create_app(project.path(config)).test_client()
+    client.project = project  # type: ignore[attr-defined]
+    return client
+
+
+@pytest.fixture
+def api_client(deployed):
+    """The deployed practice model's API in process (see client_for)."""
+    return client_for(deployed)
+
+
+@pytest.fixture(scope="module")
+def shared_client(deployed_template, tmp_path_factory):
+    """Like api_client, shared by a module's read-only tests (they must not change the project)."""
+    return client_for(copy_project(deployed_template, tmp_path_factory.mktemp("shared-client") / "project"))

@@ -1,6 +1,6 @@
-"""The API under real use: hostile bodies, malformed CSVs, production changed under a running
-server, slow clients. Real servers on free loopback ports; `make serve`'s own command line
-where the serving set-up matters."""
+"""The API under real use: hostile bodies and malformed CSVs (in process, Flask's test client);
+production changed under a running server, slow clients (real servers on free loopback ports,
+`make serve`'s own command line where the serving set-up matters)."""
 
 from __future__ import annotations
 
@@ -90,10 +90,10 @@ def fresh_health(server, seconds: float = 60) -> list[tuple[int, dict]]:
         ('{"records": ' + "[" * 100_000 + "]" * 100_000 + "}", "not valid JSON"),
     ],
 )
-def test_huge_numbers_and_deep_nesting_are_400_not_500(shared_api_server, body, fragment):
-    response = shared_api_server.post("/prediction", data=body, headers={"Content-Type": "application/json"})
+def test_huge_numbers_and_deep_nesting_are_400_not_500(shared_client, body, fragment):
+    response = shared_client.post("/prediction", data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400, response.text[:300]
-    error = response.json()["error"]
+    error = response.json["error"]
     assert fragment in error and "999999" not in error and "777777" not in error
 
 
@@ -109,22 +109,23 @@ def test_huge_numbers_and_deep_nesting_are_400_not_500(shared_api_server, body, 
         (f"{HEADER}\n1,2,3,{SECRET}\n", ["line 2: 4 field(s), expected 3"]),
     ],
 )
-def test_a_malformed_csv_is_400_naming_the_column_without_quoting_the_file(api_server, text, fragments):
-    project = api_server.project
+def test_a_malformed_csv_is_400_naming_the_column_without_quoting_the_file(api_client, text, fragments):
+    project = api_client.project
     (project.path("testdata", "malformed.csv")).write_text(text)
-    by_body = api_server.post("/prediction", data=text, headers={"Content-Type": "text/csv"})
-    by_path = api_server.post("/prediction", json={"filepath": "testdata/malformed.csv"})
-    for response in (by_body, by_path):
+    by_body = api_client.post("/prediction", data=text, headers={"Content-Type": "text/csv"})
+    by_path = api_client.post("/prediction", json={"filepath": "testdata/malformed.csv"})
+    by_query = api_client.post("/prediction?filepath=testdata/malformed.csv")
+    for response in (by_body, by_path, by_query):
         assert response.status_code == 400, response.text[:300]
-        error = response.json()["error"]
+        error = response.json["error"]
         assert all(fragment in error for fragment in fragments), error
         assert SECRET not in error and "acme" not in error
 
 
-def test_a_csv_header_that_is_not_utf8_is_400(shared_api_server):
+def test_a_csv_header_that_is_not_utf8_is_400(shared_client):
     body = b"\xff\xfe" + HEADER.encode() + b"\n1,2,3\n"
-    response = shared_api_server.post("/prediction", data=body, headers={"Content-Type": "text/csv"})
-    assert response.status_code == 400 and "UTF-8" in response.json()["error"]
+    response = shared_client.post("/prediction", data=body, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 400 and "UTF-8" in response.json["error"]
 
 
 # --- 3. /health tells the truth, in every worker ------------------------------------------

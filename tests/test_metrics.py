@@ -1,6 +1,6 @@
-"""GET /metrics against real servers: parsed by prometheus_client's own parser, counters moving by
-exactly the requests sent, summed across gunicorn's workers (a killed worker's counts kept), and
-the deployed model and last tick read from production and the run history."""
+"""GET /metrics: parsed by prometheus_client's own parser, counters moving by exactly the requests
+sent, the deployed model and last tick read from production and the run history (in process,
+Flask's test client); summed across gunicorn's workers, a killed worker's counts kept (real servers)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import PYTHON, ROOT, free_port, start_server, stop_server
+from conftest import client_for, free_port, start_server, stop_server
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 from test_api_faults import fresh_health, make_serve, make_serve_command  # noqa: F401  (make_serve: a fixture)
@@ -41,10 +41,13 @@ def timed(endpoint: str) -> tuple:
     return "drs_http_request_duration_seconds_count", (("endpoint", endpoint),)
 
 
-def scrape(url: str, **headers) -> dict[tuple[str, tuple], float]:
-    """Every sample of GET <url>/metrics, on a new connection, parsed by prometheus_client's text parser:
-    {(sample name, sorted label items): value}."""
-    response = requests.get(url + "/metrics", headers={"Connection": "close", **headers}, timeout=30)
+def scrape(url_or_client, **headers) -> dict[tuple[str, tuple], float]:
+    """Every sample of GET <url>/metrics (on a new connection), or of a test client's GET /metrics,
+    parsed by prometheus_client's text parser: {(sample name, sorted label items): value}."""
+    if isinstance(url_or_client, str):
+        response = requests.get(url_or_client + "/metrics", headers={"Connection": "close", **headers}, timeout=30)
+    else:
+        response = url_or_client.get("/metrics", headers=headers)
     assert response.status_code == 200, response.text[:300]
     assert response.headers["Content-Type"].startswith("text/plain")
     samples = {}
@@ -58,19 +61,19 @@ def moved(before: dict, after: dict, key) -> float:
     return after.get(key, 0.0) - before.get(key, 0.0)
 
 
-def test_counters_move_by_the_requests_sent_with_bounded_labels(api_server):
-    url = api_server.url
-    before = scrape(url)
-    with requests.Session() as session:
-        for _ in range(7):
-            assert session.post(url + "/prediction", json={"records": [RECORD, RECORD]}, timeout=30).status_code == 200
-        for _ in range(3):
-            assert session.post(url + "/prediction", json={"records": []}, timeout=30).status_code == 400
-        for index in range(4):  # four different unknown paths: one "other" series, not four
-            assert session.get(f"{url}/nope/{index}", timeout=30).status_code == 404
-        assert session.get(url + "/prediction", timeout=30).status_code == 405
-        assert session.request("BREW", url + "/prediction", timeout=30).status_code == 405
-    after = scrape(url)
+def test_counters_move_by_the_requests_sent_with_bounded_labels(api_client):
+    client = api_client
+    assert client.get("/health").status_code == 200  # as a server's start-up probe would
+    before = scrape(client)
+    for _ in range(7):
+        assert client.post("/prediction", json={"records": [RECORD, RECORD]}).status_code == 200
+    for _ in range(3):
+        assert client.post("/prediction", json={"records": []}).status_code == 400
+    for index in range(4):  # four different unknown paths: one "other" series, not four
+        assert client.get(f"/nope/{index}").status_code == 404
+    assert client.get("/prediction").status_code == 405
+    assert client.open("/prediction", method="BREW").status_code == 405
+    after = scrape(client)
 
     assert moved(before, after, PREDICTED) == 7
     assert moved(before, after, ROWS) == 14  # rows predicted, not requests
@@ -114,10 +117,10 @@ def test_counters_move_by_the_requests_sent_with_bounded_labels(api_server):
     # The first scrape itself was counted, by its route.
     assert after[("drs_http_requests_total", (("endpoint", "/metrics"), ("method", "GET"), ("status", "200")))] >= 1
     endpoints = {dict(labels).get("endpoint") for name, labels in after if name == "drs_http_requests_total"}
-    assert endpoints == {"/prediction", "/metrics", "/health", "other"}  # /health: the fixture's start-up probe
+    assert endpoints == {"/prediction", "/metrics", "/health", "other"}  # /health: the start-up probe
 
     # Prometheus asks for OpenMetrics first: the same counts in that format.
-    response = requests.get(url + "/metrics", headers={"Accept": OPENMETRICS_ACCEPT}, timeout=30)
+    response = client.get("/metrics", headers={"Accept": OPENMETRICS_ACCEPT})
     assert response.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
     families = {family.name: family for family in openmetrics_families(response.text)}
     assert families["drs_predictions"].type == "counter"
@@ -126,11 +129,11 @@ def test_counters_move_by_the_requests_sent_with_bounded_labels(api_server):
     ] == [after[ROWS]]
 
 
-def test_deployed_model_and_last_tick_come_from_production_and_the_history(api_server):
-    project = api_server.project
+def test_deployed_model_and_last_tick_come_from_production_and_the_history(api_client):
+    project = api_client.project
     manifest = json.loads(project.path("production_deployment", "current", "manifest.json").read_text())
     last = json.loads(project.path("logs", "history.jsonl").read_text().splitlines()[-1])
-    samples = scrape(api_server.url)
+    samples = scrape(api_client)
     assert samples[("drs_deployed_model_info", (("version", "v0001"),))] == 1
     assert samples[("drs_deployed_model_f1", ())] == pytest.approx(manifest["scores"]["f1"])
     assert samples[("drs_model_loaded", ())] == 1 and samples[("drs_model_check_failed", ())] == 0
@@ -143,7 +146,7 @@ def test_deployed_model_and_last_tick_come_from_production_and_the_history(api_s
     assert project.run("fullprocess.py", config="config_production.json").returncode == 0
     manifest = json.loads(project.path("production_deployment", "current", "manifest.json").read_text())
     last = json.loads(project.path("logs", "history.jsonl").read_text().splitlines()[-1])
-    samples = scrape(api_server.url)
+    samples = scrape(api_client)
     versions = [dict(labels)["version"] for name, labels in samples if name == "drs_deployed_model_info"]
     assert versions == ["v0002"]
     assert samples[("drs_deployed_model_f1", ())] == pytest.approx(manifest["scores"]["f1"])
@@ -156,25 +159,17 @@ def test_deployed_model_and_last_tick_come_from_production_and_the_history(api_s
         project.path("logs", "history.jsonl"),
         {"start": two_hours_ago.isoformat(), "end": two_hours_ago.isoformat(), "exit_status": 1},
     )
-    samples = scrape(api_server.url)
+    samples = scrape(api_client)
     assert samples[("drs_last_tick_exit_status", ())] == 1
     assert samples[("drs_seconds_since_last_tick", ())] == pytest.approx(7200, abs=60)
 
 
-def test_without_a_model_or_a_history_the_gauges_say_so(project, tmp_path):
-    port = free_port()
-    server = start_server(
-        [PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
-        port,
-        tmp_path / "server.log",
-    )
-    try:
-        samples = scrape(server.url)
-        # A history that cannot be read (here a folder in its place) drops the tick gauges, not the scrape.
-        project.path("logs", "history.jsonl").mkdir(parents=True)
-        unreadable = scrape(server.url)
-    finally:
-        stop_server(server)
+def test_without_a_model_or_a_history_the_gauges_say_so(project):
+    client = client_for(project)
+    samples = scrape(client)
+    # A history that cannot be read (here a folder in its place) drops the tick gauges, not the scrape.
+    project.path("logs", "history.jsonl").mkdir(parents=True)
+    unreadable = scrape(client)
     for scraped in (samples, unreadable):
         assert scraped[("drs_model_loaded", ())] == 0
         names = {name for name, _ in scraped}

@@ -1,37 +1,27 @@
 """GET /openapi.json: every route of the app described with its errors, the record fields those of
 the config's schema, references that resolve, the token's security schemes; and a record built
-from the document alone is one the server accepts."""
+from the document alone is one the app accepts. In process (Flask's test client)."""
 
 from __future__ import annotations
 
 import pytest
-import requests
-from conftest import PYTHON, ROOT, free_port, start_server, stop_server
+from conftest import client_for
+
+from drs.api.openapi import openapi_document
 
 ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "415", "503"}
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
-def served_document(project, tmp_path, **headers) -> tuple[dict, object, requests.Response]:
-    """The project's server's /openapi.json, the app built in process from the same config, and the
-    server's answer to a prediction of a record made from the document alone."""
-    import drs.api as api
-
-    port = free_port()
-    server = start_server(
-        [PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
-        port,
-        tmp_path / "server.log",
-        cwd=project.elsewhere,
-    )
-    try:
-        response = requests.get(server.url + "/openapi.json", headers=headers, timeout=30)
-        assert response.status_code == 200, response.text
-        record = example_record(response.json())
-        prediction = requests.post(server.url + "/prediction", json={"records": [record]}, headers=headers, timeout=30)
-    finally:
-        stop_server(server)
-    return response.json(), api.create_app(project.config_path), prediction
+def served_document(project, **headers) -> tuple[dict, object, object]:
+    """The project's API's /openapi.json, its app, and its answer to a prediction of a record
+    made from the document alone."""
+    client = client_for(project)
+    response = client.get("/openapi.json", headers=headers)
+    assert response.status_code == 200, response.text
+    record = example_record(response.json)
+    prediction = client.post("/prediction", json={"records": [record]}, headers=headers)
+    return response.json, client.application, prediction
 
 
 def example_record(document: dict) -> dict:
@@ -80,8 +70,8 @@ def check_structure(document: dict, app) -> None:
         assert reference.rsplit("/", 1)[1] in document["components"]["schemas"], reference
 
 
-def test_the_document_describes_every_route_and_the_schemas_records(deployed, tmp_path):
-    document, app, prediction = served_document(deployed, tmp_path)
+def test_the_document_describes_every_route_and_the_schemas_records(deployed):
+    document, app, prediction = served_document(deployed)
     check_structure(document, app)
     schema = app.config["DRS"].schema
     record = document["components"]["schemas"]["Record"]
@@ -89,6 +79,9 @@ def test_the_document_describes_every_route_and_the_schemas_records(deployed, tm
     assert record["properties"] == {name: {"type": "number"} for name in schema.features}
     predict = document["paths"]["/prediction"]["post"]
     assert set(predict["requestBody"]["content"]) == {"application/json", "text/csv"}
+    # The file may be named in the query instead, with no body.
+    assert predict["requestBody"]["required"] is False
+    assert [(parameter["name"], parameter["in"]) for parameter in predict["parameters"]] == [("filepath", "query")]
     assert set(predict["responses"]) == {"200", "400", "403", "404", "409", "413", "415", "503"}
     assert set(document["paths"]["/report.pdf"]["get"]["responses"]) == {"200", "404"}
     # Without a token: no security anywhere, no 401.
@@ -99,12 +92,10 @@ def test_the_document_describes_every_route_and_the_schemas_records(deployed, tm
         for operation in operations.values()
     )
     # A record built from the document alone is accepted.
-    assert prediction.status_code == 200 and len(prediction.json()["predictions"]) == 1
+    assert prediction.status_code == 200 and len(prediction.json["predictions"]) == 1
 
 
 def test_categorical_features_are_strings(project):
-    import drs.api as api
-
     project.write_config(
         schema={
             "id_column": None,
@@ -115,8 +106,8 @@ def test_categorical_features_are_strings(project):
         }
     )
     config = project.config()
-    document = api.openapi_document(config)
-    check_structure(document, api.create_app(config))
+    document = openapi_document(config)
+    check_structure(document, client_for(project).application)
     schemas = document["components"]["schemas"]
     assert schemas["Record"]["properties"] == {
         "spend": {"type": "number"},
@@ -134,21 +125,11 @@ def test_categorical_features_are_strings(project):
 
 
 @pytest.mark.parametrize("settings", [{}, {"metrics_public": True, "token_in_query": True}])
-def test_with_a_token_the_document_needs_it_and_says_which_routes_do(deployed, tmp_path, settings):
+def test_with_a_token_the_document_needs_it_and_says_which_routes_do(deployed, settings):
     token = "openapi-test-token"
     deployed.write_config(api_token=token, **settings)
-    port = free_port()
-    server = start_server(
-        [PYTHON, str(ROOT / "app.py"), "--config", str(deployed.config_path), "--port", str(port)],
-        port,
-        tmp_path / "refused.log",
-        cwd=deployed.elsewhere,
-    )
-    try:
-        assert requests.get(server.url + "/openapi.json", timeout=30).status_code == 401
-    finally:
-        stop_server(server)
-    document, app, prediction = served_document(deployed, tmp_path, Authorization=f"Bearer {token}")
+    assert client_for(deployed).get("/openapi.json").status_code == 401
+    document, app, prediction = served_document(deployed, Authorization=f"Bearer {token}")
     check_structure(document, app)
     assert prediction.status_code == 200
     schemes = document["components"]["securitySchemes"]

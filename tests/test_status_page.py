@@ -1,4 +1,5 @@
-"""The status page at GET / and the files it links, against a real server; the page in a real headless browser."""
+"""The status page at GET / and the files it links, in process (Flask's test client); the page in a
+real headless browser against a real server."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, ROOT, free_port, start_server, stop_server
+from conftest import client_for
 
 # Debian's packages (chromium, chromium-driver): selenium is given both paths and never downloads a browser.
 CHROMIUM = Path("/usr/bin/chromium")
@@ -104,23 +105,23 @@ def test_the_page_works_with_javascript_off(api_server, open_browser):
     assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
 
 
-def test_generated_files_are_served_and_missing_ones_are_404_json(api_server):
-    assert api_server.get("/scorehistory.png").content.startswith(b"\x89PNG")
-    api_server.project.path("models", "report.pdf").unlink()
+def test_generated_files_are_served_and_missing_ones_are_404_json(api_client):
+    assert api_client.get("/scorehistory.png").data.startswith(b"\x89PNG")
+    api_client.project.path("models", "report.pdf").unlink()
 
-    response = api_server.get("/report.pdf")
+    response = api_client.get("/report.pdf")
 
     assert response.status_code == 404
-    assert "report.pdf not generated yet" in response.json()["error"]
-    page = api_server.get("/")
+    assert "report.pdf not generated yet" in response.json["error"]
+    page = api_client.get("/")
     assert page.status_code == 200
     assert "not generated yet" in page.text
-    unknown = api_server.get("/no-such-page")
-    assert unknown.status_code == 404 and "error" in unknown.json()
+    unknown = api_client.get("/no-such-page")
+    assert unknown.status_code == 404 and "error" in unknown.json
 
 
-def test_text_from_the_history_is_escaped(api_server):
-    history = api_server.project.path("logs", "history.jsonl")
+def test_text_from_the_history_is_escaped(api_client):
+    history = api_client.project.path("logs", "history.jsonl")
     with open(history, "a") as handle:
         handle.write(
             json.dumps(
@@ -136,49 +137,34 @@ def test_text_from_the_history_is_escaped(api_server):
             + "\n"
         )
 
-    page = api_server.get("/")
+    page = api_client.get("/")
 
     assert page.status_code == 200
     assert "<script>" not in page.text
     assert "&lt;script&gt;" in page.text
 
 
-def test_the_page_without_a_deployed_model_says_so(project, tmp_path):
-    port = free_port()
-    server = start_server(
-        [PYTHON, str(ROOT / "app.py"), "--config", str(project.config_path), "--port", str(port)],
-        port,
-        tmp_path / "server.log",
-        cwd=project.elsewhere,
-    )
-    try:
-        page = server.get("/")
-        assert page.status_code == 200
-        assert "No usable model" in page.text
-        assert "no data yet" in page.text
-        assert 'src="/scorehistory.png"' not in page.text  # no broken image
-        for path in ("/scorehistory.png", "/report.pdf", "/confusionmatrix.png"):
-            response = server.get(path)
-            assert response.status_code == 404
-            assert response.json()["error"]
-    finally:
-        stop_server(server)
+def test_the_page_without_a_deployed_model_says_so(project):
+    client = client_for(project)
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "No usable model" in page.text
+    assert "no data yet" in page.text
+    assert 'src="/scorehistory.png"' not in page.text  # no broken image
+    for path in ("/scorehistory.png", "/report.pdf", "/confusionmatrix.png"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json["error"]
 
 
-def test_the_page_warns_when_the_deployed_f1_fell_by_more_than_the_margin(drifted_server):
+def test_the_page_warns_when_the_deployed_f1_fell_by_more_than_the_margin(api_client):
     # The bundled storyline: the model retrained on the shifted data scores lower on the test data.
-    page = drifted_server.get("/").text
+    project = api_client.project
+    result = project.run("fullprocess.py", config="config_production.json")
+    assert result.returncode == 0, result.stderr
+    page = api_client.get("/").text
     assert 'id="score-warning"' in page
     assert "fell from 0.6752 (v0001) to 0.6195 (v0002)" in page and "deployment.py --rollback" in page
-    drifted_server.project.write_config(promotion_margin=0.1, api_url="http://127.0.0.1:9")
-    port = free_port()
-    guarded = start_server(
-        [PYTHON, str(ROOT / "app.py"), "--config", str(drifted_server.project.config_path), "--port", str(port)],
-        port,
-        drifted_server.log_path.with_name("guarded.log"),
-        cwd=drifted_server.project.elsewhere,
-    )
-    try:
-        assert 'id="score-warning"' not in guarded.get("/").text  # a fall within the margin is no warning
-    finally:
-        stop_server(guarded)
+    project.write_config(promotion_margin=0.1, api_url="http://127.0.0.1:9")
+    guarded = client_for(project)
+    assert 'id="score-warning"' not in guarded.get("/").text  # a fall within the margin is no warning

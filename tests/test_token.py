@@ -1,7 +1,7 @@
-"""The API token against real servers: refused without it or with a wrong one, answered with it,
-/health always open, /metrics open only with metrics_public, ?token= only with token_in_query
-(and the status page then working in a real browser), DRS_API_TOKEN winning over the file,
-apicalls.py and the tick sending it, and the token never written to a log."""
+"""The API token: refused without it or with a wrong one, answered with it, /health always open,
+/metrics open only with metrics_public, ?token= only with token_in_query, DRS_API_TOKEN winning
+over the file (in process, Flask's test client); against real servers: the status page in a real
+browser, apicalls.py and the tick sending it, and the token never written to a log."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import json
 
 import pytest
 import requests
-from conftest import PYTHON, ROOT, free_port, start_server, stop_server
+from conftest import PYTHON, ROOT, client_for, free_port, start_server, stop_server
 from test_api_faults import make_serve_command
 from test_status_page import needs_browser, open_browser  # noqa: F401  (open_browser: a fixture)
+
+import drs.api.security
 
 TOKEN = "t0ken-for-tests_Zq8"
 RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
@@ -52,59 +54,74 @@ def token_server(deployed, tmp_path, request):
     stop_server(server)
 
 
+@pytest.fixture
+def token_client(deployed, request):
+    """The deployed practice model behind a token, in process; the config's extra settings from the test's parameter."""
+    deployed.write_config(api_token=TOKEN, **getattr(request, "param", {}))
+    return client_for(deployed)
+
+
 def assert_refused(response, wrong: bool = False):
-    assert response.status_code == 401, (response.request.url, response.status_code)
+    """A 401 with its challenge and a JSON reason (a requests or a Flask test client response)."""
+    assert response.status_code == 401, (getattr(response, "request", None), response.status_code)
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    error = response.json()["error"]
+    error = json.loads(response.text)["error"]
     assert ("wrong" in error) if wrong else ("needs a token" in error)
     assert TOKEN not in response.text
 
 
-def test_every_endpoint_but_health_needs_the_token(token_server):
-    url = token_server.url
+def test_every_endpoint_but_health_needs_the_token(token_client):
+    client = token_client
     for path in GETS:
-        assert_refused(requests.get(url + path, timeout=30))
-        assert_refused(requests.get(url + path, headers={"Authorization": "Bearer not-it"}, timeout=30), wrong=True)
-        assert_refused(requests.get(url + path, headers={"Authorization": f"Basic {TOKEN}"}, timeout=30))
-        assert requests.get(url + path, headers=BEARER, timeout=30).status_code == 200, path
-    assert_refused(requests.post(url + "/prediction", json={"records": [RECORD]}, timeout=30))
-    answered = requests.post(url + "/prediction", json={"records": [RECORD]}, headers=BEARER, timeout=30)
-    assert answered.status_code == 200 and answered.json()["version"] == "v0001"
+        assert_refused(client.get(path))
+        assert_refused(client.get(path, headers={"Authorization": "Bearer not-it"}), wrong=True)
+        assert_refused(client.get(path, headers={"Authorization": f"Basic {TOKEN}"}))
+        assert client.get(path, headers=BEARER).status_code == 200, path
+    assert_refused(client.post("/prediction", json={"records": [RECORD]}))
+    answered = client.post("/prediction", json={"records": [RECORD]}, headers=BEARER)
+    assert answered.status_code == 200 and answered.json["version"] == "v0001"
     # The scheme's name is case-insensitive (RFC 7235).
-    assert requests.get(url + "/scoring", headers={"Authorization": f"bearer {TOKEN}"}, timeout=30).status_code == 200
+    assert client.get("/scoring", headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
     # /health is open: a load balancer probes it without a token.
-    assert requests.get(url + "/health", timeout=30).status_code == 200
+    assert client.get("/health").status_code == 200
     # An unknown path says nothing without the token, 404 with it.
-    assert_refused(requests.get(url + "/nope", timeout=30))
-    assert requests.get(url + "/nope", headers=BEARER, timeout=30).status_code == 404
+    assert_refused(client.get("/nope"))
+    assert client.get("/nope", headers=BEARER).status_code == 404
     # ?token= is not accepted unless token_in_query is on.
-    assert_refused(requests.get(url + f"/scoring?token={TOKEN}", timeout=30))
+    assert_refused(client.get(f"/scoring?token={TOKEN}"))
 
 
-@pytest.mark.parametrize("token_server", [{"metrics_public": True}], indirect=True)
-def test_metrics_public_opens_metrics_only(token_server):
-    assert requests.get(token_server.url + "/metrics", timeout=30).status_code == 200
-    assert_refused(requests.get(token_server.url + "/scoring", timeout=30))
-    assert_refused(requests.get(token_server.url + "/openapi.json", timeout=30))
+@pytest.mark.parametrize("token_client", [{"metrics_public": True}], indirect=True)
+def test_metrics_public_opens_metrics_only(token_client):
+    assert token_client.get("/metrics").status_code == 200
+    assert_refused(token_client.get("/scoring"))
+    assert_refused(token_client.get("/openapi.json"))
 
 
-@pytest.mark.parametrize("token_server", [{"token_in_query": True}], indirect=True)
-def test_token_in_query_lets_a_browser_get_the_page_and_what_it_links(token_server):
-    url = token_server.url
-    page = requests.get(url + f"/?token={TOKEN}", timeout=30)
+@pytest.mark.parametrize("token_client", [{"token_in_query": True}], indirect=True)
+def test_token_in_query_lets_a_browser_get_the_page_and_what_it_links(token_client):
+    client = token_client
+    page = client.get(f"/?token={TOKEN}")
     assert page.status_code == 200
     assert page.headers["Referrer-Policy"] == "no-referrer"
     # The page's links carry the token, or the browser could not follow them.
     for path in ("/report.pdf", "/confusionmatrix.png", "/scorehistory.png", "/scoring", "/summarystats"):
         assert f'"{path}?token={TOKEN}"' in page.text, path
-        assert requests.get(f"{url}{path}?token={TOKEN}", timeout=30).status_code == 200, path
-    assert_refused(requests.get(url + "/?token=wrong", timeout=30), wrong=True)
+        assert client.get(f"{path}?token={TOKEN}").status_code == 200, path
+    assert_refused(client.get("/?token=wrong"), wrong=True)
     # Only GET: a POST's query token is refused, its header accepted.
-    assert_refused(requests.post(url + f"/prediction?token={TOKEN}", json={"records": [RECORD]}, timeout=30))
-    assert requests.post(url + "/prediction", json={"records": [RECORD]}, headers=BEARER, timeout=30).status_code == 200
+    assert_refused(client.post(f"/prediction?token={TOKEN}", json={"records": [RECORD]}))
+    assert client.post("/prediction", json={"records": [RECORD]}, headers=BEARER).status_code == 200
     # Reached with the header, the page's links stay clean.
-    assert "?token=" not in requests.get(url + "/", headers=BEARER, timeout=30).text
+    assert "?token=" not in client.get("/", headers=BEARER).text
+
+
+@pytest.mark.parametrize("token_server", [{"token_in_query": True}], indirect=True)
+def test_the_development_server_keeps_a_query_token_out_of_its_log(token_server):
+    url = token_server.url
+    assert requests.get(url + f"/?token={TOKEN}", timeout=30).status_code == 200
+    assert requests.get(f"{url}/scoring?token={TOKEN}", timeout=30).status_code == 200
     # The development server's request lines do not keep it.
     log = token_server.log_path.read_text()
     assert "token=<redacted>" in log and TOKEN not in log
@@ -129,31 +146,24 @@ def test_the_status_page_works_in_a_browser_with_the_token_in_its_url(token_serv
     assert browser.execute_script("return arguments[0].naturalWidth", image) > 0
 
 
-def test_the_environment_token_wins_over_the_file(deployed, tmp_path):
+def test_the_environment_token_wins_over_the_file(deployed, monkeypatch):
     deployed.write_config(api_token="from-the-file")
-    server = serve(deployed, tmp_path / "server.log", env={"DRS_API_TOKEN": TOKEN})
-    try:
-        assert requests.get(server.url + "/scoring", headers=BEARER, timeout=30).status_code == 200
-        assert_refused(
-            requests.get(server.url + "/scoring", headers={"Authorization": "Bearer from-the-file"}, timeout=30),
-            wrong=True,
-        )
-    finally:
-        stop_server(server)
+    monkeypatch.setenv("DRS_API_TOKEN", TOKEN)
+    client = client_for(deployed)
+    assert client.get("/scoring", headers=BEARER).status_code == 200
+    assert_refused(client.get("/scoring", headers={"Authorization": "Bearer from-the-file"}), wrong=True)
 
 
 def test_the_token_is_compared_in_constant_time(deployed, monkeypatch):
-    import drs.api as api
-
     compared = []
 
     def spy(given, expected):
         compared.append((given, expected))
         return given == expected
 
-    monkeypatch.setattr(api.hmac, "compare_digest", spy)
+    monkeypatch.setattr(drs.api.security.hmac, "compare_digest", spy)
     deployed.write_config(api_token=TOKEN)
-    client = api.create_app(deployed.config_path).test_client()
+    client = client_for(deployed)
     assert client.get("/scoring", headers={"Authorization": "Bearer not-it"}).status_code == 401
     assert client.get("/scoring", headers=BEARER).status_code == 200
     assert compared == [(b"not-it", TOKEN.encode()), (TOKEN.encode(), TOKEN.encode())]

@@ -1,5 +1,5 @@
 """Prometheus metrics of the API: request counts and latency, predictions served, and gauges
-read at scrape time from production and the run history (GET /metrics, see app.py)."""
+read at scrape time from production and the run history (GET /metrics, see drs/api/operations.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from drs.config import PipelineError
-from drs.storage import read_jsonl
+from drs.history import HistoryLog
 
 # Set by drs/gunicorn_conf.py (`make serve`) before any worker starts: the workers' shared metrics folder.
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -73,8 +73,8 @@ class ApiMetrics:
 
 
 class ProductionCollector:
-    """Gauges read from files when /metrics is scraped: the deployed model (through the
-    worker's app.ModelCache, which checks production first) and the last tick of the run history.
+    """Gauges read from files when /metrics is scraped: the deployed model (through the worker's
+    drs.api.model_cache.ModelCache, which checks production first) and the last tick of the run history.
     Every worker reads the same files, so whichever answers gives the same values: nothing to
     merge across workers, and no gauge to keep up to date between scrapes.
 
@@ -84,7 +84,7 @@ class ProductionCollector:
 
     def __init__(self, current_model, history_path: Path, cache):
         """`current_model()`: (the deployed model or None, the problem production's check found or None);
-        `cache`: app.FileKeyedCache, so the history is read again only when it changed."""
+        `cache`: a drs.api.model_cache.FileKeyedCache, so the history is read again only when it changed."""
         self.current_model, self.history_path, self.cache = current_model, history_path, cache
 
     def describe(self):
@@ -135,14 +135,14 @@ class ProductionCollector:
 def _last_tick(history_path: Path) -> tuple[float, int | None] | None:
     """(end as Unix time, exit status) of the history's last record; None without a readable one."""
     try:
-        records = read_jsonl(history_path, last=1)
+        records = HistoryLog(history_path).read(last=1)
     except OSError:  # an unreadable history drops the tick gauges, never the whole scrape
         return None
     if not records:
         return None
     record = records[-1]
     try:
-        ended = dt.datetime.fromisoformat(str(record.get("end") or record.get("start"))).timestamp()
+        ended = dt.datetime.fromisoformat(record.end or record.start).timestamp()
     except ValueError:
         return None
-    return ended, record.get("exit_status")
+    return ended, record.exit_status

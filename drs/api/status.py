@@ -1,0 +1,118 @@
+"""For people: the status page (GET /) and the files it links (the score history, the report, the
+confusion matrix)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, g, render_template, send_file
+
+from drs.api.errors import ApiError
+from drs.api.state import ApiState, api_state
+from drs.config import CONFUSION_MATRIX_FILE, HISTORY_FILE, REPORT_FILE
+
+# The status page's one figure: matplotlib (Agg) without pyplot; the PDF library is never imported here.
+from drs.figures import score_history_png
+from drs.status_views import (
+    display_time,
+    drift_test_rows,
+    drift_verdict_words,
+    last_drift_tick,
+    read_history,
+    score_fall_warning,
+    tick_rows,
+)
+
+blueprint = Blueprint("status", __name__)
+
+
+def _modified(path: Path) -> str | None:
+    """A file's modification time as "YYYY-MM-DD HH:MM:SS" (UTC), or None when it does not exist."""
+    try:
+        stamp = os.stat(path).st_mtime
+    except OSError:
+        return None
+    return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _deployed_view(state: ApiState) -> tuple[dict | None, str | None]:
+    """(the served model as the page shows it, or None; the problem production's check found, or None)."""
+    try:
+        model = state.models.get()
+    except ApiError as exc:
+        return None, exc.message
+    deployed = {
+        "version": model.version,
+        "f1": f"{model.f1:.4f}" if model.f1 is not None else "-",
+        "created": display_time(model.manifest.get("created")),
+        "note": model.manifest.get("note", ""),
+    }
+    return deployed, state.models.problem
+
+
+def _deployments(state: ApiState) -> list[dict]:
+    store = state.models.store
+    return state.cache.get("deployments", [], store.deployment_log, token=store.deployment_log_token())
+
+
+@blueprint.get("/")
+def status_page():
+    state = api_state()
+    config = state.config
+    deployed, problem = _deployed_view(state)
+    records = state.cache.get("history", [config.log_folder / HISTORY_FILE], lambda: read_history(config))
+    deployments = _deployments(state)
+    drift_tick = last_drift_tick(records)
+    return render_template(
+        "status.html",
+        now=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        deployed=deployed,
+        problem=problem,
+        ticks=tick_rows(records),
+        drift_tick={"start": display_time(drift_tick.start)} if drift_tick else None,
+        drift_words=drift_verdict_words(drift_tick),
+        drift_rows=drift_test_rows(drift_tick),
+        score_history=any(record.get("f1") is not None for record in deployments),
+        score_warning=score_fall_warning(deployments, config.promotion_margin),
+        report_time=_modified(config.model_folder / REPORT_FILE),
+        matrix_time=_modified(config.model_folder / CONFUSION_MATRIX_FILE),
+        # Reached with ?token=: the page's own links carry it too, or the browser could not follow them.
+        token_query="?" + urlencode({"token": config.api_token}) if g.get("token_from_query") else "",
+    )
+
+
+@blueprint.get("/scorehistory.png")
+def score_history_image():
+    state = api_state()
+    store = state.models.store
+    png = state.cache.get(
+        "scorehistory", [], lambda: score_history_png(_deployments(state)), token=store.deployment_log_token()
+    )
+    if png is None:
+        raise ApiError(404, "no deployments recorded yet")
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "no-cache"})
+
+
+def _generated_file(path: Path, mimetype: str):
+    # Opened before answering: a file replaced meanwhile is served whole (old or new), one
+    # removed meanwhile is a 404, never a 500.
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 (closed by the response)
+    except FileNotFoundError:
+        raise ApiError(
+            404, f"{path.name} not generated yet: it is written after each deployment (or run reporting.py)"
+        ) from None
+    return send_file(handle, mimetype=mimetype, download_name=path.name, max_age=0)
+
+
+@blueprint.get("/" + REPORT_FILE)
+def report_pdf():
+    return _generated_file(api_state().config.model_folder / REPORT_FILE, "application/pdf")
+
+
+@blueprint.get("/" + CONFUSION_MATRIX_FILE)
+def confusion_matrix_png():
+    return _generated_file(api_state().config.model_folder / CONFUSION_MATRIX_FILE, "image/png")
