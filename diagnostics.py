@@ -10,7 +10,7 @@ import json
 import sys
 
 from drs.cli import stage_main
-from drs.config import DIAGNOSTICS_FILE, Config
+from drs.config import Config
 from drs.diagnostics import (
     dataframe_summary,
     diagnostics_report,
@@ -18,11 +18,11 @@ from drs.diagnostics import (
     missing_data,
     model_predictions,
     outdated_packages_list,
+    write_diagnostics,
 )
 from drs.ingest import read_final_data
 from drs.production import production_store
 from drs.score import load_test_data
-from drs.storage import write_json_atomic
 
 __all__ = ["model_predictions", "dataframe_summary", "missing_data", "execution_time", "outdated_packages_list"]
 
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
         report = diagnostics_report(
             config, production_store(config).load_model(), read_final_data(config), load_test_data(config)
         )
-        write_json_atomic(config.model_folder / DIAGNOSTICS_FILE, report)
+        write_diagnostics(config, report)
         return json.dumps(report, indent=2)
 
     return stage_main(

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 
 from drs.cli import stage_main
-from drs.config import FINAL_DATA_FILE, Config
+from drs.config import Config
+from drs.files import FINAL_DATA_FILE
 from drs.ingest import merge_multiple_dataframe
 
 __all__ = ["merge_multiple_dataframe", "main"]

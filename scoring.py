@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 
 from drs.cli import stage_main
-from drs.config import SCORE_FILE, Config
+from drs.config import Config
+from drs.files import SCORE_FILE
 from drs.score import score_model
 
 __all__ = ["score_model", "main"]

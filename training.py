@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 
 from drs.cli import stage_main
-from drs.config import MODEL_FILE, Config
+from drs.config import Config
+from drs.files import MODEL_FILE
 from drs.train import train_model
 
 __all__ = ["train_model", "main"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 
-from drs.config import API_RETURNS_FILE, Config, PipelineError
+from drs.config import Config, PipelineError
+from drs.files import API_RETURNS_FILE
 from drs.storage import write_text_atomic
 
 log = logging.getLogger("apicalls")

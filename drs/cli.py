@@ -11,8 +11,9 @@ import logging
 import sys
 from pathlib import Path
 
-from drs.config import DEFAULT_CONFIG, LOCK_FILE, ConfigError, PipelineError, load_config
-from drs.storage import LockBusy, exclusive_lock
+from drs.config import DEFAULT_CONFIG, ConfigError, PipelineError, load_config
+from drs.production import production_store
+from drs.storage import LockBusy
 
 
 def argument_parser(description: str) -> argparse.ArgumentParser:
@@ -73,7 +74,7 @@ def stage_main(stage: str, description: str, action, argv=None, add_arguments=No
         setup_logging()
         if lock:
             try:
-                with exclusive_lock(config.log_folder / LOCK_FILE, config.lock_wait_seconds):
+                with production_store(config).tick_lock(config.lock_wait_seconds):
                     message = action(config, args)
             except LockBusy as busy:
                 raise PipelineError(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drs import drift_registry
+from drs.files import TEST_DATA_FILE
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_DIR / "config.json"
@@ -67,27 +68,6 @@ FEATURE_COLUMNS = COURSE_SCHEMA.features
 ALL_COLUMNS = COURSE_SCHEMA.columns
 SCHEMA_KEYS = ("id_column", "target_column", "positive_label", "numeric_features", "categorical_features")
 DEFAULT_ESTIMATOR = "sklearn.linear_model.LogisticRegression"
-
-# --- file names the course made public: users and tools look for these ------
-FINAL_DATA_FILE = "finaldata.csv"
-INGESTED_RECORD_FILE = "ingestedfiles.txt"
-INGESTED_DETAIL_FILE = "ingestedfiles.json"
-REFERENCE_SAMPLE_FILE = "referencedata.csv"
-REFERENCE_SAMPLE_ROWS = 50_000
-TRAINING_ROWS_FILE = "trainingrows.npy"  # a key of each training row, kept with each deployed version
-TEST_DATA_FILE = "testdata.csv"
-MODEL_FILE = "trainedmodel.pkl"
-MODEL_RECORD_FILE = "trainedmodel.json"  # the sha256 training recorded for MODEL_FILE
-SCORE_FILE = "latestscore.txt"
-MANIFEST_FILE = "manifest.json"
-CONFUSION_MATRIX_FILE = "confusionmatrix.png"
-REPORT_FILE = "report.pdf"
-API_RETURNS_FILE = "apireturns.txt"
-DIAGNOSTICS_FILE = "diagnostics.json"
-HISTORY_FILE = "history.jsonl"
-LOG_FILE = "fullprocess.log"
-LOCK_FILE = "fullprocess.lock"
-REPORTS_RECORD_FILE = "reports.json"  # which deployed version the reports describe
 
 FOLDER_KEYS = {  # config key -> Config field; each a folder path, relative to the config file's folder
     "input_folder_path": "input_folder",

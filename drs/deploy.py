@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from drs.config import (
+from drs.config import Config, PipelineError, load_config
+from drs.files import (
     HISTORY_FILE,
     INGESTED_DETAIL_FILE,
     INGESTED_RECORD_FILE,
@@ -26,9 +27,6 @@ from drs.config import (
     REFERENCE_SAMPLE_FILE,
     SCORE_FILE,
     TRAINING_ROWS_FILE,
-    Config,
-    PipelineError,
-    load_config,
 )
 from drs.history import Decision, HistoryLog, TickRecord
 from drs.ingest import read_final_data, row_keys

@@ -17,18 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from drs.config import (
-    COURSE_SCHEMA,
-    HISTORY_FILE,
-    PROJECT_DIR,
-    Config,
-    Schema,
-    load_config,
-)
+from drs.config import COURSE_SCHEMA, PROJECT_DIR, Config, Schema, load_config
+from drs.files import DIAGNOSTICS_FILE, HISTORY_FILE
 from drs.history import HistoryLog, TickRecord, last_stage_timings
 from drs.ingest import merge_multiple_dataframe, read_final_data
 from drs.production import production_store
 from drs.score import load_test_data
+from drs.storage import write_json_atomic
 from drs.train import feature_matrix, fit_model
 
 log = logging.getLogger("diagnostics")
@@ -211,6 +206,13 @@ def all_diagnostics(
         "missing_data": missing_data(config, data),
         "outdated_packages": outdated_packages_list() if packages is None else packages,
     }
+
+
+def write_diagnostics(config: Config, report: dict) -> Path:
+    """Write `report` (diagnostics_report's) to diagnostics.json, atomically: this module is its one writer."""
+    path = config.model_folder / DIAGNOSTICS_FILE
+    write_json_atomic(path, report)
+    return path
 
 
 def diagnostics_report(

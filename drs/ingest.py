@@ -35,18 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from drs.config import (
-    COURSE_SCHEMA,
+from drs.config import COURSE_SCHEMA, Config, ConfigError, PipelineError, Schema, load_config
+from drs.files import (
     FINAL_DATA_FILE,
     INGESTED_DETAIL_FILE,
     INGESTED_RECORD_FILE,
     REFERENCE_SAMPLE_FILE,
     REFERENCE_SAMPLE_ROWS,
-    Config,
-    ConfigError,
-    PipelineError,
-    Schema,
-    load_config,
 )
 from drs.storage import atomic_path, input_csvs, write_json_atomic, write_text_atomic
 

@@ -40,17 +40,21 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from drs.config import (
-    COURSE_SCHEMA,
+from drs.config import COURSE_SCHEMA, Config, PipelineError
+from drs.files import (
+    CHECKED_FILE,
+    CURRENT_LINK,
+    DEPLOY_LOCK,
+    DEPLOYMENT_LOG,
     INGESTED_DETAIL_FILE,
     INGESTED_RECORD_FILE,
+    LOCK_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
     REFERENCE_SAMPLE_FILE,
     SCORE_FILE,
     TRAINING_ROWS_FILE,
-    Config,
-    PipelineError,
+    VERSIONS_DIR,
 )
 from drs.storage import (
     LockBusy,
@@ -65,11 +69,6 @@ from drs.storage import (
 )
 
 FORMAT_VERSION = 1  # of manifest.json
-VERSIONS_DIR = "versions"
-CURRENT_LINK = "current"
-DEPLOYMENT_LOG = "deployments.jsonl"
-CHECKED_FILE = "checkedfiles.json"
-DEPLOY_LOCK = ".deploy.lock"
 COURSE_FILES = (MODEL_FILE, SCORE_FILE, INGESTED_RECORD_FILE)
 PUBLISHED_FILES = (*COURSE_FILES, INGESTED_DETAIL_FILE, MANIFEST_FILE)
 ANY_VERSION = "any"  # publish's expected_current when any serving version will do
@@ -209,6 +208,12 @@ class ProductionStore(abc.ABC):
     @abc.abstractmethod
     def lock(self) -> contextlib.AbstractContextManager:
         """Held by one deployment or rollback at a time; PipelineError when another holds it."""
+
+    @abc.abstractmethod
+    def tick_lock(self, wait_seconds: float = 0.0) -> contextlib.AbstractContextManager:
+        """Held by a tick, or a stage run by hand, for its whole run: it sits with production because the
+        practice and the production configs share production and the ingested data. Waits up to
+        `wait_seconds`, then raises LockBusy naming the holder."""
 
     @abc.abstractmethod
     def versions(self) -> list[str]:
@@ -469,6 +474,9 @@ class LocalProductionStore(ProductionStore):
     def __init__(self, folder: Path | str):
         self.folder = Path(folder)
         self.location = str(self.folder)
+
+    def tick_lock(self, wait_seconds: float = 0.0) -> contextlib.AbstractContextManager:
+        return exclusive_lock(self.folder / LOCK_FILE, wait_seconds)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

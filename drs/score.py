@@ -11,10 +11,11 @@ import logging
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from drs.config import COURSE_SCHEMA, MODEL_RECORD_FILE, SCORE_FILE, Config, PipelineError, Schema, load_config
+from drs.config import COURSE_SCHEMA, Config, PipelineError, Schema, load_config
+from drs.files import SCORE_FILE
 from drs.ingest import read_labelled_csv
-from drs.storage import read_json, write_json_atomic, write_text_atomic
-from drs.train import labelled_rows, load_trained_model
+from drs.storage import write_text_atomic
+from drs.train import labelled_rows, load_trained_model, record_score
 
 log = logging.getLogger("scoring")
 
@@ -55,9 +56,7 @@ def save_score(config: Config, score: float) -> None:
     """Write the score, as a bare number, to latestscore.txt (the course's record), and beside the
     trained model's sha256 in trainedmodel.json: deployment publishes a model only with its own score."""
     write_text_atomic(config.model_folder / SCORE_FILE, f"{score}\n")
-    record = read_json(config.model_folder / MODEL_RECORD_FILE)
-    if record:
-        write_json_atomic(config.model_folder / MODEL_RECORD_FILE, {**record, "f1": score})
+    record_score(config, score)
     log.info("F1 on %s: %.4f; wrote %s", config.test_data_file, score, config.model_folder / SCORE_FILE)
 
 

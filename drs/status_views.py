@@ -9,7 +9,8 @@ or PDF library.
 from __future__ import annotations
 
 from drs import drift_registry
-from drs.config import HISTORY_FILE, Config
+from drs.config import Config
+from drs.files import HISTORY_FILE
 from drs.history import HistoryLog, TickRecord
 
 NO_DATA = "no data yet"

@@ -38,22 +38,12 @@ from typing import TYPE_CHECKING
 
 from drs.alerts import channel_for, send_test_alert, tick_alerts
 from drs.cli import setup_logging
-from drs.config import (
-    HISTORY_FILE,
-    LOCK_FILE,
-    LOG_FILE,
-    PROJECT_DIR,
-    REPORTS_RECORD_FILE,
-    Config,
-    ConfigError,
-    PipelineError,
-    load_operations,
-)
+from drs.config import PROJECT_DIR, Config, ConfigError, PipelineError, load_operations
+from drs.files import HISTORY_FILE, LOG_FILE, REPORTS_RECORD_FILE
 from drs.history import Decision, HistoryLog, TickRecord, status_rows
 from drs.production import ProductionDamaged, open_production, production_store, trained_schema
 from drs.storage import (
     LockBusy,
-    exclusive_lock,
     fingerprint_files,
     input_csvs,
     now_iso,
@@ -417,7 +407,7 @@ def send_test(config: Config) -> int:
 def _run_locked(config: Config, tick: Tick) -> int:
     """run_tick under the lock, every failure turned into a recorded decision and an exit status."""
     try:
-        with exclusive_lock(config.log_folder / LOCK_FILE):
+        with production_store(config).tick_lock():
             return run_tick(config, tick)
     except LockBusy:
         log.info("another run in progress: skipping this tick")

@@ -27,17 +27,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from drs.config import (
-    COURSE_SCHEMA,
-    INGESTED_DETAIL_FILE,
-    MODEL_FILE,
-    MODEL_RECORD_FILE,
-    Config,
-    ConfigError,
-    PipelineError,
-    Schema,
-    load_config,
-)
+from drs.config import COURSE_SCHEMA, Config, ConfigError, PipelineError, Schema, load_config
+from drs.files import INGESTED_DETAIL_FILE, MODEL_FILE, MODEL_RECORD_FILE
 from drs.ingest import read_final_data
 from drs.storage import now_iso, read_json, sha256_file, write_bytes_atomic, write_json_atomic
 
@@ -181,6 +172,13 @@ def positive_probabilities(model, features, schema: Schema):
         return None
     classes = list(model.classes_)
     return model.predict_proba(features)[:, classes.index(schema.positive_label)]
+
+
+def record_score(config: Config, score: float) -> None:
+    """Add the trained model's test F1 to trainedmodel.json (this module is the file's one writer)."""
+    record = read_json(config.model_folder / MODEL_RECORD_FILE)
+    if record:
+        write_json_atomic(config.model_folder / MODEL_RECORD_FILE, {**record, "f1": score})
 
 
 def save_model(model, config: Config, rows: int | None = None) -> Path:

@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import free_port
 
-from drs.alerts import STATE_FILE, tick_alerts
+from drs.alerts import tick_alerts
 from drs.alerts.channels import DeliveryResult, WebhookChannel, channel_for
+from drs.files import ALERT_STATE_FILE
 
 SECRET_PATH = "/hooks/T000/secret-token"
 
@@ -123,7 +124,7 @@ def test_a_trickling_receiver_is_cut_off_at_the_deadline(receiver):
 def test_tick_alerts_keeps_its_state_beside_the_logs_and_starts_over_from_a_damaged_one(receiver, tmp_path, damage):
     settings = {"webhook_url": receiver.url, "events": ["failed", "recovered"], "cooldown_minutes": 60}
     failed = {"decision": "error: boom", "exit_status": 1, "failed_stage": "ingest", "error": "boom"}
-    (tmp_path / STATE_FILE).write_text(damage)
+    (tmp_path / ALERT_STATE_FILE).write_text(damage)
     assert tick_alerts(settings, {**failed, "end": "2024-05-01T10:00:00+00:00"}, tmp_path, NO_WAITS) == [
         {
             "event": "failed",
@@ -134,17 +135,17 @@ def test_tick_alerts_keeps_its_state_beside_the_logs_and_starts_over_from_a_dama
         }
     ]
     assert receiver.events == ["failed"]
-    state = json.loads((tmp_path / STATE_FILE).read_text())
+    state = json.loads((tmp_path / ALERT_STATE_FILE).read_text())
     assert state["failed_ticks"] == 1 and state["failing_since"] == "2024-05-01T10:00:00+00:00"
     held = tick_alerts(settings, {**failed, "end": "2024-05-01T10:05:00+00:00"}, tmp_path, NO_WAITS)
     assert held == [{"event": "failed", "suppressed": "cooldown", "repeats": 1}] and len(receiver.bodies) == 1
     quiet = {"decision": "skipped: another run in progress", "decision_code": "skipped", "exit_status": 0}
-    before = (tmp_path / STATE_FILE).stat().st_mtime_ns
+    before = (tmp_path / ALERT_STATE_FILE).stat().st_mtime_ns
     assert tick_alerts(settings, quiet, tmp_path, NO_WAITS) == []
-    assert (tmp_path / STATE_FILE).stat().st_mtime_ns == before  # nothing changed: nothing written
+    assert (tmp_path / ALERT_STATE_FILE).stat().st_mtime_ns == before  # nothing changed: nothing written
     recovered = tick_alerts(settings, {"decision": "no new data", "exit_status": 0}, tmp_path, NO_WAITS)
     assert [entry["event"] for entry in recovered] == ["recovered"]
-    assert json.loads((tmp_path / STATE_FILE).read_text()) == {}
+    assert json.loads((tmp_path / ALERT_STATE_FILE).read_text()) == {}
     # Without a log folder there is no state: no cooldown and no recovery.
     assert tick_alerts(settings, {"decision": "no new data", "exit_status": 0}, None, NO_WAITS) == []
 

@@ -114,7 +114,7 @@ def test_a_rejected_new_file_is_recorded_with_its_reason(deployed):
 
 
 def test_a_tick_that_finds_the_lock_taken_exits_0_and_is_recorded(deployed):
-    lock_path = deployed.path("logs", "fullprocess.lock")
+    lock_path = deployed.path("production_deployment", "fullprocess.lock")
     with open(lock_path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         result = deployed.run("fullprocess.py")
@@ -132,7 +132,7 @@ def test_a_lock_left_by_a_killed_run_does_not_block(deployed):
                 "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
                 "print('held', flush=True); time.sleep(60)"
             ),
-            str(deployed.path("logs", "fullprocess.lock")),
+            str(deployed.path("production_deployment", "fullprocess.lock")),
         ],
         stdout=subprocess.PIPE,
         text=True,

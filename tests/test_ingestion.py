@@ -169,7 +169,7 @@ def test_read_validated_csv_takes_bytes_or_a_file_and_can_ask_for_the_features_o
 
 
 def test_the_reference_sample_is_a_fixed_50000_rows_or_everything(inbox, project):
-    from drs.config import REFERENCE_SAMPLE_ROWS
+    from drs.files import REFERENCE_SAMPLE_ROWS
 
     rows = REFERENCE_SAMPLE_ROWS + 500
     frame = pd.DataFrame(

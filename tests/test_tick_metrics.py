@@ -106,7 +106,7 @@ def test_failed_skipped_and_config_error_ticks_write_their_exit_status(deployed)
     assert values[("drs_tick_deployed_info", (("version", "v0001"),))] == 1
     deployed.path("practicedata-away").rename(deployed.path("practicedata"))
 
-    with open(deployed.path("logs", "fullprocess.lock"), "w") as lock:
+    with open(deployed.path("production_deployment", "fullprocess.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         assert deployed.run("fullprocess.py").returncode == 0
     values = samples(deployed)

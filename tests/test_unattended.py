@@ -98,7 +98,7 @@ def held_lock(deployed):
                 "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'4242 2026-01-02T03:04:05+0000\\n'); "
                 "print('held', flush=True); time.sleep(120)"
             ),
-            str(deployed.path("logs", "fullprocess.lock")),
+            str(deployed.path("production_deployment", "fullprocess.lock")),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -131,7 +131,7 @@ def test_a_hand_run_writer_waits_for_the_tick_then_gives_up_in_one_line(deployed
 
 
 def test_a_hand_run_writer_proceeds_once_the_tick_ends(deployed):
-    lock = deployed.path("logs", "fullprocess.lock")
+    lock = deployed.path("production_deployment", "fullprocess.lock")
     holder = subprocess.Popen(
         [
             PYTHON,

@@ -22,13 +22,12 @@ from pathlib import Path
 
 from drs.alerts.channels import RETRY_WAITS, Channel, channel_for, receiver
 from drs.alerts.policy import after_delivery, checked_state, decide
+from drs.files import ALERT_STATE_FILE
 from drs.storage import now_iso, read_json, write_json_atomic
 
-__all__ = ["STATE_FILE", "receiver", "send_test_alert", "tick_alerts"]
+__all__ = ["ALERT_STATE_FILE", "receiver", "send_test_alert", "tick_alerts"]
 
 log = logging.getLogger("alerts")
-
-STATE_FILE = "alertstate.json"
 
 
 def tick_alerts(settings: dict, record: dict, log_folder: Path | None, waits=RETRY_WAITS) -> list[dict]:
@@ -60,7 +59,7 @@ def send_test_alert(settings: dict, version: str | None, waits=RETRY_WAITS) -> d
 
 
 def _tick_alerts(settings: dict, record: dict, log_folder: Path | None, channel: Channel) -> list[dict]:
-    state_path = Path(log_folder) / STATE_FILE if log_folder is not None else None
+    state_path = Path(log_folder) / ALERT_STATE_FILE if log_folder is not None else None
     state = _read_state(state_path) if state_path is not None else {}
     decision = decide(state, record, record.get("end") or now_iso(), settings)
     kept = decision.state

@@ -3,7 +3,8 @@ gives the record fields, its token the security scheme."""
 
 from __future__ import annotations
 
-from drs.config import CONFUSION_MATRIX_FILE, REPORT_FILE, Config, Schema
+from drs.config import Config, Schema
+from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE
 
 ERROR_REASONS = {
     400: "The request is invalid; the error says what (a field, a column, a line)",

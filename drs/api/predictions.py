@@ -11,9 +11,10 @@ from flask import Blueprint, jsonify
 from drs.api.errors import ApiError
 from drs.api.inputs import request_features
 from drs.api.state import api_state
-from drs.config import FINAL_DATA_FILE, Schema
+from drs.config import Schema
 from drs.deploy import DeployedModel
 from drs.diagnostics import all_diagnostics, dataframe_summary
+from drs.files import FINAL_DATA_FILE
 from drs.score import f1_on, load_test_data
 
 blueprint = Blueprint("predictions", __name__)

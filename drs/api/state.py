@@ -9,7 +9,8 @@ from flask import current_app
 from drs.api.metrics import ApiMetrics, ProductionCollector
 from drs.api.model_cache import FileKeyedCache, ModelCache
 from drs.api.openapi import openapi_document
-from drs.config import HISTORY_FILE, Config
+from drs.config import Config
+from drs.files import HISTORY_FILE
 from drs.production import production_store
 
 EXTENSION = "drs"

@@ -12,10 +12,10 @@ from flask import Blueprint, Response, g, render_template, send_file
 
 from drs.api.errors import ApiError
 from drs.api.state import ApiState, api_state
-from drs.config import CONFUSION_MATRIX_FILE, HISTORY_FILE, REPORT_FILE
 
 # The status page's one figure: matplotlib (Agg) without pyplot; the PDF library is never imported here.
 from drs.figures import score_history_png
+from drs.files import CONFUSION_MATRIX_FILE, HISTORY_FILE, REPORT_FILE
 from drs.status_views import (
     display_time,
     drift_test_rows,

@@ -24,9 +24,10 @@ from pathlib import Path
 import pandas as pd
 
 from drs import deploy, diagnostics, score
-from drs.config import CONFUSION_MATRIX_FILE, DIAGNOSTICS_FILE, REPORT_FILE, REPORTS_RECORD_FILE, Config, load_config
+from drs.config import Config, load_config
 from drs.deploy import DeployedModel
 from drs.figures import confusion_matrix_png, distribution_pngs, score_history_png
+from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE, REPORTS_RECORD_FILE
 from drs.history import TickRecord
 from drs.report.gather import ReportData, confusion_matrix_inputs, gather_report_data
 from drs.report.pdf import ReportFigures, pdf_bytes
@@ -98,8 +99,7 @@ def write_reports(
     report = diagnostics.diagnostics_report(
         config, data.deployed, data.final_data, data.test_data, data.packages, current_tick
     )
-    written.append(config.model_folder / DIAGNOSTICS_FILE)
-    write_json_atomic(written[-1], report)
+    written.append(diagnostics.write_diagnostics(config, report))
     write_json_atomic(
         config.model_folder / REPORTS_RECORD_FILE,
         {"version": data.deployed.version, "written": now_iso(), "files": [path.name for path in written]},

@@ -19,7 +19,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas as pdf_canvas
 from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Table, TableStyle
 
-from drs.config import FINAL_DATA_FILE, INGESTED_DETAIL_FILE
+from drs.files import FINAL_DATA_FILE, INGESTED_DETAIL_FILE
 from drs.report.gather import ReportData
 from drs.status_views import (
     NO_DATA,
