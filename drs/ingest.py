@@ -288,28 +288,14 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
     (then PipelineError when no file is valid, earlier outputs left as they were)."""
     config = config or load_config()
     schema = config.schema
-    paths, rejected = input_csvs(config.input_folder)
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        reads = [pool.submit(_read_input, path, config.max_input_file_bytes, schema) for path in paths]
-    valid, missing = {}, []
-    for path, read in zip(paths, reads, strict=False):
-        try:
-            valid[path.name] = read.result()
-        except InvalidFile as exc:
-            rejected[path.name] = str(exc)[:MAX_REASON_CHARS]
-            missing.append(set(exc.missing))
-    odd = _odd_labels({name: table for name, (_, table) in valid.items()}, schema)
-    rejected.update({name: why[:MAX_REASON_CHARS] for name, why in odd.items()})
+    valid, rejected, missing = _read_inputs(config)
     tables, ingested, spans, rows_read = [], {}, {}, 0
     for name, (fingerprint, table) in valid.items():
-        if name in odd:
-            continue
         tables.append(table)
         ingested[name] = {**fingerprint, "rows": table.num_rows}
         spans[name] = (rows_read, rows_read + table.num_rows)
         rows_read += table.num_rows
-    rejected = dict(sorted(rejected.items()))
     for name, reason in rejected.items():
         log.warning("rejected %s: %s", name, reason)
     read_seconds = time.perf_counter() - started
@@ -322,7 +308,7 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
             f"{config.path}: schema column(s) {', '.join(sorted(nowhere))} in no input file of {config.input_folder}"
         )
     every_row = pa.concat_tables([pa.schema(column_types(schema)).empty_table(), *tables]).to_pandas()
-    del tables, reads
+    del tables, valid
     # The course keeps the first of identical rows; so do we (NaN equals NaN).
     data = every_row.drop_duplicates(ignore_index=True)
     result = IngestionResult(data, ingested, rejected, rows_read, every_row, spans)
@@ -335,20 +321,42 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
         len(rejected),
     )
     if write:
-        if not ingested:
-            reasons = "; ".join(f"{name}: {why}" for name, why in result.rejected.items())
-            raise PipelineError(f"no valid CSV file in {config.input_folder}" + (f" ({reasons})" if reasons else ""))
-        started = time.perf_counter()
-        write_outputs(result, config.output_folder)
-        # Left by earlier versions, which cached parsed files there.
-        shutil.rmtree(config.output_folder / ".parsed", ignore_errors=True)
-        log.info(
-            "seconds: read %.3f, deduplicate %.3f, write %.3f",
-            read_seconds,
-            dedup_seconds,
-            time.perf_counter() - started,
-        )
+        _write_result(result, config, read_seconds, dedup_seconds)
     return result
+
+
+def _read_inputs(config: Config) -> tuple[dict[str, tuple[dict, pa.Table]], dict[str, str], list[set[str]]]:
+    """(name -> (fingerprint, table) of the valid files, name -> reason of the rejected ones in name order,
+    the schema columns each file lacked), the files read in parallel."""
+    paths, rejected = input_csvs(config.input_folder)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        reads = [pool.submit(_read_input, path, config.max_input_file_bytes, config.schema) for path in paths]
+    valid, missing = {}, []
+    for path, read in zip(paths, reads, strict=True):
+        try:
+            valid[path.name] = read.result()
+        except InvalidFile as exc:
+            rejected[path.name] = str(exc)[:MAX_REASON_CHARS]
+            missing.append(set(exc.missing))
+    odd = _odd_labels({name: table for name, (_, table) in valid.items()}, config.schema)
+    rejected.update({name: why[:MAX_REASON_CHARS] for name, why in odd.items()})
+    return {name: read for name, read in valid.items() if name not in odd}, dict(sorted(rejected.items())), missing
+
+
+def _write_result(result: IngestionResult, config: Config, read_seconds: float, dedup_seconds: float) -> None:
+    if not result.ingested:
+        reasons = "; ".join(f"{name}: {why}" for name, why in result.rejected.items())
+        raise PipelineError(f"no valid CSV file in {config.input_folder}" + (f" ({reasons})" if reasons else ""))
+    started = time.perf_counter()
+    write_outputs(result, config.output_folder)
+    # Left by earlier versions, which cached parsed files there.
+    shutil.rmtree(config.output_folder / ".parsed", ignore_errors=True)
+    log.info(
+        "seconds: read %.3f, deduplicate %.3f, write %.3f",
+        read_seconds,
+        dedup_seconds,
+        time.perf_counter() - started,
+    )
 
 
 def _write_csv(frame: pd.DataFrame, target: Path) -> None:

@@ -93,7 +93,7 @@ def check_drift(config: Config, tick: Tick, new_rows: pd.DataFrame) -> tuple[dic
 def retrain_and_deploy(
     config: Config,
     tick: Tick,
-    data,
+    data: pd.DataFrame,
     deployed: dict | None,
     note: str,
     drift_inputs: dict | None = None,
@@ -103,44 +103,13 @@ def retrain_and_deploy(
 
     Returns (outcome, version serving afterwards), outcome a drs.tick_decision.RetrainOutcome value.
     """
-
     kept = deployed["version"] if deployed else None
-    with tick.stage("train"):
-        model = fit_model(data, config)
-        save_model(model, config, rows=int(data[config.schema.target_column].notna().sum()))
-    with tick.stage("score"):
-        test_data = load_test_data(config)
-        test_f1 = f1_on(model, test_data, config.schema)
-        save_score(config, test_f1)
-    floor = all_positive_f1(test_data, config.schema)
-    tick.record.scores.update(retrained_test_f1=test_f1, all_positive_f1=round(floor, 6))
-    log.info("retrained model: F1 %.4f on the test data", test_f1)
-    if test_f1 <= floor:
-        # Deployed all the same (a bootstrap has nothing better), but nobody should miss it.
-        tick.record.warning = (
-            f"the retrained model's F1 {test_f1:.4f} is no better than calling every "
-            f"customer a churner ({floor:.4f}): check the estimator and its parameters"
-        )
-        log.warning("%s", tick.record.warning)
-
+    model, test_data, test_f1 = _train_and_score(config, tick, data)
     if guard and deployed is not None and config.promotion_margin is not None:
-        deployed_f1 = float(deployed.get("scores", {}).get("f1", 0.0))
-        promote = test_f1 >= deployed_f1 - config.promotion_margin
-        tick.record.promotion = {
-            "deployed_test_f1": deployed_f1,
-            "retrained_test_f1": test_f1,
-            "margin": config.promotion_margin,
-            "promoted": promote,
-        }
-        if not promote:
-            reason = (
-                f"retrained F1 {test_f1:.4f} is below the deployed {deployed_f1:.4f} "
-                f"minus margin {config.promotion_margin:g}"
-            )
-            tick.record.promotion["reason"] = reason
-            log.warning("promotion guard: %s; keeping %s", reason, kept)
+        refusal = _promotion_refusal(tick, test_f1, deployed, config.promotion_margin)
+        if refusal is not None:
+            log.warning("promotion guard: %s; keeping %s", refusal, kept)
             return "not promoted", kept
-
     with tick.stage("deploy"):
         try:
             manifest = deploy(config, note=note, expected_current=kept, data=data)
@@ -164,6 +133,45 @@ def retrain_and_deploy(
         log.warning("the API answered badly after the redeploy: %s", exc)
         tick.record.apicalls_error = str(exc)
     return "deployed", version
+
+
+def _train_and_score(config: Config, tick: Tick, data: pd.DataFrame) -> tuple[object, pd.DataFrame, float]:
+    """(the retrained model, the test data, its F1 on it), both written to output_model_path."""
+    with tick.stage("train"):
+        model = fit_model(data, config)
+        save_model(model, config, rows=int(data[config.schema.target_column].notna().sum()))
+    with tick.stage("score"):
+        test_data = load_test_data(config)
+        test_f1 = f1_on(model, test_data, config.schema)
+        save_score(config, test_f1)
+    floor = all_positive_f1(test_data, config.schema)
+    tick.record.scores.update(retrained_test_f1=test_f1, all_positive_f1=round(floor, 6))
+    log.info("retrained model: F1 %.4f on the test data", test_f1)
+    if test_f1 <= floor:
+        # Deployed all the same (a bootstrap has nothing better), but nobody should miss it.
+        tick.record.warning = (
+            f"the retrained model's F1 {test_f1:.4f} is no better than calling every "
+            f"customer a churner ({floor:.4f}): check the estimator and its parameters"
+        )
+        log.warning("%s", tick.record.warning)
+    return model, test_data, test_f1
+
+
+def _promotion_refusal(tick: Tick, test_f1: float, deployed: dict, margin: float) -> str | None:
+    """Why the promotion guard keeps the deployed model, or None to deploy; recorded in the tick either way."""
+    deployed_f1 = float(deployed.get("scores", {}).get("f1", 0.0))
+    promote = test_f1 >= deployed_f1 - margin
+    tick.record.promotion = {
+        "deployed_test_f1": deployed_f1,
+        "retrained_test_f1": test_f1,
+        "margin": margin,
+        "promoted": promote,
+    }
+    if promote:
+        return None
+    reason = f"retrained F1 {test_f1:.4f} is below the deployed {deployed_f1:.4f} minus margin {margin:g}"
+    tick.record.promotion["reason"] = reason
+    return reason
 
 
 def call_the_api(config: Config, tick: Tick) -> None:
