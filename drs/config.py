@@ -1,4 +1,6 @@
-"""Configuration and schema shared by every stage: column names, file names, the config file.
+"""The config file, loaded once and checked: `load_config` gives a `Config` with every folder resolved
+against the config file's folder, and the data's `Schema` (one source of truth for the columns).
+File names live in drs/files.py; drift settings are checked by the drift-test registry.
 
 Nothing here imports pandas, scikit-learn or matplotlib: the cron tick that
 finds no new data must stay cheap, and it goes through this module.

@@ -3,7 +3,7 @@
 ``store_model_into_pickle()`` publishes ``trainedmodel.pkl`` and ``latestscore.txt``
 (from ``output_model_path``) and ``ingestedfiles.txt`` (from ``output_folder_path``)
 as a new production version with its manifest, and switches production to it in
-one atomic step (the production store, production.py, owns the layout). The course
+one atomic step (the production store, drs.production, owns the layout). The course
 file names in ``prod_deployment_path`` always show the deployed version. The last
 ``keep_versions`` versions are kept; ``--rollback [VERSION]`` switches back.
 """

@@ -1,7 +1,7 @@
 """File helpers: atomic writes, hashes, the input folder seen cheaply, locks, JSON lines.
 
 Standard library only, so the cheap cron path can use it. The production layout
-is production.py's alone.
+is drs.production's alone; the file names are in drs.files.
 """
 
 from __future__ import annotations

@@ -12,15 +12,19 @@
   promotion guard), report, and call the API if one answers; no drift -> stop,
   and remember the files so the next tick does not re-check them.
 
-Each input is read once per tick and handed on: the ingested data, the test
-data, the deployed model. Each tick holds an exclusive lock (the stage scripts
-take the same one), logs every decision with its numbers, and appends one JSON
-line to ``<log_folder_path>/history.jsonl``. ``--status`` prints the last ticks.
+The tick is facts -> decision -> execution: `run_tick` gathers one fact at a time
+(`_Work`), `drs.tick_decision.next_step` (a pure function) says what to do next or
+how the tick ends, and drs.tick_stages does the costly stages, imported only once
+there is new data. Each input is read once per tick and handed on: the ingested
+data, the test data, the deployed model. Each tick holds the production store's
+tick lock (the stage scripts take the same one), logs every decision with its
+numbers, and appends one `TickRecord` to the history (drs.history). ``--status``
+prints the last ticks.
 
 With "alerts" in the config, a tick POSTs its events (drift, deployed,
-not_promoted, failed, recovered) to a webhook (alerts.py; ``--test-alert``
+not_promoted, failed, recovered) to a webhook (drs.alerts; ``--test-alert``
 sends a test); with "metrics_textfile", it writes its figures for
-node_exporter (metrics_textfile.py). Neither can fail a tick or change its
+node_exporter (drs.tick_metrics). Neither can fail a tick or change its
 exit status; a config that does not load still alerts, if its "alerts" can be read.
 """
 
