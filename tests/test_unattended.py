@@ -232,7 +232,7 @@ def test_a_torn_history_line_loses_one_record_never_the_next(tmp_path):
     target.write_text('{"n": 1}\n')
     # A full disk, for real: the file may not grow past a few bytes more, so the write is cut short.
     code = (
-        "import pathlib, resource, signal, sys; sys.path.insert(0, sys.argv[1]); import storage; "
+        "import pathlib, resource, signal, sys; sys.path.insert(0, sys.argv[1]); from drs import storage; "
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
         "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), resource.RLIM_INFINITY)); "
         "storage.append_jsonl(pathlib.Path(sys.argv[2]), {'n': 2, 'padding': 'x' * 100})"
@@ -244,7 +244,7 @@ def test_a_torn_history_line_loses_one_record_never_the_next(tmp_path):
     assert not target.read_bytes().endswith(b"\n")  # the torn line is there
 
     sys.path.insert(0, str(ROOT))
-    import storage
+    from drs import storage
 
     storage.append_jsonl(target, {"n": 3})
     assert [r["n"] for r in storage.read_jsonl(target)] == [1, 3]
