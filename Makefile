@@ -16,7 +16,7 @@ ACCESS_LOG ?=
 # 2x2 stopped answering with 5 slow-header clients; measured by bench/slow_clients.py).
 # --no-control-socket: gunicorn's control socket defaults to one path per user, shared by every server.
 # drs/gunicorn_conf.py: a private metrics folder per server start, so GET /metrics sums every worker's counts.
-SERVE_FLAGS ?= --config python:drs.gunicorn_conf --worker-class gevent --workers $(WORKERS) --no-control-socket
+SERVE_FLAGS ?= --config $(CURDIR)/drs/gunicorn_conf.py --worker-class gevent --workers $(WORKERS) --no-control-socket
 
 .PHONY: venv lint format run test test-slow serve print-serve-flags bench cron-install clean-outputs
 
