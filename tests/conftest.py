@@ -27,6 +27,15 @@ os.environ.setdefault("DRS_PYPI_URL", "http://127.0.0.1:9/pypi/{package}/json")
 COURSE_DATA = ROOT.parent / "shared" / "course-data"
 
 
+def scaled(seconds: float) -> float:
+    """A deadline for work that waits on other processes, longer on a loaded machine: times the
+    load per core (at least 1), or DRS_TEST_DEADLINE_SCALE when set."""
+    scale = os.environ.get("DRS_TEST_DEADLINE_SCALE")
+    if scale is not None:
+        return seconds * float(scale)
+    return seconds * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -145,15 +154,16 @@ def start_server(command: list[str], port: int, log_path: Path, env=None, cwd=No
         command, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, **(env or {})}
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
+    # Ready when the server itself answers /health (any status: none deployed is a 503).
+    deadline = time.monotonic() + scaled(30)
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early: {log_path.read_text()}")
         try:
-            requests.get(url + "/health", timeout=10)
+            requests.get(url + "/health", timeout=scaled(10))
             return Server(process, url, log_path)
         except requests.RequestException:
-            time.sleep(0.1)
+            time.sleep(0.1)  # the interval between tries of a refused connection, not a wait for readiness
     process.kill()
     raise RuntimeError(f"server did not start: {log_path.read_text()}")
 

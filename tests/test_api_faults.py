@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import PYTHON, ROOT, free_port, start_server, stop_server
+from conftest import PYTHON, ROOT, free_port, scaled, start_server, stop_server
 
 RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
 HEADER = "lastmonth_activity,lastyear_activity,number_of_employees"
@@ -61,9 +61,9 @@ def make_serve(deployed, tmp_path):
 
 def fresh_health(server, seconds: float = 60) -> list[tuple[int, dict]]:
     """GET /health on a new connection each time, until every worker has answered twice."""
-    answers, deadline = [], time.monotonic() + seconds
+    answers, deadline = [], time.monotonic() + scaled(seconds)
     while time.monotonic() < deadline:
-        response = requests.get(server.url + "/health", timeout=10, headers={"Connection": "close"})
+        response = requests.get(server.url + "/health", timeout=scaled(10), headers={"Connection": "close"})
         answers.append((response.status_code, response.json()))
         pids = [body["pid"] for _, body in answers]
         if len(set(pids)) == server.workers and all(pids.count(pid) >= 2 for pid in pids):

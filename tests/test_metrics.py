@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import client_for, free_port, start_server, stop_server
+from conftest import client_for, free_port, scaled, start_server, stop_server
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 from test_api_faults import fresh_health, make_serve, make_serve_command  # noqa: F401  (make_serve: a fixture)
@@ -216,7 +216,7 @@ def test_make_serve_sums_every_workers_counts_and_keeps_a_killed_workers(make_se
 
 def metrics_folder(server) -> Path:
     """The folder drs/gunicorn_conf.py made for this server's workers, as its master logged it."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + scaled(10)
     while time.monotonic() < deadline:
         match = re.search(r"metrics of every worker in (\S+)", server.log_path.read_text())
         if match:
