@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -226,3 +228,135 @@ def api_client(deployed):
 def shared_client(deployed_template, tmp_path_factory):
     """Like api_client, shared by a module's read-only tests (they must not change the project)."""
     return client_for(copy_project(deployed_template, tmp_path_factory.mktemp("shared-client") / "project"))
+
+
+# --- shared by several test files: make serve, metrics scrapes, the browser ---
+
+
+def make_serve_command(config: Path, port: int) -> tuple[list[str], dict]:
+    """The command line `make serve` runs (read with `make -n`), on 127.0.0.1:port, and its environment."""
+    printed = subprocess.run(
+        ["make", "-s", "-n", "-C", str(ROOT), "serve", "HOST=127.0.0.1", f"PORT={port}", f"CONFIG={config}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(line for line in printed.replace("\\\n", " ").splitlines() if "gunicorn" in line)
+    words = shlex.split(line)
+    env = {}
+    while "=" in words[0] and not words[0].startswith("-"):
+        name, value = words.pop(0).split("=", 1)
+        env[name] = value
+    if not os.path.isabs(words[0]):
+        words[0] = str(ROOT / words[0])
+    return words, env
+
+
+@pytest.fixture
+def make_serve(deployed, tmp_path):
+    """The deployed practice model served the way `make serve` serves it, every worker booted."""
+    port = free_port()
+    command, env = make_serve_command(deployed.config_path, port)
+    server = start_server(command, port, tmp_path / "gunicorn.log", env=env, cwd=deployed.elsewhere)
+    server.project = deployed
+    server.workers = int(command[command.index("--workers") + 1]) if "--workers" in command else 1
+    try:
+        # A worker still booting would load production as the test has changed it.
+        fresh_health(server)
+        yield server
+    finally:
+        stop_server(server)
+
+
+def fresh_health(server, seconds: float = 60) -> list[tuple[int, dict]]:
+    """GET /health on a new connection each time, until every worker has answered twice."""
+    answers, deadline = [], time.monotonic() + scaled(seconds)
+    while time.monotonic() < deadline:
+        response = requests.get(server.url + "/health", timeout=scaled(10), headers={"Connection": "close"})
+        answers.append((response.status_code, response.json()))
+        pids = [body["pid"] for _, body in answers]
+        if len(set(pids)) == server.workers and all(pids.count(pid) >= 2 for pid in pids):
+            return answers
+    raise AssertionError(f"not every one of {server.workers} workers answered in {seconds} s: {answers[-3:]}")
+
+
+PREDICTED = ("drs_http_requests_total", (("endpoint", "/prediction"), ("method", "POST"), ("status", "200")))
+
+
+ROWS = ("drs_predictions_total", ())
+
+
+def timed(endpoint: str) -> tuple:
+    """The key of the latency histogram's count of requests to `endpoint`."""
+    return "drs_http_request_duration_seconds_count", (("endpoint", endpoint),)
+
+
+def scrape(url_or_client, **headers) -> dict[tuple[str, tuple], float]:
+    """Every sample of GET <url>/metrics (on a new connection), or of a test client's GET /metrics,
+    parsed by prometheus_client's text parser: {(sample name, sorted label items): value}."""
+    if isinstance(url_or_client, str):
+        response = requests.get(url_or_client + "/metrics", headers={"Connection": "close", **headers}, timeout=30)
+    else:
+        response = url_or_client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text[:300]
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def moved(before: dict, after: dict, key) -> float:
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+# Debian's packages (chromium, chromium-driver): selenium is given both paths and never downloads a browser.
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+needs_browser = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason=f"needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver",
+)
+
+
+@pytest.fixture
+def open_browser(tmp_path):
+    """Start headless chromium (JavaScript on or off) with its console log kept; quit it afterwards."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    drivers = []
+
+    def start(javascript: bool = True):
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for flag in CHROMIUM_FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={tmp_path / f'chromium-profile-{len(drivers)}'}")
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        if not javascript:
+            options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        drivers.append(driver)
+        return driver
+
+    yield start
+    for driver in drivers:
+        driver.quit()

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from conftest import PYTHON, ROOT, client_for, free_port, start_server, stop_server
-from test_api_faults import make_serve_command
+from conftest import PYTHON, ROOT, client_for, free_port, make_serve_command, start_server, stop_server
 
 from drs.config import FEATURE_COLUMNS
 from drs.deploy import load_deployed_model

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import shlex
 import shutil
 import socket
 import subprocess
@@ -17,58 +16,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import PYTHON, ROOT, free_port, scaled, start_server, stop_server
+from conftest import PYTHON, ROOT, free_port, fresh_health, start_server, stop_server
 
 RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
 HEADER = "lastmonth_activity,lastyear_activity,number_of_employees"
 SECRET = "s3cr3t-cell-value"
-
-
-def make_serve_command(config: Path, port: int) -> tuple[list[str], dict]:
-    """The command line `make serve` runs (read with `make -n`), on 127.0.0.1:port, and its environment."""
-    printed = subprocess.run(
-        ["make", "-s", "-n", "-C", str(ROOT), "serve", "HOST=127.0.0.1", f"PORT={port}", f"CONFIG={config}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    line = next(line for line in printed.replace("\\\n", " ").splitlines() if "gunicorn" in line)
-    words = shlex.split(line)
-    env = {}
-    while "=" in words[0] and not words[0].startswith("-"):
-        name, value = words.pop(0).split("=", 1)
-        env[name] = value
-    if not os.path.isabs(words[0]):
-        words[0] = str(ROOT / words[0])
-    return words, env
-
-
-@pytest.fixture
-def make_serve(deployed, tmp_path):
-    """The deployed practice model served the way `make serve` serves it, every worker booted."""
-    port = free_port()
-    command, env = make_serve_command(deployed.config_path, port)
-    server = start_server(command, port, tmp_path / "gunicorn.log", env=env, cwd=deployed.elsewhere)
-    server.project = deployed
-    server.workers = int(command[command.index("--workers") + 1]) if "--workers" in command else 1
-    try:
-        # A worker still booting would load production as the test has changed it.
-        fresh_health(server)
-        yield server
-    finally:
-        stop_server(server)
-
-
-def fresh_health(server, seconds: float = 60) -> list[tuple[int, dict]]:
-    """GET /health on a new connection each time, until every worker has answered twice."""
-    answers, deadline = [], time.monotonic() + scaled(seconds)
-    while time.monotonic() < deadline:
-        response = requests.get(server.url + "/health", timeout=scaled(10), headers={"Connection": "close"})
-        answers.append((response.status_code, response.json()))
-        pids = [body["pid"] for _, body in answers]
-        if len(set(pids)) == server.workers and all(pids.count(pid) >= 2 for pid in pids):
-            return answers
-    raise AssertionError(f"not every one of {server.workers} workers answered in {seconds} s: {answers[-3:]}")
 
 
 # --- 1. hostile JSON ------------------------------------------------------------------------

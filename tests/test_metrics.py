@@ -17,48 +17,32 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import client_for, free_port, scaled, start_server, stop_server
+from conftest import (
+    PREDICTED,
+    ROWS,
+    client_for,
+    free_port,
+    fresh_health,
+    make_serve_command,
+    moved,
+    scaled,
+    scrape,
+    start_server,
+    stop_server,
+    timed,
+)
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
-from prometheus_client.parser import text_string_to_metric_families
-from test_api_faults import fresh_health, make_serve, make_serve_command  # noqa: F401  (make_serve: a fixture)
 
 from drs.storage import append_jsonl
 
 RECORD = {"lastmonth_activity": 12, "lastyear_activity": 900, "number_of_employees": 40}
-PREDICTED = ("drs_http_requests_total", (("endpoint", "/prediction"), ("method", "POST"), ("status", "200")))
 HEALTH = ("drs_http_requests_total", (("endpoint", "/health"), ("method", "GET"), ("status", "200")))
-ROWS = ("drs_predictions_total", ())
 # An Accept header like the one Prometheus 3 scrapes with.
 OPENMETRICS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
     "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;"
     "escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
 )
-
-
-def timed(endpoint: str) -> tuple:
-    """The key of the latency histogram's count of requests to `endpoint`."""
-    return "drs_http_request_duration_seconds_count", (("endpoint", endpoint),)
-
-
-def scrape(url_or_client, **headers) -> dict[tuple[str, tuple], float]:
-    """Every sample of GET <url>/metrics (on a new connection), or of a test client's GET /metrics,
-    parsed by prometheus_client's text parser: {(sample name, sorted label items): value}."""
-    if isinstance(url_or_client, str):
-        response = requests.get(url_or_client + "/metrics", headers={"Connection": "close", **headers}, timeout=30)
-    else:
-        response = url_or_client.get("/metrics", headers=headers)
-    assert response.status_code == 200, response.text[:300]
-    assert response.headers["Content-Type"].startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
-    return samples
-
-
-def moved(before: dict, after: dict, key) -> float:
-    return after.get(key, 0.0) - before.get(key, 0.0)
 
 
 def test_counters_move_by_the_requests_sent_with_bounded_labels(api_client):
@@ -182,7 +166,7 @@ def test_without_a_model_or_a_history_the_gauges_say_so(project):
         }
 
 
-def test_make_serve_sums_every_workers_counts_and_keeps_a_killed_workers(make_serve):  # noqa: F811
+def test_make_serve_sums_every_workers_counts_and_keeps_a_killed_workers(make_serve):
     url = make_serve.url
     assert make_serve.workers == 2
     before = scrape(url)

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import ROOT, free_port, start_server
-from test_metrics import PREDICTED, ROWS, moved, scrape, timed
+from conftest import PREDICTED, ROOT, ROWS, free_port, moved, scrape, start_server, timed
 
 CLIENTS = 16
 SECONDS = 60

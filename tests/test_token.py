@@ -9,9 +9,7 @@ import json
 
 import pytest
 import requests
-from conftest import PYTHON, ROOT, client_for, free_port, start_server, stop_server
-from test_api_faults import make_serve_command
-from test_status_page import needs_browser, open_browser  # noqa: F401  (open_browser: a fixture)
+from conftest import PYTHON, ROOT, client_for, free_port, make_serve_command, needs_browser, start_server, stop_server
 
 import drs.api.security
 
