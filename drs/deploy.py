@@ -61,17 +61,13 @@ log = logging.getLogger("deployment")
 OPTIONAL_FILES = (INGESTED_DETAIL_FILE, REFERENCE_SAMPLE_FILE)
 
 
-def store_model_into_pickle(config: Config | None = None, scores: dict | None = None, note: str = "") -> str:
-    """Publish the trained model as a new production version; returns its id (e.g. "v0004").
-
-    `scores` adds figures to the manifest (the test F1 from latestscore.txt is always there).
-    """
-    return deploy(config or load_config(), scores=scores, note=note)["version"]
+def store_model_into_pickle(config: Config | None = None, note: str = "") -> str:
+    """Publish the trained model as a new production version; returns its id (e.g. "v0004")."""
+    return deploy(config or load_config(), note=note)["version"]
 
 
 def deploy(
     config: Config,
-    scores: dict | None = None,
     note: str = "",
     expected_current: str | None = ANY_VERSION,
     data=None,
@@ -98,7 +94,7 @@ def deploy(
         files[TRAINING_ROWS_FILE] = keys
     fields = {
         "training_files": _training_files(sources),
-        "scores": {"f1": f1, **(scores or {})},
+        "scores": {"f1": f1},
         "note": note,
         # What the model takes: a tick retrains when the config's schema no longer matches.
         "schema": config.schema.as_record(),
