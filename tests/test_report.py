@@ -18,6 +18,7 @@ from reportlab.platypus import Paragraph
 
 from drs.config import COURSE_SCHEMA
 from drs.deploy import DeployedModel
+from drs.history import TickRecord
 from drs.report import write_report
 from drs.report.gather import Distributions, ModelScores, ReportData
 from drs.report.pdf import ReportFigures, pdf_bytes, story
@@ -146,30 +147,37 @@ def tiny_png(width: int = 40, height: int = 30) -> bytes:
 def hand_made_data(**changes) -> ReportData:
     """A report's data for a drift tick that redeployed v0002, with every piece present."""
     frame = pd.DataFrame({name: [1.0, 2.0, None] for name in COURSE_SCHEMA.features} | {"exited": [0, 1, 1]})
-    tick = {
-        "start": "2024-05-01T10:00:00+00:00",
-        "decision": "drift, redeployed",
-        "deployed_version_before": "v0001",
-        "deployed_version": "v0002",
-        "new_files": ["dataset3.csv"],
-        "rejected_files": {"odd <&> name.csv": "missing column(s): exited"},
-        "stages": {"detect": 0.01, "ingest": 1.5, "drift": 0.2},
-        "seconds": 3.25,
-        "drift": {
-            "drift": True,
-            "trigger": {"tests": ["raw"], "fired": ["raw"]},
-            "tests": {
-                "raw": {"verdict": "drift", "statistic": 0.5742, "threshold": 0.6752, "detail": "F1 on the new data"},
-                "ks": {
-                    "verdict": "drift",
-                    "statistic": 0.45,
-                    "pvalue": 1e-9,
-                    "threshold": 0.01,
-                    "features": {"lastmonth_activity": {"verdict": "drift", "statistic": 0.45, "pvalue": 1e-9}},
+    tick = TickRecord.from_json(
+        {
+            "start": "2024-05-01T10:00:00+00:00",
+            "decision": "drift, redeployed",
+            "deployed_version_before": "v0001",
+            "deployed_version": "v0002",
+            "new_files": ["dataset3.csv"],
+            "rejected_files": {"odd <&> name.csv": "missing column(s): exited"},
+            "stages": {"detect": 0.01, "ingest": 1.5, "drift": 0.2},
+            "seconds": 3.25,
+            "drift": {
+                "drift": True,
+                "trigger": {"tests": ["raw"], "fired": ["raw"]},
+                "tests": {
+                    "raw": {
+                        "verdict": "drift",
+                        "statistic": 0.5742,
+                        "threshold": 0.6752,
+                        "detail": "F1 on the new data",
+                    },
+                    "ks": {
+                        "verdict": "drift",
+                        "statistic": 0.45,
+                        "pvalue": 1e-9,
+                        "threshold": 0.01,
+                        "features": {"lastmonth_activity": {"verdict": "drift", "statistic": 0.45, "pvalue": 1e-9}},
+                    },
                 },
             },
-        },
-    }
+        }
+    )
     manifest = {
         "version": "v0002",
         "created": "2024-05-01T10:00:05+00:00",
@@ -182,7 +190,7 @@ def hand_made_data(**changes) -> ReportData:
         "config_name": "config_production.json",
         "schema": COURSE_SCHEMA,
         "generated": "2024-05-01 10:00 UTC",
-        "deployed": DeployedModel(model=None, manifest=manifest, folder=Path("nowhere")),
+        "deployed": DeployedModel(model=None, manifest=manifest),
         "final_data": frame,
         "scores": ModelScores(f1=0.6195, precision=0.8861, recall=0.4762, roc_auc=None, rows=400, positives=147),
         "summary": {"lastmonth_activity": {"mean": 1.5, "median": 1.5, "std": 0.7071}},

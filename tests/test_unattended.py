@@ -306,7 +306,18 @@ def test_an_unwritable_log_folder_is_one_line(deployed):
     blocker = deployed.path("not-a-folder")
     blocker.write_text("a file where the log folder should be\n")
     deployed.write_config(log_folder_path="not-a-folder", api_url="http://127.0.0.1:9")
-    for script in ("fullprocess.py", "training.py"):
+    result = deployed.run("fullprocess.py")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "not-a-folder" in result.stderr
+
+
+def test_a_stage_that_cannot_take_the_lock_in_production_says_so_in_one_line(deployed):
+    # A stage run by hand writes nothing to the log folder; the lock it takes sits in production.
+    blocker = deployed.path("not-a-folder")
+    blocker.write_text("a file where production should be\n")
+    deployed.write_config(prod_deployment_path="not-a-folder", api_url="http://127.0.0.1:9")
+    for script in ("training.py", "deployment.py"):
         result = deployed.run(script)
         assert result.returncode == 1, (script, result.stderr)
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
