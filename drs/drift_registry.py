@@ -27,9 +27,12 @@ import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+# typing.TYPE_CHECKING without importing typing: the no-new-data tick loads this module.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     import pandas as pd
 
     from drs.config import Schema

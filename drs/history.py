@@ -18,9 +18,13 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from drs.storage import append_jsonl, read_jsonl
+
+# typing.TYPE_CHECKING without importing typing: the no-new-data tick loads this module.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT_VERSION = 1
 

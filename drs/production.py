@@ -32,7 +32,6 @@ import errno
 import hashlib
 import json
 import os
-import pickle
 import re
 import shutil
 import signal
@@ -191,6 +190,8 @@ def unpickle_checked(data: bytes, expected: str | None, where: str) -> object:
             "refusing to load it; `deployment.py --rollback` restores the previous version"
         )
     try:
+        import pickle  # only a model load needs it, never the no-new-data tick
+
         return pickle.loads(data)
     except Exception as exc:  # a matching hash with a broken pickle: still not usable
         raise ModelUnavailable(f"cannot unpickle {where}: {exc}") from None

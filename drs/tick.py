@@ -38,9 +38,7 @@ import time
 import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
-from drs.alerts import channel_for, send_test_alert, tick_alerts
 from drs.cli import setup_logging
 from drs.config import PROJECT_DIR, Config, ConfigError, PipelineError, load_operations
 from drs.files import HISTORY_FILE, LOG_FILE, REPORTS_RECORD_FILE
@@ -56,6 +54,8 @@ from drs.storage import (
 )
 from drs.tick_decision import Action, Facts, RetrainOutcome, Step, next_step, reason_to_retrain
 
+# typing.TYPE_CHECKING without importing typing: the no-new-data tick loads this module.
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # the no-new-data tick imports neither pandas nor the stages
     import pandas as pd
 
@@ -117,7 +117,9 @@ def notify(
     "metrics_textfile_error") before it goes to the history.
     """
     if alerts:
-        sent = tick_alerts(alerts, record.to_json(), log_folder)
+        from drs import alerts as alerting  # the webhook's code: only a tick with alerts configured loads it
+
+        sent = alerting.tick_alerts(alerts, record.to_json(), log_folder)
         if sent:
             record.alerts = sent
     if textfile:
@@ -396,8 +398,10 @@ def send_test(config: Config) -> int:
     if not config.alerts:
         print(f'fullprocess: no "alerts" with a webhook_url in {config.path}: nothing to test', file=sys.stderr)
         return 2
-    result = send_test_alert(config.alerts, production_store(config).current_version())
-    where = channel_for(config.alerts).destination
+    from drs import alerts as alerting  # as in notify: only with alerts configured
+
+    result = alerting.send_test_alert(config.alerts, production_store(config).current_version())
+    where = alerting.channel_for(config.alerts).destination
     if result["delivered"]:
         print(f"test alert delivered to {where} (HTTP {result['status']})")
         return 0
