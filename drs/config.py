@@ -225,6 +225,7 @@ def load_config(path: str | Path | None = None) -> Config:
     # The course's parameters belong to its LogisticRegression; another estimator starts from its own defaults.
     training = {**(DEFAULT_TRAINING if estimator == DEFAULT_ESTIMATOR else {}), **raw.get("training", {})}
     values.update(_operations(raw, config_path))
+    _check_textfile_outside(values["metrics_textfile"], values, config_path)
     return Config(path=config_path, schema=schema, estimator=estimator, training=training, drift=drift, **values)
 
 
@@ -347,7 +348,18 @@ def _metrics_textfile(raw: dict, where: Path) -> Path | None:
         return None
     if not isinstance(textfile, str) or not textfile.strip():
         raise ConfigError(f"{where}: 'metrics_textfile' must be a file path, got {textfile!r}")
-    return (where.parent / Path(textfile).expanduser()).resolve()
+    path = (where.parent / Path(textfile).expanduser()).resolve()
+    # node_exporter reads *.prom only; any other name is likely a file of ours that each tick would overwrite.
+    if path.suffix != ".prom":
+        raise ConfigError(f"{where}: 'metrics_textfile' must name a .prom file (node_exporter's textfile), got {path}")
+    return path
+
+
+def _check_textfile_outside(textfile: Path | None, folders: dict[str, Path], where: Path) -> None:
+    """A textfile inside a folder the pipeline reads or writes would be re-ingested, served or overwritten."""
+    for key, folder in FOLDER_KEYS.items():
+        if textfile is not None and textfile.is_relative_to(folders[folder]):
+            raise ConfigError(f"{where}: 'metrics_textfile' {textfile} lies inside {key} ({folders[folder]})")
 
 
 def load_operations(path: str | Path | None = None) -> dict:

@@ -16,6 +16,7 @@ a repeated column); pandas drops duplicates and samples; pyarrow writes the CSVs
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import logging
@@ -43,13 +44,17 @@ from drs.files import (
     REFERENCE_SAMPLE_FILE,
     REFERENCE_SAMPLE_ROWS,
 )
-from drs.storage import atomic_path, input_csvs, write_json_atomic, write_text_atomic
+from drs.storage import atomic_path, input_csvs, stat_fingerprint, write_json_atomic, write_text_atomic
 
 log = logging.getLogger("ingestion")
 
 # pyarrow's missing-value spellings, plus the single space real exports write for "no value".
 NULL_VALUES = [*pacsv.ConvertOptions().null_values, " "]
 MAX_REASON_CHARS = 200
+# A file may carry columns beyond the schema's (they are dropped), but not without bound: pyarrow builds
+# a column per header field before anything is checked, and a 40,000-column header took minutes.
+MAX_COLUMNS = 1000
+MAX_HEADER_BYTES = 256 * 1024
 # Larger magnitudes are rejected like inf: no count, size or charge comes near, and they would
 # overflow the summary statistics and freeze the solver (liblinear refuses values above 1e30).
 MAX_ABS_NUMBER = 1e15
@@ -131,6 +136,7 @@ def _parse(data: bytes, columns: tuple[str, ...], schema: Schema) -> pa.Table:
         bad_rows.append(row)
         return "skip"
 
+    _check_header_size(data)
     types = column_types(schema)
     try:  # files are read in parallel, one per thread: Arrow's own threads would only contend
         table = pacsv.read_csv(
@@ -172,10 +178,24 @@ def _parse(data: bytes, columns: tuple[str, ...], schema: Schema) -> pa.Table:
     return table
 
 
+def _check_header_size(data: bytes) -> None:
+    """InvalidFile when the header line is longer than MAX_HEADER_BYTES or has more than MAX_COLUMNS fields:
+    checked on the first line alone, before the file is parsed."""
+    end = data.find(b"\n", 0, MAX_HEADER_BYTES + 1)
+    if end < 0 and len(data) > MAX_HEADER_BYTES:
+        raise InvalidFile(f"line 1: the header is longer than {MAX_HEADER_BYTES} bytes")
+    header = data[: end if end >= 0 else len(data)].decode("utf-8", "replace")
+    fields = len(next(csv.reader([header]), []))
+    if fields > MAX_COLUMNS:
+        raise InvalidFile(f"line 1: {fields} columns, more than the {MAX_COLUMNS} an input file may have")
+
+
 def _column_problem(names: list[str], columns: tuple[str, ...]) -> InvalidFile | None:
-    repeated = [name for name in names if names.count(name) > 1]
-    if repeated:
-        return InvalidFile(f"duplicate column name {repeated[0]!r}")
+    seen: set[str] = set()
+    for name in names:  # one pass: a header of tens of thousands of names is checked in milliseconds
+        if name in seen:
+            return InvalidFile(f"duplicate column name {name!r}")
+        seen.add(name)
     missing = tuple(name for name in columns if name not in names)
     return InvalidFile(f"missing column(s): {', '.join(missing)}", missing) if missing else None
 
@@ -247,7 +267,7 @@ def _read_input(path: Path, max_bytes: int, schema: Schema) -> tuple[dict, pa.Ta
             data = handle.read()
         except OSError as exc:
             raise InvalidFile(f"cannot read: {exc.strerror}") from None
-    fingerprint = {"sha256": hashlib.sha256(data).hexdigest(), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+    fingerprint = {"sha256": hashlib.sha256(data).hexdigest(), **stat_fingerprint(info)}
     return fingerprint, _parse(data, schema.columns, schema)
 
 

@@ -125,7 +125,7 @@ def read_json(path: Path) -> dict:
     """A JSON object from a file, or {} when the file is missing, unreadable or not an object."""
     try:
         value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nesting deeper than json can follow
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -185,10 +185,12 @@ def list_input_csvs(folder: Path) -> list[Path]:
 
 
 def fingerprint_files(paths: list[Path], known: dict | None = None, max_bytes: int | None = None) -> dict[str, dict]:
-    """name -> {sha256, size, mtime_ns} for each file still there (one gone since listing is left out).
+    """name -> {sha256, size, mtime_ns, ctime_ns, inode} for each file still there (one gone since listing is
+    left out).
 
-    A file whose size and mtime match `known` reuses its recorded hash, so a
-    tick over years of unchanged files does not re-read them. A file over
+    A file whose size, mtime, ctime and inode all match `known` reuses its recorded hash, so a tick over
+    years of unchanged files does not re-read them; an edit that restored the size and the mtime still
+    moved the ctime (as a file put back with `cp -p` has a new one), so it is read again. A file over
     `max_bytes` is not read: its "sha256" is "unread:<size>:<mtime_ns>",
     stable while the file is unchanged (ingestion rejects it unread).
     """
@@ -197,8 +199,9 @@ def fingerprint_files(paths: list[Path], known: dict | None = None, max_bytes: i
     for path in paths:
         try:
             stat = path.stat()
+            print_now = stat_fingerprint(stat)
             previous = known.get(path.name)
-            if previous and previous.get("size") == stat.st_size and previous.get("mtime_ns") == stat.st_mtime_ns:
+            if previous and all(previous.get(key) == value for key, value in print_now.items()):
                 sha = previous["sha256"]
             elif max_bytes is not None and stat.st_size > max_bytes:
                 sha = f"unread:{stat.st_size}:{stat.st_mtime_ns}"
@@ -206,8 +209,13 @@ def fingerprint_files(paths: list[Path], known: dict | None = None, max_bytes: i
                 sha = sha256_file(path)
         except FileNotFoundError:
             continue
-        prints[path.name] = {"sha256": sha, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        prints[path.name] = {"sha256": sha, **print_now}
     return prints
+
+
+def stat_fingerprint(stat: os.stat_result) -> dict[str, int]:
+    """What tells a file unchanged without reading it: size, mtime, ctime and inode (all four must match)."""
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino}
 
 
 def remove_stale_temp_files(*folders: Path) -> list[Path]:

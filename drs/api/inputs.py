@@ -91,7 +91,11 @@ def resolve_data_file(config: Config, filepath) -> Path:
         )
     if resolved.suffix.lower() != ".csv":
         raise ApiError(400, f"filepath {filepath!r} is not a .csv file")
-    if not resolved.is_file():
+    try:
+        found = resolved.is_file()
+    except OSError as exc:  # a file name over the file system's limit
+        raise ApiError(400, f"filepath {filepath!r} cannot be looked up: {exc.strerror}") from None
+    if not found:
         raise ApiError(404, f"filepath {filepath!r} not found")
     return resolved
 

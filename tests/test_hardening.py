@@ -1,0 +1,93 @@
+"""Inputs that used to cost unbounded time or answer wrongly (issue "Reliability, round 3"), in process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from drs.config import ConfigError, load_config
+from drs.ingest import MAX_COLUMNS, InvalidFile, read_validated_csv
+from drs.storage import fingerprint_files, read_json
+
+HEADER = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited"
+
+
+def test_a_header_with_more_columns_than_allowed_is_refused_before_parsing():
+    # Item 3: 40,000 columns took 94 s in the quadratic duplicate check; it is refused on the header alone.
+    wide = HEADER + "".join(f",extra{i}" for i in range(MAX_COLUMNS)) + "\n" + "a,1,2,3,0" + ",0" * MAX_COLUMNS + "\n"
+    with pytest.raises(InvalidFile, match=f"line 1: {MAX_COLUMNS + 5} columns, more than the {MAX_COLUMNS}"):
+        read_validated_csv(wide.encode())
+
+
+def test_a_header_without_an_end_is_refused_unparsed():
+    with pytest.raises(InvalidFile, match="line 1: the header is longer than"):
+        read_validated_csv(("x" * (300 * 1024)).encode())
+
+
+def test_many_extra_columns_within_the_limit_are_dropped_and_a_late_repeat_is_found():
+    extra = "".join(f",extra{i}" for i in range(MAX_COLUMNS - 10))
+    frame = read_validated_csv(f"{HEADER}{extra}\na,1,2,3,0{',0' * (MAX_COLUMNS - 10)}\n".encode())
+    assert list(frame.columns)[-1] == "exited" and len(frame) == 1
+    with pytest.raises(InvalidFile, match="duplicate column name 'extra5'"):
+        read_validated_csv(f"{HEADER}{extra},extra5\na,1,2,3,0{',0' * (MAX_COLUMNS - 9)}\n".encode())
+
+
+def test_an_edit_that_restores_size_and_mtime_is_read_again(tmp_path):
+    # Item 9: every label flipped, size and mtime put back, used to read as "no new data".
+    path = tmp_path / "data.csv"
+    path.write_text(HEADER + "\na,1,2,3,0\n")
+    known = fingerprint_files([path])
+    assert fingerprint_files([path], known) == known  # unchanged: the recorded hash is reused
+    before = os.stat(path)
+    path.write_text(HEADER + "\na,1,2,3,1\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    again = fingerprint_files([path], known)["data.csv"]
+    assert again["size"] == known["data.csv"]["size"] and again["mtime_ns"] == known["data.csv"]["mtime_ns"]
+    assert again["sha256"] != known["data.csv"]["sha256"]
+
+
+def test_a_file_put_back_under_the_same_name_is_read_again(tmp_path):
+    path, copy = tmp_path / "data.csv", tmp_path / "copy.csv"
+    path.write_text(HEADER + "\na,1,2,3,0\n")
+    known = fingerprint_files([path])
+    copy.write_text(HEADER + "\na,1,2,3,1\n")
+    shutil.copystat(path, copy)
+    os.replace(copy, path)  # another inode, the same size and mtime
+    assert fingerprint_files([path], known)["data.csv"]["sha256"] != known["data.csv"]["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("textfile", "fragment"),
+    [
+        ("logs/history.jsonl", "must name a .prom file"),
+        ("config.json", "must name a .prom file"),
+        ("practicedata/drs.prom", "lies inside input_folder_path"),
+        ("production_deployment/drs.prom", "lies inside prod_deployment_path"),
+        ("logs/drs.prom", "lies inside log_folder_path"),
+    ],
+)
+def test_a_metrics_textfile_that_would_overwrite_or_feed_the_pipeline_is_a_config_error(project, textfile, fragment):
+    # Item 10: pointed at the history it wiped it each tick, at the config it broke every later tick.
+    project.write_config(metrics_textfile=textfile)
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(project.config_path)
+    project.write_config(metrics_textfile="textfile/drs.prom")
+    assert load_config(project.config_path).metrics_textfile == project.path("textfile", "drs.prom")
+
+
+def test_a_json_file_nested_too_deep_reads_as_empty(tmp_path):
+    # Item 20: a deeply nested alertstate.json stopped every alert for good (RecursionError).
+    path = tmp_path / "alertstate.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert read_json(path) == {}
+    path.write_text(json.dumps({"failed_ticks": 2}))
+    assert read_json(path) == {"failed_ticks": 2}
+
+
+def test_a_filepath_with_a_name_too_long_is_a_json_400(api_client):
+    # Item 23: a 300-character file name answered 500 (OSError from is_file).
+    response = api_client.post("/prediction", json={"filepath": "testdata/" + "x" * 300 + ".csv"})
+    assert response.status_code == 400 and "cannot be looked up" in response.get_json()["error"]
