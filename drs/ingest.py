@@ -16,6 +16,7 @@ a repeated column); pandas drops duplicates and samples; pyarrow writes the CSVs
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -137,6 +138,7 @@ def _parse(data: bytes, columns: tuple[str, ...], schema: Schema) -> pa.Table:
         return "skip"
 
     _check_header_size(data)
+    _check_utf8(data)
     types = column_types(schema)
     try:  # files are read in parallel, one per thread: Arrow's own threads would only contend
         table = pacsv.read_csv(
@@ -178,14 +180,31 @@ def _parse(data: bytes, columns: tuple[str, ...], schema: Schema) -> pa.Table:
     return table
 
 
+def _check_utf8(data: bytes, chunk: int = 1 << 20) -> None:
+    """InvalidFile naming the first line that is not UTF-8. Checked before pyarrow parses: its invalid-row
+    handler would otherwise print a traceback for the undecodable row (cron mails whatever goes to stderr)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    for start in range(0, len(data), chunk):
+        pending = len(decoder.getstate()[0])  # bytes of a character cut by the last chunk, decoded with this one
+        try:
+            decoder.decode(view[start : start + chunk], final=start + chunk >= len(data))
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, max(0, start - pending + exc.start)) + 1
+            raise InvalidFile(f"line {line}: not UTF-8 text") from None
+
+
 def _check_header_size(data: bytes) -> None:
     """InvalidFile when the header line is longer than MAX_HEADER_BYTES or has more than MAX_COLUMNS fields:
     checked on the first line alone, before the file is parsed."""
     end = data.find(b"\n", 0, MAX_HEADER_BYTES + 1)
     if end < 0 and len(data) > MAX_HEADER_BYTES:
         raise InvalidFile(f"line 1: the header is longer than {MAX_HEADER_BYTES} bytes")
-    header = data[: end if end >= 0 else len(data)].decode("utf-8", "replace")
-    fields = len(next(csv.reader([header]), []))
+    header = data[: end if end >= 0 else len(data)].decode("utf-8", "replace").rstrip("\r")
+    try:
+        fields = len(next(csv.reader([header]), []))
+    except csv.Error:  # not a CSV header at all (a binary file): the parse says what is wrong
+        return
     if fields > MAX_COLUMNS:
         raise InvalidFile(f"line 1: {fields} columns, more than the {MAX_COLUMNS} an input file may have")
 

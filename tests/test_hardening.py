@@ -91,3 +91,23 @@ def test_a_filepath_with_a_name_too_long_is_a_json_400(api_client):
     # Item 23: a 300-character file name answered 500 (OSError from is_file).
     response = api_client.post("/prediction", json={"filepath": "testdata/" + "x" * 300 + ".csv"})
     assert response.status_code == 400 and "cannot be looked up" in response.get_json()["error"]
+
+
+def test_a_binary_file_is_rejected_in_one_line_without_a_traceback(project):
+    # Item 17: pyarrow's invalid-row handler printed "Exception ignored ... UnicodeDecodeError" to stderr.
+    project.path("practicedata", "binary.csv").write_bytes(HEADER.encode() + b"\n" + bytes(range(128, 256)) * 80)
+    result = project.run("ingestion.py")
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and "Exception ignored" not in output
+    assert "rejected binary.csv: line 2: not UTF-8 text" in output
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 1 << 20])
+def test_utf8_is_checked_across_chunk_boundaries(chunk):
+    from drs.ingest import _check_utf8
+
+    text = "a,é\nü,€😀\n".encode()
+    _check_utf8(text, chunk)  # characters cut by a chunk boundary are whole again in the next
+    with pytest.raises(InvalidFile, match="line 3: not UTF-8 text"):
+        _check_utf8(text + b"x\xe9y\n", chunk)
