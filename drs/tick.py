@@ -349,8 +349,7 @@ def run(config: Config) -> int:
     """One tick under the lock, logged to the log folder and recorded in the history; its exit status."""
     try:
         setup_logging(config.log_folder / LOG_FILE)
-        tick = Tick(config)
-        return tick.finish(_run_locked(config, tick))
+        return _run_locked(config, Tick(config))
     except OSError as exc:
         # A read-only or full disk, a log folder that is a file: nothing can be recorded, so say it here.
         print(f"fullprocess: error: cannot write the run's records: {exc}", file=sys.stderr)
@@ -413,13 +412,23 @@ def send_test(config: Config) -> int:
 
 
 def _run_locked(config: Config, tick: Tick) -> int:
-    """run_tick under the lock, every failure turned into a recorded decision and an exit status."""
+    """run_tick under the lock, then its records (history, alert state, textfile) written before the lock
+    goes, so that they land in tick order; a tick that finds the lock taken records that it skipped."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(production_store(config).tick_lock())
+        except LockBusy:
+            log.info("another run in progress: skipping this tick")
+            return tick.finish(tick.decide(Decision.SKIPPED, None))
+        except OSError as exc:  # production's folder cannot hold the lock (a file in its place, a read-only disk)
+            return tick.finish(_failed(tick, f"error: cannot take the tick's lock: {exc}", Decision.FAILED, 1))
+        return tick.finish(_run_guarded(config, tick))
+
+
+def _run_guarded(config: Config, tick: Tick) -> int:
+    """run_tick, every failure turned into a recorded decision and an exit status."""
     try:
-        with production_store(config).tick_lock():
-            return run_tick(config, tick)
-    except LockBusy:
-        log.info("another run in progress: skipping this tick")
-        return tick.decide(Decision.SKIPPED, None)
+        return run_tick(config, tick)
     except ConfigError as exc:
         return _failed(tick, f"config error: {exc}", Decision.FAILED_CONFIG, 2)
     except ProductionDamaged as exc:

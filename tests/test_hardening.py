@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 
 import pytest
+from conftest import PYTHON, ROOT
 
 from drs.config import ConfigError, load_config
 from drs.ingest import MAX_COLUMNS, InvalidFile, read_validated_csv
@@ -111,3 +113,47 @@ def test_utf8_is_checked_across_chunk_boundaries(chunk):
     _check_utf8(text, chunk)  # characters cut by a chunk boundary are whole again in the next
     with pytest.raises(InvalidFile, match="line 3: not UTF-8 text"):
         _check_utf8(text + b"x\xe9y\n", chunk)
+
+
+# Runs one tick in a fresh interpreter with the history's writer and the textfile's writer wrapped: each
+# says whether the tick's lock was still held when it wrote (flock refuses a second open of the file).
+LOCK_WHILE_WRITING = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from drs import history, tick_metrics
+from drs.storage import LockBusy, exclusive_lock
+lock_file = Path(sys.argv[3]) / "fullprocess.lock"
+held = {}
+def held_now():
+    try:
+        with exclusive_lock(lock_file):
+            return False
+    except LockBusy:
+        return True
+def wrap(owner, name, key):
+    original = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        held[key] = held_now()
+        return original(*args, **kwargs)
+    setattr(owner, name, wrapper)
+wrap(history.HistoryLog, "append", "history")
+wrap(tick_metrics, "write_tick_metrics", "textfile")
+import fullprocess
+status = fullprocess.main(["--config", sys.argv[2]])
+print(json.dumps({"status": status, **held}))
+"""
+
+
+def test_a_ticks_records_are_written_before_it_lets_the_lock_go(deployed):
+    # Item 12: a failing tick's history line landed after a later good tick's, its textfile after it too.
+    config = deployed.write_config(metrics_textfile="textfile/drs.prom", input_folder_path="nowhere")
+    result = subprocess.run(
+        [PYTHON, "-c", LOCK_WHILE_WRITING, str(ROOT), str(config), str(deployed.path("production_deployment"))],
+        capture_output=True,
+        text=True,
+        cwd=deployed.elsewhere,
+        timeout=120,
+    )
+    written = json.loads(result.stdout.strip().splitlines()[-1])
+    assert written == {"status": 1, "history": True, "textfile": True}, result.stderr
