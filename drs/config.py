@@ -107,6 +107,8 @@ OPTIONS = {
     ),
     "max_input_file_bytes": (1024**3, _number(0, integer=True, above=True), "a positive integer"),
     "lock_wait_seconds": (60.0, _number(0), "a number >= 0"),
+    # A tick that finds the lock held longer than this fails instead of skipping: the holder is stuck.
+    "lock_stale_seconds": (3600.0, _number(0, above=True), "a positive number of seconds"),
 }
 OPTIONAL_KEYS = (
     "log_folder_path",
@@ -182,6 +184,7 @@ class Config:
     max_input_file_bytes: int
     # How long a hand-run stage waits for a running tick before giving up.
     lock_wait_seconds: float
+    lock_stale_seconds: float
     # Alerts: {"webhook_url", "events", "cooldown_minutes"}; None without a webhook.
     alerts: dict | None
     metrics_textfile: Path | None

@@ -140,6 +140,7 @@ class TickRecord:
     promotion: dict[str, Any] | None = None
     warning: str | None = None
     not_deployed: str | None = None
+    lock_holder: dict[str, Any] | None = None  # a skipped tick: {"pid", "age_seconds"} of the tick holding the lock
     reports_regenerated: str | None = None
     apicalls_error: str | None = None
     alerts: list[dict[str, Any]] | None = None

@@ -241,19 +241,27 @@ def remove_stale_temp_files(*folders: Path) -> list[Path]:
 
 
 class LockBusy(Exception):
-    """The lock is held by another process: `holder` says which and since when."""
+    """The lock is held by another process: `holder` says which and since when; `pid` and `age_seconds`
+    are those figures (None when the lock file does not say)."""
 
-    def __init__(self, holder: str):
+    def __init__(self, holder: str, pid: int | None = None, age_seconds: float | None = None):
         super().__init__(holder)
-        self.holder = holder
+        self.holder, self.pid, self.age_seconds = holder, pid, age_seconds
 
 
-def _holder(fd: int) -> str:
+def _busy(fd: int) -> LockBusy:
+    """The LockBusy naming the holder, from what it wrote into the lock file."""
     try:
         pid, _, since = os.pread(fd, 200, 0).decode("utf-8", "replace").strip().partition(" ")
     except OSError:
         pid, since = "", ""
-    return f"since {since} (pid {pid})" if since else "(holder unknown)"
+    if not since:
+        return LockBusy("(holder unknown)")
+    try:
+        age = time.time() - datetime.datetime.strptime(since, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        age = None
+    return LockBusy(f"since {since} (pid {pid})", int(pid) if pid.isdigit() else None, age)
 
 
 @contextlib.contextmanager
@@ -274,7 +282,7 @@ def exclusive_lock(path: Path, wait_seconds: float = 0.0):
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise LockBusy(_holder(fd)) from None
+                    raise _busy(fd) from None
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode(), 0)

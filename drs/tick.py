@@ -417,12 +417,26 @@ def _run_locked(config: Config, tick: Tick) -> int:
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(production_store(config).tick_lock())
-        except LockBusy:
-            log.info("another run in progress: skipping this tick")
-            return tick.finish(tick.decide(Decision.SKIPPED, None))
+        except LockBusy as busy:
+            return tick.finish(_skipped(config, tick, busy))
         except OSError as exc:  # production's folder cannot hold the lock (a file in its place, a read-only disk)
             return tick.finish(_failed(tick, f"error: cannot take the tick's lock: {exc}", Decision.FAILED, 1))
         return tick.finish(_run_guarded(config, tick))
+
+
+def _skipped(config: Config, tick: Tick, busy: LockBusy) -> int:
+    """A tick that found the lock taken: skipped (cron ticks overlap), or failed when the holder has held it
+    longer than lock_stale_seconds, so that a stuck tick is not hidden behind a stream of healthy skips."""
+    age = busy.age_seconds
+    tick.record.lock_holder = {"pid": busy.pid, "age_seconds": None if age is None else round(age, 1)}
+    if age is not None and age > config.lock_stale_seconds:
+        message = (
+            f"error: another tick (pid {busy.pid}) has held the lock for {age:.0f} s, over lock_stale_seconds "
+            f"{config.lock_stale_seconds:g}: is it stuck?"
+        )
+        return _failed(tick, message, Decision.FAILED, 1)
+    log.info("another run in progress %s: skipping this tick", busy.holder)
+    return tick.decide(Decision.SKIPPED, None)
 
 
 def _run_guarded(config: Config, tick: Tick) -> int:

@@ -70,6 +70,12 @@ def tick_registry(record: TickRecord, deployed: dict | None = None) -> Collector
         sum(1 for alert in sent if alert.get("delivered") is False),
     )
 
+    if record.lock_holder is not None and _is_number(record.lock_holder.get("age_seconds")):
+        gauge(
+            "drs_tick_lock_held_seconds",
+            "How long another tick had held the lock when the last tick found it taken.",
+            record.lock_holder.get("age_seconds"),
+        )
     if record.drift is not None and isinstance(record.drift.get("tests"), dict):
         _drift_gauges(gauge, record.drift)
 

@@ -157,3 +157,36 @@ def test_a_ticks_records_are_written_before_it_lets_the_lock_go(deployed):
     )
     written = json.loads(result.stdout.strip().splitlines()[-1])
     assert written == {"status": 1, "history": True, "textfile": True}, result.stderr
+
+
+def hold_lock(path, pid: int, since: str):
+    """Hold the tick's flock as a tick would, having written its pid and start into the file."""
+    import fcntl
+
+    handle = open(path, "w")  # noqa: SIM115 (closed by the caller)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    handle.write(f"{pid} {since}\n")
+    handle.flush()
+    return handle
+
+
+def test_a_skipped_tick_names_the_holder_and_a_stale_holder_is_a_failure(deployed):
+    # Item 2: while one tick held the lock, every tick recorded "skipped" with exit 0, however long.
+    import datetime as dt
+
+    deployed.write_config(metrics_textfile="textfile/drs.prom")
+    lock = deployed.path("production_deployment", "fullprocess.lock")
+    recent = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S%z")
+    with hold_lock(lock, 4242, recent):
+        skipped = deployed.run("fullprocess.py")
+    line = json.loads(deployed.path("logs", "history.jsonl").read_text().splitlines()[-1])
+    assert skipped.returncode == 0 and line["decision_code"] == "skipped"
+    assert line["lock_holder"]["pid"] == 4242 and 0 <= line["lock_holder"]["age_seconds"] < 600
+    assert "drs_tick_lock_held_seconds" in deployed.path("textfile", "drs.prom").read_text()
+    stale = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S%z")
+    with hold_lock(lock, 4242, stale):
+        stuck = deployed.run("fullprocess.py")
+    line = json.loads(deployed.path("logs", "history.jsonl").read_text().splitlines()[-1])
+    assert stuck.returncode == 1 and line["decision_code"] == "failed" and "Traceback" not in stuck.stderr
+    assert "pid 4242" in stuck.stderr and "lock_stale_seconds 3600" in stuck.stderr
+    assert line["lock_holder"]["age_seconds"] > 7000
