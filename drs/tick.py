@@ -153,7 +153,7 @@ def find_new_files(config: Config, deployed: dict) -> tuple[list[str], dict]:
     store = production_store(config)
     detail = store.ingested_detail(deployed["version"]).get("files", {})
     checked = store.checked_files(deployed.get("version"))
-    # Hashes recorded for a file of the same name, size and mtime are reused, not recomputed.
+    # Hashes recorded for a file of the same name, size, mtime, ctime and inode are reused, not recomputed.
     known = {**detail, **{f["name"]: f for f in checked if isinstance(f.get("name"), str)}}
     paths, refused = input_csvs(config.input_folder)
     for name, reason in refused.items():
