@@ -240,3 +240,26 @@ def test_a_failure_without_a_stage_or_an_error_still_reads():
 )
 def test_a_damaged_state_is_told_apart(state, kept):
     assert (checked_state(state) is not None) is kept
+
+
+def test_a_drift_that_keeps_retraining_while_a_later_stage_fails_is_announced_once_per_cooldown():
+    # Reliability round 3, item 11: "Drift ... Retraining." came every 10 minutes while the failure was cooled down.
+    drifting = {**DRIFT_RECORD, "deployed_version": "v0002", "exit_status": 1, "failed_stage": "train", "error": "x"}
+    decision, state = sent({}, drifting, T0)
+    assert events(decision) == ["drift", "failed"]
+    decision, state = sent(state, {**drifting, "new_rows": 801}, T0_30)  # numbers moved: the same news
+    assert events(decision) == [] and {entry["event"] for entry in decision.held} == {"drift", "failed"}
+    assert next(e for e in decision.held if e["event"] == "drift")["repeats"] == 1
+    decision, state = sent(state, drifting, T0_61)
+    assert events(decision) == ["drift", "failed"]
+
+
+def test_each_new_version_is_announced_and_an_undelivered_outcome_alert_is_tried_again():
+    decision, state = sent({}, DRIFT_RECORD, T0)
+    assert events(decision) == ["drift", "deployed"]
+    newer = {**DRIFT_RECORD, "deployed_version": "v0004", "deployed_version_before": "v0003"}
+    decision, _ = sent(state, newer, T0_30)
+    assert events(decision) == ["deployed"] and [e["event"] for e in decision.held] == ["drift"]
+    decision, state = sent({}, DRIFT_RECORD, T0, delivered=False)
+    assert "events" not in state  # nothing delivered: no cooldown started
+    assert events(sent(state, DRIFT_RECORD, T0_30)[0]) == ["drift", "deployed"]
