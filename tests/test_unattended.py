@@ -354,7 +354,7 @@ def test_the_production_config_ships_with_a_promotion_guard():
 
 
 def test_a_fall_in_f1_beyond_the_margin_is_a_warning():
-    from drs.report import score_fall_warning
+    from drs.status_views import score_fall_warning
 
     log = [
         {"action": "deploy", "version": "v0001", "previous": None, "f1": 0.675},

@@ -31,36 +31,9 @@ from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE, REPORTS_RECORD_FILE
 from drs.history import TickRecord
 from drs.report.gather import ReportData, confusion_matrix_inputs, gather_report_data
 from drs.report.pdf import ReportFigures, pdf_bytes
-from drs.status_views import (
-    display_time,
-    drift_feature_rows,
-    drift_test_rows,
-    drift_verdict_words,
-    last_drift_tick,
-    read_history,
-    score_fall_warning,
-    tick_rows,
-)
 from drs.storage import now_iso, write_bytes_atomic, write_json_atomic
 
-# The history views and figures are named here too: callers written against the single reporting
-# module keep working.
-__all__ = [
-    "display_time",
-    "distribution_pngs",
-    "drift_feature_rows",
-    "drift_test_rows",
-    "drift_verdict_words",
-    "last_drift_tick",
-    "read_history",
-    "save_confusion_matrix",
-    "score_fall_warning",
-    "score_history_png",
-    "score_model",
-    "tick_rows",
-    "write_report",
-    "write_reports",
-]
+__all__ = ["save_confusion_matrix", "score_model", "write_report", "write_reports"]
 
 log = logging.getLogger("reporting")
 
