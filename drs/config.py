@@ -109,6 +109,8 @@ OPTIONS = {
     "lock_wait_seconds": (60.0, _number(0), "a number >= 0"),
     # A tick that finds the lock held longer than this fails instead of skipping: the holder is stuck.
     "lock_stale_seconds": (3600.0, _number(0, above=True), "a positive number of seconds"),
+    # Every call to the API together (apicalls.py, a deploying tick): a slow peer cannot hold the lock.
+    "api_timeout_seconds": (60.0, _number(0, above=True), "a positive number of seconds"),
 }
 OPTIONAL_KEYS = (
     "log_folder_path",
@@ -185,6 +187,7 @@ class Config:
     # How long a hand-run stage waits for a running tick before giving up.
     lock_wait_seconds: float
     lock_stale_seconds: float
+    api_timeout_seconds: float
     # Alerts: {"webhook_url", "events", "cooldown_minutes"}; None without a webhook.
     alerts: dict | None
     metrics_textfile: Path | None

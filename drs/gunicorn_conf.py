@@ -19,17 +19,25 @@ exists, and the workers inherit its environment, so here:
   files at start, once this server listens; it is never removed.
 
 The access log (ACCESS_LOG=-) is written without query strings: with token_in_query, a
-browser's ?token= would be in every line.
+browser's ?token= would be in every line. gunicorn's error log quotes a malformed request line
+or header whole: each worker's error log passes through the API's RedactQueryToken.
+
+A request gunicorn refuses before the app sees it (a malformed request line 400, a request line
+over limit_request_line 414, a header over limit_request_field_size 431) is answered as the API
+answers every error, JSON ``{"error": ...}``, in place of gunicorn's HTML page.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
 import stat
 import tempfile
+
+from gunicorn import util
 
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PREFIX = "drs-metrics-"
@@ -37,6 +45,27 @@ _PREFIX = "drs-metrics-"
 # gunicorn's default format, with the path in place of the request line (which holds the query
 # string) and no referrer (a page opened with ?token= would be the referrer of its images).
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
+
+
+def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's util.write_error with the API's JSON body; the request line is not echoed back."""
+    error = f"{reason}: {mesg}" if status_int in (414, 431) else reason  # these say which limit
+    body = json.dumps({"error": error}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin1") + body)
+
+
+# The workers (forked from this master) call util.write_error by its module attribute.
+util.write_error = _json_error
+
+
+def post_worker_init(worker):
+    from drs.api.security import RedactQueryToken  # the app is loaded in the worker by now
+
+    worker.log.error_log.addFilter(RedactQueryToken())
 
 
 def _maker(folder: str) -> int | None:

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import requests
 
 from drs import report as reporting
-from drs.api_client import call_api, save_api_returns
+from drs.api_client import api_listening, call_api, save_api_returns, shown_url
 from drs.config import Config, PipelineError
 from drs.deploy import DeployedModel, ProductionChanged, deploy, deployed_score_history
 from drs.drift import run_drift_tests, summary
@@ -175,11 +174,11 @@ def _promotion_refusal(tick: Tick, test_f1: float, deployed: dict, margin: float
 
 
 def call_the_api(config: Config, tick: Tick) -> None:
-    try:
-        requests.get(config.api_url + "/health", timeout=1.0)
-    except requests.RequestException:
-        log.info("no API at %s: skipped apicalls (diagnostics.json was written in process)", config.api_url)
+    # Both bounded in all (a connection within 1 s, every call within api_timeout_seconds): a
+    # slow or stalled peer on api_url must not hold the deploying tick and its lock.
+    if not api_listening(config.api_url):
+        log.info("no API at %s: skipped apicalls (diagnostics.json was written in process)", shown_url(config.api_url))
         return
     with tick.stage("apicalls"):
         path = save_api_returns(config, call_api(config))
-    log.info("API at %s answered; wrote %s", config.api_url, path)
+    log.info("API at %s answered; wrote %s", shown_url(config.api_url), path)

@@ -11,6 +11,7 @@ from prometheus_client.exposition import choose_encoder
 
 from drs.api.errors import ApiError
 from drs.api.metrics import HTTP_METHODS, OTHER
+from drs.api.security import open_answer
 from drs.api.state import api_state
 
 blueprint = Blueprint("operations", __name__)
@@ -44,12 +45,12 @@ def health():
     try:
         deployed = models.get()
     except ApiError as exc:
-        return jsonify(status="unavailable", error=exc.message, pid=os.getpid()), 503
+        return open_answer(dict(status="unavailable", error=exc.message, pid=os.getpid())), 503
     body = {"status": "ok", "version": deployed.version, "f1": deployed.f1, "pid": os.getpid()}
     problem = models.problem
     if problem:
         body.update(status="degraded", problem=problem)
-    return jsonify(body)
+    return open_answer(body)
 
 
 @blueprint.get("/metrics")
