@@ -197,11 +197,15 @@ def _check_it_knows_the_token(session, base: str, token: str, deadline: float) -
     except (ValueError, AttributeError):
         proof = None
     expected = token_proof(token, nonce)
-    if not isinstance(proof, str) or not hmac.compare_digest(proof.encode(), expected.encode()):
-        raise PipelineError(
-            f"the server at {shown} did not prove it knows the API token: the token was not sent and "
-            "nothing was saved (another process on that address, or an API with another token or none)"
-        )
+    if not isinstance(proof, str):
+        why = "it gave no proof: another process answers there, or an API without a token"
+    elif not hmac.compare_digest(proof.encode(), expected.encode()):
+        why = "its proof does not match: the token is wrong (api_token, DRS_API_TOKEN) or another process answers there"
+    else:
+        return
+    raise PipelineError(
+        f"the server at {shown} did not prove it knows the API token ({why}); the token was not sent, nothing saved"
+    )
 
 
 def save_api_returns(config: Config, answers: dict):
