@@ -284,7 +284,9 @@ def _options(raw: dict, config_path: Path) -> dict:
     for key, (default, check, what) in OPTIONS.items():
         value = raw.get(key, default)
         if not check(value):
-            raise ConfigError(f"{config_path}: '{key}' must be {what}, got {value!r}")
+            # A URL's user name and password never reach a log or a mail from cron.
+            shown = re.sub(r"//[^/@]*@", "//***@", value) if isinstance(value, str) else value
+            raise ConfigError(f"{config_path}: '{key}' must be {what}, got {shown!r}")
         values[key] = float(value) if isinstance(default, float) and value is not None else value
     if values["promotion_margin"] is not None:
         values["promotion_margin"] = float(values["promotion_margin"])

@@ -159,3 +159,14 @@ def test_a_bad_training_value_is_a_config_error_before_any_work(deployed):
     assert not deployed.path("ingesteddata", "ingestedfiles.json").read_text().count("dataset3.csv")
     result = deployed.run("training.py", config="config_production.json")
     assert result.returncode == 2 and "invalid training parameter" in result.stderr
+
+
+def test_a_bad_api_url_is_refused_without_its_credentials(tmp_path):
+    folders = dict.fromkeys(
+        ["input_folder_path", "output_folder_path", "test_data_path", "output_model_path", "prod_deployment_path"], "a"
+    )
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**folders, "api_url": "ftp://drs:s3cret@host/"}))
+    with pytest.raises(ConfigError, match="api_url") as refused:
+        load_config(path)
+    assert "s3cret" not in str(refused.value) and "***@host" in str(refused.value)

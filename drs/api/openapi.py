@@ -3,6 +3,7 @@ gives the record fields, its token the security scheme."""
 
 from __future__ import annotations
 
+from drs.api_client import NONCE_HEADER, NONCE_PATTERN, PROOF_FIELD
 from drs.config import Config, Schema
 from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE
 
@@ -126,6 +127,10 @@ def _schemas(schema: Schema) -> dict:
                 "pid": {"type": "integer", "description": "the worker process that answered"},
                 "problem": {"type": "string"},
                 "error": {"type": "string"},
+                PROOF_FIELD: {
+                    "type": "string",
+                    "description": f"with an API token and a {NONCE_HEADER} header: HMAC-SHA256(token, nonce) in hex",
+                },
             },
         },
     }
@@ -271,6 +276,16 @@ def _operator_paths(operations: _Operations, config: Config) -> dict:
         open_route=True,
     )
     health["get"]["responses"]["503"] = _content("application/json", "Health", ERROR_REASONS[503])
+    # A client proves it talks to its own API (the token's holder) before it sends the token.
+    health["get"]["parameters"] = [
+        {
+            "name": NONCE_HEADER,
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "pattern": f"^{NONCE_PATTERN}$"},
+            "description": f"a random challenge: the answer's {PROOF_FIELD} proves the API holds the token",
+        }
+    ]
     return {
         "/health": health,
         "/metrics": operations.operation(
