@@ -10,8 +10,8 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from importlib import metadata
 from pathlib import Path
 
@@ -31,6 +31,7 @@ log = logging.getLogger("diagnostics")
 # DRS_PYPI_URL points the check at another index's JSON API (a mirror, or a dead one in tests).
 PYPI_JSON_URL = "https://pypi.org/pypi/{package}/json"
 REQUIREMENTS_FILE = PROJECT_DIR / "requirements.txt"
+NOT_CHECKED = "not checked: timed out"  # the note of a package the index did not answer about by the deadline
 TOP_CATEGORIES = 20  # categories listed per categorical feature in the summary
 
 
@@ -167,30 +168,41 @@ def _latest_version(package: str, timeout: float) -> str:
 def outdated_packages_list(requirements: Path | None = None, timeout: float = 3.0) -> list[dict[str, str | bool]]:
     """For each requirement: installed version, latest on the package index, and whether it is outdated.
 
-    Asks the index for all packages at once and gives up after `timeout`
-    seconds in all: an unreachable index makes "latest" "unknown", never a hang.
+    Asks the index for all packages at once and gives up after `timeout` seconds in all: an
+    unreachable index makes "latest" "unknown"; a package it has not answered about by then is
+    "unknown" too, with "note": "not checked: timed out". The look-ups run in daemon threads left
+    behind at the deadline: an index that trickles its answers (each socket wait short, the whole
+    endless) never keeps the process from exiting, as a thread pool's workers, joined at exit, would.
     """
     names = _requirements(requirements or REQUIREMENTS_FILE)
-    pool = ThreadPoolExecutor(max_workers=max(1, len(names)))
-    futures = {name: pool.submit(_latest_version, name, timeout) for name in names}
-    wait(futures.values(), timeout=timeout + 0.5)
-    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + timeout
+    answers: dict[str, str] = {}
+
+    def look_up(name: str) -> None:
+        answers[name] = _latest_version(name, timeout)
+
+    threads = [threading.Thread(target=look_up, args=(name,), name=f"index-{name}", daemon=True) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    answered = dict(answers)  # what came by the deadline; a late answer changes nothing below
     rows: list[dict[str, str | bool]] = []
     for name in names:
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:
             installed = "not installed"
-        future = futures[name]
-        latest = future.result() if future.done() else "unknown"
-        rows.append(
-            {
-                "package": name,
-                "installed": installed,
-                "latest": latest,
-                "outdated": latest not in ("unknown", installed),
-            }
-        )
+        latest = answered.get(name, "unknown")
+        row: dict[str, str | bool] = {
+            "package": name,
+            "installed": installed,
+            "latest": latest,
+            "outdated": latest not in ("unknown", installed),
+        }
+        if name not in answered:
+            row["note"] = NOT_CHECKED
+        rows.append(row)
     return rows
 
 

@@ -96,6 +96,47 @@ _FAILURES = frozenset(
         Decision.INTERRUPTED,
     }
 )
+
+
+class AlertOutcome(enum.Enum):
+    """What became of one alert of a tick (an entry of its record's ``alerts``); the value is the
+    ``outcome`` the entry keeps."""
+
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    UNCONFIRMED = "unconfirmed"  # the whole request went out, its answer did not come back in time: not sent again
+    NOT_DELIVERED = "not_delivered"  # refused, unreachable, or an error answer
+    HELD_BACK = "held_back"  # not tried: the receiver keeps failing and is tried once per growing interval
+    COOLDOWN = "cooldown"  # not sent: the same was sent within cooldown_minutes
+
+    @property
+    def words(self) -> str:
+        return _ALERT_WORDS[self]
+
+
+_ALERT_WORDS = {
+    AlertOutcome.DELIVERED: "delivered",
+    AlertOutcome.UNCONFIRMED: "sent, answer not seen",
+    AlertOutcome.NOT_DELIVERED: "not delivered",
+    AlertOutcome.HELD_BACK: "held back",
+    AlertOutcome.COOLDOWN: "cooldown",
+}
+
+
+def alert_outcome(entry: object) -> AlertOutcome | None:
+    """The outcome of one entry of a record's ``alerts``, lines written before ``outcome`` existed included."""
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return AlertOutcome(entry.get("outcome"))
+    except ValueError:
+        pass
+    if entry.get("suppressed"):
+        return AlertOutcome.COOLDOWN
+    if isinstance(entry.get("delivered"), bool):
+        return AlertOutcome.DELIVERED if entry["delivered"] else AlertOutcome.NOT_DELIVERED
+    return None
+
+
 _AFTER_DEPLOYING = " after deploying "
 _ROLLBACK_FROM = "rollback from "
 _DAMAGED = "damaged production"
@@ -143,6 +184,7 @@ class TickRecord:
     lock_holder: dict[str, Any] | None = None  # a skipped tick: {"pid", "age_seconds"} of the tick holding the lock
     reports_regenerated: str | None = None
     apicalls_error: str | None = None
+    # One entry per alert: {"event", "outcome" (an AlertOutcome value), "delivered", "attempts", "error"?, ...}.
     alerts: list[dict[str, Any]] | None = None
     metrics_textfile_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -280,12 +322,23 @@ def status_rows(records: list[TickRecord]) -> list[str]:
         if record.error:
             # One line per record whatever the error says.
             decision += f" [{record.failed_stage or '?'}: {' '.join(record.error.split())}]"
+        decision += _alerts_cell(record.alerts)
         lines.append(
             f"{record.start[:19]:<20} {_number(record.seconds, '{:>7.2f}', '      -')} "
             f"{'' if record.exit_status is None else record.exit_status:>4}  {record.deployed_version or '-':<8} "
             f"{len(record.new_files):>3}  {_f1_cell(record.scores):<24} {decision}"
         )
     return lines
+
+
+def _alerts_cell(alerts: list[dict[str, Any]] | None) -> str:
+    """ " (alerts: failed sent, answer not seen; drift held back)", or "" for a tick that alerted nothing."""
+    words = []
+    for entry in alerts or []:
+        outcome = alert_outcome(entry)
+        if outcome is not None:
+            words.append(f"{entry.get('event') or 'alerting'} {outcome.words}")
+    return f" (alerts: {'; '.join(words)})" if words else ""
 
 
 def _f1_cell(scores: dict[str, Any]) -> str:

@@ -9,8 +9,9 @@ reads half a file.
 
 Every tick: drs_tick_last_timestamp_seconds, drs_tick_duration_seconds,
 drs_tick_exit_status, drs_tick_new_files, drs_tick_decision_info{decision},
-drs_tick_alerts_undelivered; drs_tick_deployed_info{version} and drs_tick_deployed_f1
-(the version serving after the tick). A tick that ran the drift tests adds
+drs_tick_alerts_undelivered, drs_tick_alerts{outcome} (a tick that alerted);
+drs_tick_deployed_info{version} and drs_tick_deployed_f1 (the version serving
+after the tick). A tick that ran the drift tests adds
 drs_drift_triggered, drs_drift_detected{test}, drs_drift_test_statistic{test},
 drs_drift_test_pvalue{test}, drs_drift_feature_statistic{test,feature} and
 drs_drift_feature_pvalue{test,feature}.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from drs.history import TickRecord
+from drs.history import AlertOutcome, TickRecord, alert_outcome
 from drs.storage import write_bytes_atomic
 
 
@@ -66,9 +67,19 @@ def tick_registry(record: TickRecord, deployed: dict | None = None) -> Collector
     sent = [alert for alert in record.alerts or [] if isinstance(alert, dict)]
     gauge(
         "drs_tick_alerts_undelivered",
-        "Alerts of the last tick that the webhook did not accept.",
+        "Alerts of the last tick that the webhook did not accept (held back ones included).",
         sum(1 for alert in sent if alert.get("delivered") is False),
     )
+    if sent:
+        outcomes = gauge(
+            "drs_tick_alerts",
+            "Alerts of the last tick by outcome: delivered, unconfirmed (sent, answer not seen), not_delivered, "
+            "held_back (the receiver keeps failing), cooldown.",
+            labels=("outcome",),
+        )
+        found = [alert_outcome(alert) for alert in sent]
+        for outcome in AlertOutcome:  # zeros included: a rule can compare outcomes without absent()
+            outcomes.labels(outcome.value).set(found.count(outcome))
 
     if record.lock_holder is not None and _is_number(record.lock_holder.get("age_seconds")):
         gauge(

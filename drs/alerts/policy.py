@@ -11,19 +11,31 @@ The other events have cooldowns too, kept in ``"events": {key: {"last_sent", "re
 not_promoted alert saying the same (give or take its numbers) is sent once per ``cooldown_minutes``, so
 a drift that keeps retraining while a later stage keeps failing is not announced every tick; a deployed
 alert is keyed by its version, so every new version is announced once.
+
+A receiver that keeps failing is backed off, in ``"receiver": {"key", "failed_ticks", "since",
+"last_error", "next_try"?}``: after a tick whose alerts all failed, each alert is tried once (no
+retries); after BACKOFF_AFTER_FAILED_TICKS such ticks in a row it is tried at most once per interval,
+BACKOFF_FIRST_MINUTES doubling up to BACKOFF_MAX_MINUTES, and the alerts meanwhile are recorded as
+held back. One delivered alert ends it; an alert sent whose answer was not seen neither ends nor
+extends it (the receiver is slow, not known to fail). Another receiver (a new webhook_url) starts afresh.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
 import re
 from dataclasses import dataclass, field
 
 from drs import history
 from drs.alerts.messages import failure_text, outcome_alerts, parse_time, payload, recovered_text, repeats_since
+from drs.history import AlertOutcome
 
 MAX_FAILURE_KEYS = 20  # cooldowns kept for this many distinct failures
 FAILED, RECOVERED = "failed", "recovered"
+BACKOFF_AFTER_FAILED_TICKS = 3  # ticks in a row whose alerts all failed before the receiver is held back
+BACKOFF_FIRST_MINUTES = 20  # then one try per interval, doubling...
+BACKOFF_MAX_MINUTES = 240  # ...up to this: a receiver repaired in the morning hears again before noon
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,14 @@ def checked_state(state: dict) -> dict | None:
     ]
     if not isinstance(state.get("failed_ticks", 0), int) or not all(
         isinstance(entry, dict) and isinstance(entry.get("repeats"), int) for entry in entries
+    ):
+        return None
+    receiver = state.get("receiver")
+    if receiver is not None and not (
+        isinstance(receiver, dict)
+        and isinstance(receiver.get("key"), str)
+        and isinstance(receiver.get("failed_ticks"), int)
+        and not isinstance(receiver.get("failed_ticks"), bool)
     ):
         return None
     return state
@@ -84,7 +104,7 @@ def decide(state: dict, record: dict, now: str, settings: dict) -> Decision:
             text = recovered_text(record, state["failed_ticks"])
             extra = {"failed_ticks": state["failed_ticks"], "failing_since": state.get("failing_since")}
             alerts.append(payload(RECOVERED, record, text, now, **extra))
-        return Decision(alerts, held, {key: value for key, value in state.items() if key == "events"})
+        return Decision(alerts, held, {key: value for key, value in state.items() if key in ("events", "receiver")})
     return Decision(alerts, held, state)
 
 
@@ -113,6 +133,76 @@ def after_delivery(state: dict, decision: Decision, alert: dict, delivered: bool
     else:
         entry["repeats"] += 1
     return state
+
+
+def receiver_entry(state: dict, key: str) -> dict | None:
+    """The backoff entry of the receiver named `key`, or None (healthy, or the state is about another one)."""
+    entry = state.get("receiver")
+    return entry if isinstance(entry, dict) and entry.get("key") == key else None
+
+
+def receiver_failing(entry: dict | None) -> bool:
+    """Whether the receiver failed the last tick that tried it: its alerts are tried once each, no retries."""
+    return entry is not None and entry.get("failed_ticks", 0) > 0
+
+
+def held_until(entry: dict | None, now: str) -> str | None:
+    """When the backed-off receiver may be tried again, while `now` is before it; None: it may be tried now.
+
+    A next try further away than the longest interval (a clock set back) ends the hold."""
+    if entry is None or entry.get("failed_ticks", 0) < BACKOFF_AFTER_FAILED_TICKS:
+        return None
+    next_try, current = parse_time(entry.get("next_try")), parse_time(now)
+    if next_try is None or current is None:
+        return None
+    ahead = (next_try - current).total_seconds()
+    return entry["next_try"] if 0 < ahead <= BACKOFF_MAX_MINUTES * 60 else None
+
+
+def backoff_minutes(failed_ticks: int) -> float:
+    """The wait before the next try of a receiver that failed `failed_ticks` ticks in a row (0 below the threshold)."""
+    if failed_ticks < BACKOFF_AFTER_FAILED_TICKS:
+        return 0
+    return min(BACKOFF_MAX_MINUTES, BACKOFF_FIRST_MINUTES * 2 ** (failed_ticks - BACKOFF_AFTER_FAILED_TICKS))
+
+
+def after_receiver_tried(
+    entry: dict | None, key: str, outcomes: list[AlertOutcome], now: str, error: str | None
+) -> dict | None:
+    """The receiver's backoff entry once a tick tried it with `outcomes` (its alerts' AlertOutcomes, in order);
+    `entry` is left unchanged. None: the receiver is healthy."""
+    if AlertOutcome.DELIVERED in outcomes:
+        return None  # one success ends the backoff
+    failed = AlertOutcome.NOT_DELIVERED in outcomes
+    tried = failed or AlertOutcome.UNCONFIRMED in outcomes
+    if not tried or (entry is None and not failed):
+        return entry
+    entry = dict(entry or {"key": key, "failed_ticks": 0, "since": now})
+    if failed:
+        entry["failed_ticks"] += 1
+        entry["last_error"] = error
+    minutes = backoff_minutes(entry["failed_ticks"])
+    moment = parse_time(now)
+    if minutes and moment is not None:
+        # A send whose answer was not seen counts as this interval's try: it is not a success either.
+        entry["next_try"] = (moment + datetime.timedelta(minutes=minutes)).isoformat(timespec="seconds")
+    return entry
+
+
+def held_back_entry(alert: dict, entry: dict, until: str) -> dict:
+    """The record's entry of an alert not tried because its receiver is held back until `until`."""
+    return {
+        "event": alert["event"],
+        "text": alert["text"],
+        "outcome": AlertOutcome.HELD_BACK.value,
+        "delivered": False,
+        "attempts": 0,
+        "error": (
+            f"held back: the receiver failed {entry['failed_ticks']} tick(s) in a row"
+            f" ({entry.get('last_error') or 'not delivered'}); next try after {until}"
+        ),
+        "next_try": until,
+    }
 
 
 def event_key(alert: dict) -> str:
