@@ -404,8 +404,10 @@ def send_test(config: Config) -> int:
     if result["delivered"]:
         print(f"test alert delivered to {where} (HTTP {result['status']})")
         return 0
+    # Sent whole but unanswered in time: it may well have arrived; the receiver's side will tell.
+    what = "not confirmed" if result["delivered"] is None else "not delivered"
     print(
-        f"fullprocess: test alert not delivered: {result['error']} ({where}, {result['attempts']} attempt(s))",
+        f"fullprocess: test alert {what}: {result['error']} ({where}, {result['attempts']} attempt(s))",
         file=sys.stderr,
     )
     return 1
