@@ -1,5 +1,5 @@
-"""Deployment stage: promote the trained model to a new production version, or roll back
-(logic in drs/deploy.py).
+"""Deployment stage: promote the trained model to a new production version, or roll back and rewrite
+the reports for the version rolled back to (logic in drs/deploy.py).
 
     python deployment.py --config config.json
     python deployment.py --config config_production.json --rollback [VERSION]
@@ -11,7 +11,7 @@ import sys
 
 from drs.cli import stage_main
 from drs.config import Config
-from drs.deploy import rollback, store_model_into_pickle
+from drs.deploy import reports_after_rollback, rollback, store_model_into_pickle
 
 __all__ = ["store_model_into_pickle", "rollback", "main"]
 
@@ -28,7 +28,9 @@ def main(argv=None) -> int:
 
     def run(config: Config, args) -> str:
         if args.rollback is not None:
-            return f"production now serves {rollback(config, args.rollback or None)}"
+            version = rollback(config, args.rollback or None)
+            stale = reports_after_rollback(config, version)
+            return f"production now serves {version}" + (f"; {stale}" if stale else "")
         return f"deployed {store_model_into_pickle(config)} to {config.prod_folder}"
 
     return stage_main(

@@ -5,7 +5,8 @@
 as a new production version with its manifest, and switches production to it in
 one atomic step (the production store, drs.production, owns the layout). The course
 file names in ``prod_deployment_path`` always show the deployed version. The last
-``keep_versions`` versions are kept; ``--rollback [VERSION]`` switches back.
+``keep_versions`` versions are kept; ``--rollback [VERSION]`` switches back, then rewrites the
+reports for the version it switched to (``reports_after_rollback``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from drs.files import (
     MODEL_FILE,
     MODEL_RECORD_FILE,
     REFERENCE_SAMPLE_FILE,
+    REPORTS_RECORD_FILE,
     SCORE_FILE,
     TRAINING_ROWS_FILE,
 )
@@ -51,6 +53,7 @@ __all__ = [
     "deployed_score_history",
     "deployment_history",
     "load_deployed_model",
+    "reports_after_rollback",
     "rollback",
     "store_model_into_pickle",
 ]
@@ -197,6 +200,21 @@ def rollback(config: Config | None = None, version: str | None = None) -> str:
         log.warning("rolled back to %s, but could not add it to the run history: %s", version, exc)
     log.info("rolled back %s to %s", store.location, version)
     return version
+
+
+def reports_after_rollback(config: Config, version: str) -> str | None:
+    """Rewrite the reports for `version`, the one a rollback switched to; None when done, else one line
+    saying they are stale and why. The rollback stands either way."""
+    from drs import report  # pandas, matplotlib, reportlab: paid by a rollback, never by the API or a tick's import
+
+    try:
+        report.write_reports(config)
+    except Exception as exc:  # whatever broke the reports, production has switched: say it, do not fail
+        described = read_json(config.model_folder / REPORTS_RECORD_FILE).get("version") or "no version"
+        error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        log.debug("rebuilding the reports failed", exc_info=True)
+        return f"the reports are stale: they describe {described}, not {version} ({error}); the next tick tries again"
+    return None
 
 
 def _input_fingerprints(config: Config) -> list[dict]:

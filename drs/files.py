@@ -23,8 +23,9 @@ configs; so is the tick's lock, which is why it lives in production).
         sha256 and, once scored, its F1): written by drs.train only; read by drs.score and drs.deploy.
     ``latestscore.txt`` (SCORE_FILE): the trained model's test F1, written by drs.score; copied by drs.deploy.
     ``confusionmatrix.png``, ``report.pdf`` (CONFUSION_MATRIX_FILE, REPORT_FILE), ``reports.json``
-        (REPORTS_RECORD_FILE: the version they describe, written last): written by drs.report only; the
-        API serves the first two, the tick reads the third to catch up after a rollback or a kill.
+        (REPORTS_RECORD_FILE: the version they describe, written last; a rebuild that failed): written by
+        drs.report only; the API serves the first two, the tick reads the third to catch up after a
+        rollback or a kill.
     ``diagnostics.json`` (DIAGNOSTICS_FILE): written by drs.diagnostics only (for diagnostics.py and for
         the report).
     ``apireturns.txt`` (API_RETURNS_FILE): the API's answers, written by drs.api_client (apicalls.py).

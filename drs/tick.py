@@ -319,9 +319,23 @@ def _refresh_stale_reports(config: Config, tick: Tick, version: str) -> None:
 
     A run killed between the switch and its reports, or a rollback, leaves
     them behind; reading one small JSON file keeps the common case cheap.
+    A rebuild for `version` that fails fails this tick, once: it is noted in
+    reports.json and later ticks leave it (the model serves all the same),
+    noting the stale reports in their record, until reporting.py or the next
+    deployment writes them.
     """
-    described = read_json(config.model_folder / REPORTS_RECORD_FILE).get("version")
+    record = read_json(config.model_folder / REPORTS_RECORD_FILE)
+    described = record.get("version")
     if described == version:
+        return
+    failed = record.get("failed")
+    failed = failed if isinstance(failed, dict) else {}
+    if failed.get("version") == version:
+        tick.record.warning = (
+            f"the reports describe {described or 'no version'}, production serves {version}: rebuilding them "
+            f"failed at {failed.get('time')} ({failed.get('error')}); run reporting.py once it is fixed"
+        )
+        log.info("%s", tick.record.warning)
         return
     log.info(
         "the reports in %s describe %s, production serves %s: regenerating them",
@@ -329,8 +343,13 @@ def _refresh_stale_reports(config: Config, tick: Tick, version: str) -> None:
         described or "no version",
         version,
     )
-    with tick.stage("report"):
-        stages().reporting.write_reports(config, current_tick=tick.record)
+    try:
+        with tick.stage("report"):
+            stages().reporting.write_reports(config, current_tick=tick.record)
+    except Exception as exc:
+        with contextlib.suppress(Exception):  # not even noted: the next tick tries again
+            stages().reporting.record_failed_rebuild(config, version, f"{type(exc).__name__}: {exc}")
+        raise
     tick.record.reports_regenerated = version
 
 

@@ -9,7 +9,9 @@
   durations; ingested and rejected files; outdated packages. A piece that does
   not exist yet (no history, no drift tick, no reference sample) reads
   "no data yet" instead of failing the report.
-* ``write_reports()`` writes both, diagnostics.json, then reports.json.
+* ``write_reports()`` writes both, diagnostics.json, then reports.json (the version they describe);
+  ``record_failed_rebuild()`` notes in reports.json a rebuild for another version that failed, so a tick
+  does not retry it every time (reports.json keeps naming the version the reports still describe).
 
 In layers: ``gather`` reads and computes what the report shows, once; ``drs.figures`` draws it;
 ``pdf`` lays it out; this module writes the files. The status page shares the history views
@@ -31,9 +33,9 @@ from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE, REPORTS_RECORD_FILE
 from drs.history import TickRecord
 from drs.report.gather import ReportData, confusion_matrix_inputs, gather_report_data
 from drs.report.pdf import ReportFigures, pdf_bytes
-from drs.storage import now_iso, write_bytes_atomic, write_json_atomic
+from drs.storage import now_iso, read_json, write_bytes_atomic, write_json_atomic
 
-__all__ = ["save_confusion_matrix", "score_model", "write_report", "write_reports"]
+__all__ = ["record_failed_rebuild", "save_confusion_matrix", "score_model", "write_report", "write_reports"]
 
 log = logging.getLogger("reporting")
 
@@ -78,6 +80,19 @@ def write_reports(
         {"version": data.deployed.version, "written": now_iso(), "files": [path.name for path in written]},
     )
     return written
+
+
+def record_failed_rebuild(config: Config, version: str, error: str) -> dict:
+    """Note in reports.json that rebuilding the reports for `version` failed with `error`; returns the record.
+
+    The version the reports describe stays as it was: they still describe it, whole (each file is
+    replaced in one rename). A later write_reports() drops the note.
+    """
+    record = read_json(config.model_folder / REPORTS_RECORD_FILE)
+    # A layout error quotes the cell that did not fit: the start says enough.
+    record["failed"] = {"version": version, "time": now_iso(), "error": error[:500]}
+    write_json_atomic(config.model_folder / REPORTS_RECORD_FILE, record)
+    return record
 
 
 def write_report(

@@ -7,6 +7,7 @@ and a piece that is missing reads "no data yet".
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
@@ -37,6 +38,12 @@ STAGE_ORDER = ("detect", "ingest", "drift", "train", "score", "deploy", "report"
 PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 2 * cm
 TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN
+# reportlab cannot split a table row across pages, so no row may outgrow one: a longer cell is cut, and
+# a list of files (a year of daily exports, say) shows its first and last names and a count, so that
+# the report stays a few pages whatever the number of files.
+CELL_CHARS = 600
+LISTED_FILES = 30
+NAMED_FILES = 10
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,12 @@ class ReportFigures:
 
 
 class _NumberedCanvas(pdf_canvas.Canvas):
-    """Draws "page N of M" in each footer: pages are held back until the total is known."""
+    """Draws the version the report describes and "page N of M" in each footer: pages are held back until
+    the total is known."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, footer: str = "", **kwargs):
         super().__init__(*args, **kwargs)
+        self._footer = footer
         self._pages: list[dict] = []
 
     def showPage(self):  # noqa: N802 (reportlab's name)
@@ -65,7 +74,7 @@ class _NumberedCanvas(pdf_canvas.Canvas):
             self.__dict__.update(page)
             self.setFont("Helvetica", 8)
             self.setFillColor(colors.grey)
-            self.drawString(MARGIN, 1.2 * cm, "Dynamic Risk Assessment System: model report")
+            self.drawString(MARGIN, 1.2 * cm, self._footer)
             self.drawRightString(PAGE_WIDTH - MARGIN, 1.2 * cm, f"page {self._pageNumber} of {total}")
             super().showPage()
         super().save()
@@ -110,7 +119,8 @@ def pdf_bytes(data: ReportData, figures: ReportFigures) -> bytes:
         title="Model report",
         author="Dynamic Risk Assessment System",
     )
-    document.build(story(data, figures), canvasmaker=_NumberedCanvas)
+    footer = "Dynamic Risk Assessment System: model report" + (f" of {data.deployed.version}" if data.deployed else "")
+    document.build(story(data, figures), canvasmaker=functools.partial(_NumberedCanvas, footer=footer))
     return buffer.getvalue()
 
 
@@ -139,8 +149,27 @@ def text(words: str, style: ParagraphStyle | None = None) -> Paragraph:
 
 
 def cell(words) -> Paragraph:
-    """A table cell whose words wrap inside the column."""
-    return Paragraph(escape(str(words)), STYLES.cell)
+    """A table cell whose words wrap inside the column, cut after CELL_CHARS characters."""
+    words = str(words)
+    if len(words) > CELL_CHARS:
+        words = words[: CELL_CHARS - 1] + "\u2026"
+    return Paragraph(escape(words), STYLES.cell)
+
+
+def named(names: list[str], limit: int = NAMED_FILES) -> str:
+    """The names joined with commas; more than `limit` of them: the first and last few and how many in all."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    half = limit // 2
+    return f"{', '.join(names[:half])}, \u2026, {', '.join(names[-half:])} ({len(names):,} in all)"
+
+
+def first_and_last(items: list, limit: int = LISTED_FILES) -> tuple[list, list]:
+    """(the first `limit`/2 items, the last ones), or (all of them, []) when there are no more than `limit`."""
+    if len(items) <= limit:
+        return items, []
+    half = limit // 2
+    return items[:half], items[-half:]
 
 
 def no_data(what: str = "") -> Paragraph:
@@ -217,20 +246,12 @@ def deployed_section(data: ReportData, figures: ReportFigures) -> list[Flowable]
 
 
 def _manifest_table(manifest: dict) -> Table:
-    training_files = manifest.get("training_files") or {}
-    files = (
-        ", ".join(
-            f"{name} ({info['rows']} rows)" if info.get("rows") is not None else name
-            for name, info in sorted(training_files.items())
-        )
-        or NO_DATA
-    )
     facts = [
         ["version", manifest.get("version", "?")],
         ["deployed", display_time(manifest.get("created")) + " UTC"],
         ["previous version", manifest.get("previous_version") or "-"],
         ["note", cell(manifest.get("note") or "-")],
-        ["training data", cell(files)],
+        ["training data", cell(training_data_words(manifest.get("training_files") or {}))],
     ]
     result = Table(facts, colWidths=[3.5 * cm, TEXT_WIDTH - 3.5 * cm], hAlign="LEFT")
     result.setStyle(
@@ -244,6 +265,22 @@ def _manifest_table(manifest: dict) -> Table:
         )
     )
     return result
+
+
+def training_data_words(training_files: dict) -> str:
+    """The files a version was trained on, each with its rows; past NAMED_FILES of them, how many files and
+    rows in all, from the first file to the last (section 6 lists more)."""
+    if not training_files:
+        return NO_DATA
+    names = sorted(training_files)
+    if len(names) <= NAMED_FILES:
+        return ", ".join(
+            f"{name} ({training_files[name]['rows']} rows)" if training_files[name].get("rows") is not None else name
+            for name in names
+        )
+    rows = [info.get("rows") for info in training_files.values()]
+    total = f", {sum(rows):,} rows" if all(isinstance(count, int) for count in rows) else ""
+    return f"{len(names):,} files{total}: {names[0]} to {names[-1]} (see section 6)"
 
 
 # --- 2. Ingested data ----------------------------------------------------------------
@@ -310,7 +347,7 @@ def drift_section(data: ReportData, figures: ReportFigures) -> list[Flowable]:
         return parts + [text(drift_verdict_words(None), STYLES.note)]
     when = text(
         f"Drift tests of the tick started {display_time(record.start)} UTC, "
-        f"new files: {', '.join(record.new_files) or 'none'}.",
+        f"new files: {named(record.new_files) or 'none'}.",
         STYLES.note,
     )
     verdict = text(drift_verdict_words(record), STYLES.verdict)
@@ -456,21 +493,25 @@ def files_section(data: ReportData) -> list[Flowable]:
     ingested = detail.get("files") or {}
     parts.append(Paragraph("Files the deployed version was trained on", STYLES.subheading))
     if ingested:
-        rows = [["file", "rows", "bytes", "sha256"]]
-        for name, info in sorted(ingested.items()):
-            rows.append(
-                [cell(name), integer(info.get("rows")), integer(info.get("size")), str(info.get("sha256", ""))[:16]]
-            )
-        parts.append(table(rows, [TEXT_WIDTH - 9.6 * cm, 1.8 * cm, 2.2 * cm, 5.6 * cm], numeric_columns=(1, 2)))
+        parts.append(_ingested_table(ingested, data.deployed.version if data.deployed else "the deployed version"))
     else:
         parts.append(no_data(f"{INGESTED_DETAIL_FILE} of the deployed version"))
     version = data.deployed.version if data.deployed else None
     rejected = rejected_file_rows(data.history, version, detail.get("rejected") or {})
     parts.append(Paragraph("Rejected files", STYLES.subheading))
     if rejected:
+        shown = rejected[:LISTED_FILES]
         rows = [["file", "reason", "seen by"]]
-        rows += [[cell(name), cell(reason), cell(", ".join(seen))] for name, reason, seen in rejected]
+        rows += [[cell(name), cell(reason), cell(", ".join(seen))] for name, reason, seen in shown]
         parts.append(table(rows, [4.5 * cm, TEXT_WIDTH - 9.5 * cm, 5 * cm]))
+        if len(rejected) > len(shown):
+            parts.append(
+                text(
+                    f"The first {len(shown)} of {len(rejected):,} rejected files; the others are in "
+                    f"{INGESTED_DETAIL_FILE} of {version or 'the deployed version'} and in the run history.",
+                    STYLES.note,
+                )
+            )
     elif data.history or detail:
         ticks = min(len(data.history), RECENT_TICKS)
         scope = " or the last tick" if ticks == 1 else f" or the last {ticks} ticks" if ticks else ""
@@ -478,6 +519,46 @@ def files_section(data: ReportData) -> list[Flowable]:
     else:
         parts.append(no_data("Rejected files"))
     return parts
+
+
+def _ingested_table(ingested: dict, version: str) -> Flowable:
+    """One row per file, by name; past LISTED_FILES files, the first and the last ones around one row
+    summing up the others."""
+    names = sorted(ingested)
+    first, last = first_and_last(names)
+    rows = [["file", "rows", "bytes", "sha256"]]
+    rows += [_ingested_row(name, ingested[name]) for name in first]
+    if last:
+        left_out = [ingested[name] for name in names[len(first) : -len(last)]]
+        rows.append(
+            [
+                cell(f"\u2026 {len(left_out):,} more files \u2026"),
+                _total(info.get("rows") for info in left_out),
+                _total(info.get("size") for info in left_out),
+                "",
+            ]
+        )
+        rows += [_ingested_row(name, ingested[name]) for name in last]
+    listed = table(rows, [TEXT_WIDTH - 9.6 * cm, 1.8 * cm, 2.2 * cm, 5.6 * cm], numeric_columns=(1, 2))
+    if not last:
+        return listed
+    note = text(
+        f"The first {len(first)} and the last {len(last)} of {len(names):,} files by name, "
+        f"{_total(info.get('rows') for info in ingested.values())} rows in all; every file is in "
+        f"{INGESTED_DETAIL_FILE} of {version}.",
+        STYLES.note,
+    )
+    return KeepTogether([note, listed])
+
+
+def _ingested_row(name: str, info: dict) -> list:
+    return [cell(name), integer(info.get("rows")), integer(info.get("size")), str(info.get("sha256", ""))[:16]]
+
+
+def _total(values) -> str:
+    """The sum of whole numbers with thousands separators, "-" when one is not a number."""
+    values = list(values)
+    return integer(sum(values)) if all(isinstance(value, int) for value in values) else "-"
 
 
 # --- 7. Outdated packages ------------------------------------------------------------
