@@ -65,13 +65,13 @@ def wide_config(tmp_path, **settings):
 
 def test_a_high_cardinality_category_is_encoded_sparse_into_at_most_max_categories_columns(tmp_path):
     config = wide_config(tmp_path)
-    assert config.max_categories == 100  # the default: the bundled data has at most 4 categories a feature
     data = wide_data()
     model = fit_model(data, config)
     prepared = model[:-1].transform(data[["usage", "code"]])
     # 3,000 categories: before, a dense 3,000 x 3,001 matrix (40,000 x 20,000 asked for 5 GiB).
     assert scipy.sparse.issparse(prepared)
     assert prepared.shape == (3000, 1 + 100)
+    assert config.max_categories == 100  # the default: the bundled data has at most 4 categories a feature
     # An unseen category joins the infrequent ones rather than failing.
     unseen = model.predict_proba(pd.DataFrame({"usage": [0.0], "code": ["never seen"]}))
     assert unseen.shape == (1, 2)
