@@ -111,6 +111,24 @@ OPTIONS = {
     "lock_stale_seconds": (3600.0, _number(0, above=True), "a positive number of seconds"),
     # Every call to the API together (apicalls.py, a deploying tick): a slow peer cannot hold the lock.
     "api_timeout_seconds": (60.0, _number(0, above=True), "a positive number of seconds"),
+    # Rows of a CSV (a `filepath` or a body) or records of a JSON body one POST /prediction may carry.
+    "max_request_rows": (100_000, _number(0, integer=True, above=True), "a positive integer"),
+    # scikit-learn's OneHotEncoder max_categories and min_frequency per categorical feature: the rarer
+    # categories share one column, so an id-like feature cannot make the encoding as wide as the data.
+    "max_categories": (100, _number(2, integer=True, nullable=True), "an integer >= 2 or null"),
+    "min_frequency": (
+        None,
+        lambda v: v is None or _number(1, integer=True)(v) or (isinstance(v, float) and 0 < v < 1),
+        "an integer >= 1 (a count), a number between 0 and 1 (a share of the rows) or null",
+    ),
+    # The largest dense encoded matrix an estimator that takes no sparse input is given: more is refused.
+    "max_dense_bytes": (2 * 1024**3, _number(0, integer=True, above=True), "a positive integer"),
+    # More spellings of a missing value, in every column (a text column's only other one is the empty cell).
+    "na_values": (
+        (),
+        lambda v: isinstance(v, (list, tuple)) and all(isinstance(item, str) and item for item in v),
+        "a list of non-empty strings",
+    ),
 }
 OPTIONAL_KEYS = (
     "log_folder_path",
@@ -188,6 +206,11 @@ class Config:
     lock_wait_seconds: float
     lock_stale_seconds: float
     api_timeout_seconds: float
+    max_request_rows: int
+    max_categories: int | None
+    min_frequency: int | float | None
+    max_dense_bytes: int
+    na_values: tuple[str, ...]
     # Alerts: {"webhook_url", "events", "cooldown_minutes"}; None without a webhook.
     alerts: dict | None
     metrics_textfile: Path | None
@@ -291,6 +314,7 @@ def _options(raw: dict, config_path: Path) -> dict:
     if values["promotion_margin"] is not None:
         values["promotion_margin"] = float(values["promotion_margin"])
     values["api_url"] = values["api_url"].rstrip("/")
+    values["na_values"] = tuple(values["na_values"])
     return values
 
 

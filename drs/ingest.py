@@ -49,8 +49,12 @@ from drs.storage import atomic_path, input_csvs, stat_fingerprint, write_json_at
 
 log = logging.getLogger("ingestion")
 
-# pyarrow's missing-value spellings, plus the single space real exports write for "no value".
+# pyarrow's missing-value spellings, plus the single space real exports write for "no value": in a
+# number column none of them can be a value. In a text column each may be a real category ("NA" for
+# North America, "null" for a plan), so there only the empty cell is missing (config `na_values` adds
+# spellings everywhere). A text target keeps them all: a row labelled "NA" has no label.
 NULL_VALUES = [*pacsv.ConvertOptions().null_values, " "]
+TEXT_NULL_VALUES = ("",)
 MAX_REASON_CHARS = 200
 # A file may carry columns beyond the schema's (they are dropped), but not without bound: pyarrow builds
 # a column per header field before anything is checked, and a 40,000-column header took minutes.
@@ -59,6 +63,10 @@ MAX_HEADER_BYTES = 256 * 1024
 # Larger magnitudes are rejected like inf: no count, size or charge comes near, and they would
 # overflow the summary statistics and freeze the solver (liblinear refuses values above 1e30).
 MAX_ABS_NUMBER = 1e15
+
+
+class OverLimit(Exception):
+    """A CSV past a size or row limit, refused before it is parsed; the message says which."""
 
 
 class InvalidFile(Exception):
@@ -107,14 +115,18 @@ def row_keys(rows: pd.DataFrame) -> np.ndarray:
 
 
 def read_validated_csv(
-    source: str | os.PathLike | bytes | BinaryIO, columns: Iterable[str] | None = None, schema: Schema = COURSE_SCHEMA
+    source: str | os.PathLike | bytes | BinaryIO,
+    columns: Iterable[str] | None = None,
+    schema: Schema = COURSE_SCHEMA,
+    na_values: Iterable[str] = (),
 ) -> pd.DataFrame:
     """One CSV (a path, its bytes or a binary file), validated and typed; raises InvalidFile saying why.
 
-    UTF-8 with or without BOM, CRLF, quotes, any column order (others dropped), empty cells missing.
-    Returns `columns` (default: all of the schema's): the features alone for data to predict on
-    (then the id and target may be absent, and are not read). Numeric features finite; the target
-    one of the schema's labels, when it has them, or missing.
+    UTF-8 with or without BOM, CRLF, quotes, any column order (others dropped), empty cells missing
+    (see NULL_VALUES; `na_values` are more spellings of missing). Returns `columns` (default: all of
+    the schema's): the features alone for data to predict on (then the id and target may be absent,
+    and are not read). Numeric features finite; the target one of the schema's labels, when it has
+    them, or missing.
     """
     if isinstance(source, (str, os.PathLike)):
         try:
@@ -122,14 +134,75 @@ def read_validated_csv(
         except OSError as exc:
             raise InvalidFile(f"cannot read: {exc.strerror}") from None
     data = source if isinstance(source, bytes) else source.read()
-    return _parse(data, tuple(schema.columns if columns is None else columns), schema).to_pandas()
+    return _parse(data, tuple(schema.columns if columns is None else columns), schema, tuple(na_values)).to_pandas()
 
 
-def _convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
-    return pacsv.ConvertOptions(column_types=types, null_values=NULL_VALUES, strings_can_be_null=True)
+def csv_rows_at_most(data: bytes) -> int:
+    """An upper bound on the rows of a CSV, from its line count alone (a quoted line break counts as a row)."""
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    return max(0, lines - 1)
 
 
-def _parse(data: bytes, columns: tuple[str, ...], schema: Schema) -> pa.Table:
+def check_rows(data: bytes, max_rows: int) -> None:
+    """OverLimit when the CSV in `data` may hold more than `max_rows` rows: counted before it is parsed."""
+    if csv_rows_at_most(data) > max_rows:
+        raise OverLimit(f"more than max_request_rows {max_rows} rows: not parsed")
+
+
+def read_bounded_csv(path: Path, max_bytes: int, max_rows: int, chunk: int = 1 << 20) -> bytes:
+    """The bytes of a CSV a client named; OverLimit, without reading it all, past `max_bytes` bytes or
+    `max_rows` rows (lines); InvalidFile when it cannot be read."""
+    try:
+        # A file swapped for a FIFO or a link since it was looked up must not hang the worker or lead out.
+        handle = open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW), "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise InvalidFile(f"cannot open: {exc.strerror}") from None
+    with handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidFile("not a regular file: not read")
+        if info.st_size > max_bytes:
+            raise OverLimit(f"{info.st_size} bytes, over max_input_file_bytes {max_bytes}: not read")
+        parts, size, lines = [], 0, 0
+        try:
+            while block := handle.read(chunk):
+                parts.append(block)
+                size, lines = size + len(block), lines + block.count(b"\n")
+                if size > max_bytes:  # grown since it was looked at
+                    raise OverLimit(f"over max_input_file_bytes {max_bytes}: not read further")
+                if lines > max_rows + 1:
+                    raise OverLimit(f"more than max_request_rows {max_rows} rows: not read further")
+        except OSError as exc:
+            raise InvalidFile(f"cannot read: {exc.strerror}") from None
+    data = b"".join(parts)
+    check_rows(data, max_rows)
+    return data
+
+
+def _convert_options(
+    types: dict[str, pa.DataType], na_values: tuple[str, ...] = (), text_values: bool = True
+) -> pacsv.ConvertOptions:
+    """`text_values`: every string of a text column is read as a value (then `_text_missing` says which
+    are missing); otherwise a text column's missing spellings are those of numbers."""
+    return pacsv.ConvertOptions(
+        column_types=types, null_values=[*NULL_VALUES, *na_values], strings_can_be_null=not text_values
+    )
+
+
+def _text_missing(table: pa.Table, schema: Schema, na_values: tuple[str, ...]) -> pa.Table:
+    """The text columns of `table` (read with every string a value) with their missing cells made null:
+    the empty cell and `na_values`; in a text target every NULL_VALUES spelling as well."""
+    for index, name in enumerate(table.column_names):
+        values = table[name]
+        if values.type != pa.string():
+            continue
+        spellings = NULL_VALUES if name == schema.target_column else TEXT_NULL_VALUES
+        missing = pc.is_in(values, pa.array([*spellings, *na_values], pa.string()))
+        table = table.set_column(index, name, pc.if_else(missing, pa.scalar(None, pa.string()), values))
+    return table
+
+
+def _parse(data: bytes, columns: tuple[str, ...], schema: Schema, na_values: tuple[str, ...] = ()) -> pa.Table:
     """The CSV in `data` as an Arrow table of `columns` in schema types; raises InvalidFile."""
     bad_rows = []
 
@@ -145,10 +218,10 @@ def _parse(data: bytes, columns: tuple[str, ...], schema: Schema) -> pa.Table:
             pa.BufferReader(data),
             read_options=pacsv.ReadOptions(use_threads=False),
             parse_options=pacsv.ParseOptions(invalid_row_handler=note_bad_row),
-            convert_options=_convert_options({name: types[name] for name in columns}),
+            convert_options=_convert_options({name: types[name] for name in columns}, na_values),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise _why_unreadable(data, exc, columns, types, schema) from None
+        raise _why_unreadable(data, exc, columns, types, schema, na_values) from None
     if bad_rows:
         raise InvalidFile(
             f"line {bad_rows[0].number}: {bad_rows[0].actual_columns} field(s), expected {bad_rows[0].expected_columns}"
@@ -159,7 +232,7 @@ def _parse(data: bytes, columns: tuple[str, ...], schema: Schema) -> pa.Table:
         raise InvalidFile("line 1: the header is not UTF-8 text") from None
     if problem:
         raise problem
-    table = table.select(list(columns))
+    table = _text_missing(table.select(list(columns)), schema, na_values)
     for name in columns:
         values = table[name]
         if name == schema.target_column and not schema.numeric_target:
@@ -226,7 +299,12 @@ def _reject_first(bad: pa.ChunkedArray, column: str, problem: str) -> None:
 
 
 def _why_unreadable(
-    data: bytes, error: Exception, columns: tuple[str, ...], types: dict[str, pa.DataType], schema: Schema
+    data: bytes,
+    error: Exception,
+    columns: tuple[str, ...],
+    types: dict[str, pa.DataType],
+    schema: Schema,
+    na_values: tuple[str, ...] = (),
 ) -> InvalidFile:
     """Where a file the typed read refused goes wrong, found by simpler reads; never quotes the file."""
     for number, line in enumerate(io.BytesIO(data), start=1):
@@ -239,7 +317,8 @@ def _why_unreadable(
         return InvalidFile("empty file: no header line")
     try:  # every column as text, to find the cell that is not a number
         text = pacsv.read_csv(
-            pa.BufferReader(data), convert_options=_convert_options({name: pa.string() for name in columns})
+            pa.BufferReader(data),
+            convert_options=_convert_options({name: pa.string() for name in columns}, na_values, text_values=False),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
         text = pa.table({})
@@ -262,7 +341,7 @@ def _why_unreadable(
     return InvalidFile(f"not a readable CSV file ({message.splitlines()[0].split(':')[0]})")
 
 
-def _read_input(path: Path, max_bytes: int, schema: Schema) -> tuple[dict, pa.Table]:
+def _read_input(path: Path, max_bytes: int, schema: Schema, na_values: tuple[str, ...] = ()) -> tuple[dict, pa.Table]:
     """(fingerprint, validated rows) of one input file; raises InvalidFile. Its size is checked before reading."""
     # Resolved again here and opened without following a link: a file swapped for a link
     # to the outside since the folder was listed is still never read.
@@ -287,7 +366,7 @@ def _read_input(path: Path, max_bytes: int, schema: Schema) -> tuple[dict, pa.Ta
         except OSError as exc:
             raise InvalidFile(f"cannot read: {exc.strerror}") from None
     fingerprint = {"sha256": hashlib.sha256(data).hexdigest(), **stat_fingerprint(info)}
-    return fingerprint, _parse(data, schema.columns, schema)
+    return fingerprint, _parse(data, schema.columns, schema, na_values)
 
 
 def _odd_labels(tables: dict[str, pa.Table], schema: Schema) -> dict[str, str]:
@@ -369,7 +448,10 @@ def _read_inputs(config: Config) -> tuple[dict[str, tuple[dict, pa.Table]], dict
     the schema columns each file lacked), the files read in parallel."""
     paths, rejected = input_csvs(config.input_folder)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        reads = [pool.submit(_read_input, path, config.max_input_file_bytes, config.schema) for path in paths]
+        reads = [
+            pool.submit(_read_input, path, config.max_input_file_bytes, config.schema, config.na_values)
+            for path in paths
+        ]
     valid, missing = {}, []
     for path, read in zip(paths, reads, strict=True):
         try:
@@ -422,8 +504,8 @@ def read_final_data(config: Config, path: Path | BinaryIO | None = None) -> pd.D
     path = path or config.output_folder / FINAL_DATA_FILE
     columns = list(config.schema.columns)
     try:
-        table = pacsv.read_csv(path, convert_options=_convert_options(column_types(config.schema)))
-        return table.select(columns).to_pandas()
+        table = pacsv.read_csv(path, convert_options=_convert_options(column_types(config.schema), config.na_values))
+        return _text_missing(table.select(columns), config.schema, config.na_values).to_pandas()
     except FileNotFoundError:
         raise PipelineError(f"no ingested data at {path}: run ingestion.py first") from None
     except (pa.ArrowInvalid, KeyError):  # KeyError: written under another schema
@@ -432,9 +514,9 @@ def read_final_data(config: Config, path: Path | BinaryIO | None = None) -> pd.D
         ) from None
 
 
-def read_labelled_csv(path: Path, schema: Schema = COURSE_SCHEMA) -> pd.DataFrame:
+def read_labelled_csv(path: Path, schema: Schema = COURSE_SCHEMA, na_values: Iterable[str] = ()) -> pd.DataFrame:
     """A CSV validated like an input file (used for the test data); PipelineError naming it when invalid."""
     try:
-        return read_validated_csv(path, schema=schema)
+        return read_validated_csv(path, schema=schema, na_values=na_values)
     except InvalidFile as exc:
         raise PipelineError(f"{path}: {exc}") from None

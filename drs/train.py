@@ -4,9 +4,12 @@ Reads ``output_folder_path/finaldata.csv``, writes ``output_model_path/trainedmo
 
 The model is one scikit-learn pipeline over the config's schema: numeric
 features median-imputed, categorical ones most-frequent-imputed and one-hot
-encoded (a category never seen in training is ignored), then the estimator
-the config names (default: the course's LogisticRegression; its parameters
-under ``"training"``). Files with gaps still train and predict. Rows with no
+encoded (at most ``max_categories`` columns per feature, the rarer categories
+sharing one; a category never seen in training goes there, or is ignored), then
+the estimator the config names (default: the course's LogisticRegression; its
+parameters under ``"training"``). The encoding stays sparse for an estimator
+that takes sparse input; one that does not gets it dense, within
+``max_dense_bytes``. Files with gaps still train and predict. Rows with no
 label are not used for training; the model predicts the data's own labels.
 """
 
@@ -26,6 +29,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
+from sklearn.utils import get_tags
 
 from drs.config import COURSE_SCHEMA, Config, ConfigError, PipelineError, Schema, load_config
 from drs.files import INGESTED_DETAIL_FILE, MODEL_FILE, MODEL_RECORD_FILE
@@ -77,13 +81,55 @@ def estimator_class(path: str):
     return found
 
 
+def takes_sparse(classifier) -> bool:
+    """Whether the estimator accepts a sparse matrix, as its scikit-learn input tags say (no tags: no)."""
+    try:
+        return bool(get_tags(classifier).input_tags.sparse)
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def encoded_width_at_most(features: pd.DataFrame, schema: Schema, max_categories: int | None) -> int:
+    """An upper bound on the columns the pipeline's preparation makes of `features`: one per numeric
+    feature, and per categorical one its distinct values, at most `max_categories`."""
+    width = len(schema.numeric_features)
+    for name in schema.categorical_features:
+        distinct = int(features[name].nunique(dropna=True))
+        width += max(1, min(distinct, max_categories) if max_categories is not None else distinct)
+    return width
+
+
+def dense_input_bytes(model: Pipeline, rows: int) -> int:
+    """The bytes of the dense matrix a fitted model's classifier is given for `rows` rows; 0 when its
+    preparation gives it a sparse one."""
+    if len(model.steps) > 1 and getattr(model.steps[0][1], "sparse_output_", False):
+        return 0
+    return rows * int(getattr(model[-1], "n_features_in_", 0)) * np.dtype(np.float64).itemsize
+
+
+def _check_dense_fits(model: Pipeline, features, config: Config) -> None:
+    """PipelineError, before fitting, when the estimator takes no sparse input and the one-hot encoded
+    training data would be larger dense than max_dense_bytes: one line, not a MemoryError later."""
+    if not config.schema.categorical_features or takes_sparse(model[-1]):
+        return
+    rows, width = len(features), encoded_width_at_most(features, config.schema, config.max_categories)
+    need = rows * width * np.dtype(np.float64).itemsize
+    if need > config.max_dense_bytes:
+        raise PipelineError(
+            f"the encoded training data ({rows} rows x up to {width} columns) would take {need / 1024**3:.2f} GiB "
+            f"dense, over max_dense_bytes {config.max_dense_bytes}, and {type(model[-1]).__name__} takes no "
+            "sparse input: lower max_categories or set min_frequency"
+        )
+
+
 def build_model(config: Config) -> Pipeline:
     """The unfitted pipeline: imputation (and one-hot encoding of categories), then the estimator.
 
     With numeric features only the pipeline takes a float array, which keeps a one-record
     prediction at ~0.4 ms; a ColumnTransformer over a DataFrame costs ~2.3 ms (measured), so it is
     used only when there are categories to encode. A parameter the estimator does not take is a
-    ConfigError naming it (exit 2).
+    ConfigError naming it (exit 2). The categories are capped by scikit-learn's own max_categories and
+    min_frequency (the config's); an unseen one joins the rare ones, or is ignored when there are none.
     """
     schema, cls = config.schema, estimator_class(config.estimator)
     known = set(inspect.signature(cls).parameters)
@@ -98,17 +144,18 @@ def build_model(config: Config) -> Pipeline:
         raise ConfigError(f"estimator {config.estimator!r} is not a scikit-learn classifier")
     if not schema.categorical_features:
         return Pipeline([("impute", SimpleImputer(strategy="median")), ("classifier", classifier)])
-    categories = Pipeline(
-        [("impute", SimpleImputer(strategy="most_frequent")), ("encode", OneHotEncoder(handle_unknown="ignore"))]
+    encode = OneHotEncoder(
+        handle_unknown="infrequent_if_exist", max_categories=config.max_categories, min_frequency=config.min_frequency
     )
-    # Dense output: some classifiers (HistGradientBoosting) refuse the sparse matrix one-hot
-    # encoding gives once the categories are many.
+    categories = Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("encode", encode)])
+    # Sparse when it is mostly zeros (scikit-learn's own threshold) and the classifier takes it: dense,
+    # 40,000 rows of 20,000 categories asked for 6 GiB. Some (HistGradientBoosting) take only dense.
     prepare = ColumnTransformer(
         [
             ("numeric", SimpleImputer(strategy="median"), list(schema.numeric_features)),
             ("categorical", categories, list(schema.categorical_features)),
         ],
-        sparse_threshold=0,
+        sparse_threshold=0.3 if takes_sparse(classifier) else 0,
     )
     return Pipeline([("prepare", prepare), ("classifier", classifier)])
 
@@ -159,6 +206,7 @@ def fit_model(data: pd.DataFrame, config: Config) -> Pipeline:
             f"{schema.target_column!r} (its values: {', '.join(sorted(map(repr, values.tolist())))})"
         )
     model = build_model(config)
+    _check_dense_fits(model, features, config)
     try:
         model.fit(features, labels)
     except ValueError as exc:

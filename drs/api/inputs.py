@@ -1,12 +1,13 @@
 """The model's input a POST /prediction carries, validated before the model sees it.
 
 Four forms: ``?filepath=`` (no body), a JSON body with ``filepath`` or ``records``, or a CSV
-body. A file named by a client is read only when it lies inside a configured data folder.
+body. A file named by a client is read only when it lies inside a configured data folder. Every form
+is bounded before it is parsed: a file by max_input_file_bytes, a body by max_request_bytes, and each
+by max_request_rows (413 past any of them).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from pathlib import Path
@@ -16,21 +17,22 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from drs.api.errors import ApiError
 from drs.config import Config, Schema
-from drs.ingest import InvalidFile, read_validated_csv
+from drs.ingest import TEXT_NULL_VALUES, InvalidFile, OverLimit, check_rows, read_bounded_csv, read_validated_csv
 from drs.train import feature_matrix
 
 
-def _record_value(row: int, name: str, value, numeric: bool):
-    """One feature of one record, checked: a numeric one a finite number (as a float), a categorical one a string."""
+def _record_value(row: int, name: str, value, numeric: bool, missing_text: frozenset[str]):
+    """One feature of one record, checked: a numeric one a finite number (as a float), a categorical one a
+    string. null is a missing value, as an empty CSV cell is; so is a text a CSV cell would be missing as."""
     if value is None:
-        raise ApiError(400, f"record {row}: missing feature '{name}'")
+        return math.nan if numeric else None
     if not numeric:
         if not isinstance(value, str):
             raise ApiError(
                 400,
                 f"record {row}: feature '{name}' is categorical: it must be a string, got {type(value).__name__}",
             )
-        return value
+        return None if value in missing_text else value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ApiError(400, f"record {row}: feature '{name}' must be a number, got {type(value).__name__}")
     try:
@@ -42,27 +44,37 @@ def _record_value(row: int, name: str, value, numeric: bool):
     return value
 
 
-def records_to_features(records, schema: Schema):
+def records_to_features(records, schema: Schema, max_rows: int | None = None, na_values: tuple[str, ...] = ()):
     """The model's input from JSON records, each checked against the schema: a numeric feature a
-    finite number, a categorical one a string; a missing value is an error (400 naming it)."""
+    finite number, a categorical one a string, null a missing value (imputed as in training); a
+    feature left out is an error (400 naming it). More than `max_rows` records: 413."""
     if not isinstance(records, list) or not records:
         raise ApiError(400, "'records' must be a non-empty list of objects")
+    if max_rows is not None and len(records) > max_rows:
+        raise ApiError(413, f"{len(records)} records, more than max_request_rows {max_rows}")
     numeric = set(schema.numeric_features)
+    missing_text = frozenset((*TEXT_NULL_VALUES, *na_values))
     columns: dict[str, list] = {name: [] for name in schema.features}
     for row, record in enumerate(records):
         if not isinstance(record, dict):
             raise ApiError(400, f"record {row} is not an object")
         for name, values in columns.items():
-            values.append(_record_value(row, name, record.get(name), name in numeric))
+            if name not in record:
+                raise ApiError(400, f"record {row}: missing feature '{name}'")
+            values.append(_record_value(row, name, record[name], name in numeric, missing_text))
     return feature_matrix(columns, schema)
 
 
-def csv_to_features(source, what: str, schema: Schema):
-    """A CSV's feature columns (a path or a file object) as the model's input, validated as ingestion
-    validates an input file (the same reasons, which never quote the file). An empty cell is a
-    missing value, imputed as in training."""
+def csv_to_features(data: bytes, what: str, config: Config):
+    """A CSV's feature columns (its bytes) as the model's input, validated as ingestion validates an
+    input file (the same reasons, which never quote the file). An empty cell is a missing value,
+    imputed as in training. More than max_request_rows rows: 413, before it is parsed."""
+    schema = config.schema
     try:
-        features = read_validated_csv(source, columns=schema.features, schema=schema)
+        check_rows(data, config.max_request_rows)
+        features = read_validated_csv(data, columns=schema.features, schema=schema, na_values=config.na_values)
+    except OverLimit as exc:
+        raise ApiError(413, f"{what}: {exc}") from None
     except InvalidFile as exc:
         raise ApiError(400, f"{what}: {exc}") from None
     if len(features) == 0:
@@ -103,7 +115,13 @@ def resolve_data_file(config: Config, filepath) -> Path:
 def data_file_features(config: Config, filepath):
     """The model's input from a CSV a client named (see resolve_data_file)."""
     path = resolve_data_file(config, filepath)
-    return csv_to_features(path, path.name, config.schema)
+    try:
+        data = read_bounded_csv(path, config.max_input_file_bytes, config.max_request_rows)
+    except OverLimit as exc:
+        raise ApiError(413, f"{path.name}: {exc}") from None
+    except InvalidFile as exc:
+        raise ApiError(400, f"{path.name}: {exc}") from None
+    return csv_to_features(data, path.name, config)
 
 
 def request_body(limit: int) -> bytes:
@@ -126,18 +144,44 @@ def _query_file_features(config: Config, filepaths: list[str]):
     return data_file_features(config, filepaths[0])
 
 
-def _json_features(config: Config, body: bytes):
-    """The input of a JSON body: {"records": [...]} or {"filepath": "..."}."""
+class _TooManyObjects(Exception):
+    pass
+
+
+def parse_json_body(body: bytes, max_rows: int):
+    """The JSON value of a body, refused (413) once it holds more than `max_rows` records' worth of
+    objects or arrays: an empty one costs ~25 times its bytes (15 MiB of `{}` took 392 MiB), so the objects
+    are counted while parsing, and the arrays, which the parser cannot count, before it."""
+    if body.count(b"[") > max_rows + 1:  # an upper bound: a "[" inside a string counts too
+        raise ApiError(413, f"more than max_request_rows {max_rows} records (JSON arrays): not parsed")
+    objects = 0
+
+    def counted(pairs):
+        nonlocal objects
+        objects += 1
+        if objects > max_rows + 1:  # the records and the body's own object
+            raise _TooManyObjects
+        return dict(pairs)
+
     try:
-        payload = json.loads(body)
+        return json.loads(body, object_pairs_hook=counted)
+    except _TooManyObjects:
+        raise ApiError(
+            413, f"more than max_request_rows {max_rows} records (JSON objects): not parsed further"
+        ) from None
     except ValueError:
         raise ApiError(400, "body is not valid JSON") from None
     except RecursionError:
         raise ApiError(400, "body is not valid JSON: nested too deeply") from None
+
+
+def _json_features(config: Config, body: bytes):
+    """The input of a JSON body: {"records": [...]} or {"filepath": "..."}."""
+    payload = parse_json_body(body, config.max_request_rows)
     if not isinstance(payload, dict):
         raise ApiError(400, "body must be a JSON object with 'filepath' or 'records'")
     if "records" in payload:
-        return records_to_features(payload["records"], config.schema)
+        return records_to_features(payload["records"], config.schema, config.max_request_rows, config.na_values)
     if "filepath" in payload:
         return data_file_features(config, payload["filepath"])
     raise ApiError(400, "body must have 'filepath' or 'records'")
@@ -150,7 +194,7 @@ def request_features(config: Config):
         return _query_file_features(config, filepaths)
     mimetype = request.mimetype
     if mimetype == "text/csv":
-        return csv_to_features(io.BytesIO(request_body(config.max_request_bytes)), "CSV body", config.schema)
+        return csv_to_features(request_body(config.max_request_bytes), "CSV body", config)
     if mimetype != "application/json":
         raise ApiError(415, f"unsupported content type {mimetype or '(none)'}: use application/json or text/csv")
     return _json_features(config, request_body(config.max_request_bytes))

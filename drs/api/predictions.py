@@ -16,8 +16,20 @@ from drs.deploy import DeployedModel
 from drs.diagnostics import all_diagnostics, dataframe_summary
 from drs.files import FINAL_DATA_FILE
 from drs.score import f1_on, load_test_data
+from drs.train import dense_input_bytes
 
 blueprint = Blueprint("predictions", __name__)
+
+
+def check_dense_fits(model, rows: int, max_bytes: int) -> None:
+    """413 when the model's classifier would be given a dense matrix larger than `max_bytes` for `rows` rows."""
+    need = dense_input_bytes(model, rows)
+    if need > max_bytes:
+        raise ApiError(
+            413,
+            f"{rows} rows make a {need / 1024**2:.0f} MiB dense matrix for this model, over max_dense_bytes "
+            f"{max_bytes}: send fewer rows",
+        )
 
 
 def predict(model, features, schema: Schema) -> dict:
@@ -53,6 +65,7 @@ def prediction():
     features = request_features(state.config)
     deployed = state.models.get()
     with schema_mismatch(deployed):
+        check_dense_fits(deployed.model, len(features), state.config.max_dense_bytes)
         answer = predict(deployed.model, features, state.config.schema)
     state.metrics.predictions.inc(len(answer["predictions"]))
     return jsonify(**answer, version=deployed.version)
