@@ -28,7 +28,7 @@ def example_record(document: dict) -> dict:
     """A record made from the document alone, as a generated client would: 1.5 for a number, "a" for a string."""
     record_schema = document["components"]["schemas"]["Record"]
     values = {"number": 1.5, "string": "a"}
-    return {name: values[field["type"]] for name, field in record_schema["properties"].items()}
+    return {name: values[field["type"][0]] for name, field in record_schema["properties"].items()}
 
 
 def references(node):
@@ -76,7 +76,7 @@ def test_the_document_describes_every_route_and_the_schemas_records(deployed):
     schema = app.config["DRS"].schema
     record = document["components"]["schemas"]["Record"]
     assert record["required"] == list(schema.features)
-    assert record["properties"] == {name: {"type": "number"} for name in schema.features}
+    assert record["properties"] == {name: {"type": ["number", "null"]} for name in schema.features}
     predict = document["paths"]["/prediction"]["post"]
     assert set(predict["requestBody"]["content"]) == {"application/json", "text/csv"}
     # The file may be named in the query instead, with no body.
@@ -110,9 +110,9 @@ def test_categorical_features_are_strings(project):
     check_structure(document, client_for(project).application)
     schemas = document["components"]["schemas"]
     assert schemas["Record"]["properties"] == {
-        "spend": {"type": "number"},
-        "plan": {"type": "string"},
-        "region": {"type": "string"},
+        "spend": {"type": ["number", "null"]},
+        "plan": {"type": ["string", "null"]},
+        "region": {"type": ["string", "null"]},
     }
     assert schemas["Record"]["required"] == ["spend", "plan", "region"]
     assert schemas["Prediction"]["properties"]["predictions"]["items"] == {"type": "string"}  # the labels

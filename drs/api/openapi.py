@@ -14,7 +14,8 @@ ERROR_REASONS = {
     404: "Not found",
     409: "The pipeline's state does not allow an answer (e.g. no data ingested, no test data, a model "
     "trained for another schema)",
-    413: "The body exceeds max_request_bytes",
+    413: "The body exceeds max_request_bytes, or the rows (records) exceed max_request_rows, "
+    "or a filepath's file exceeds max_input_file_bytes",
     415: "The content type is neither application/json nor text/csv",
     503: "No usable model is deployed",
 }
@@ -53,8 +54,8 @@ def _summary_schemas(schema: Schema) -> dict:
 def _prediction_schemas(schema: Schema) -> dict:
     """What POST /prediction takes (a record, records, a filepath) and answers."""
     features = {
-        **{name: {"type": "number"} for name in schema.numeric_features},
-        **{name: {"type": "string"} for name in schema.categorical_features},
+        **{name: {"type": ["number", "null"]} for name in schema.numeric_features},
+        **{name: {"type": ["string", "null"]} for name in schema.categorical_features},
     }
     label = {"type": "number"} if schema.numeric_target else {"type": "string"}
     return {
@@ -62,8 +63,8 @@ def _prediction_schemas(schema: Schema) -> dict:
             "type": "object",
             "required": list(schema.features),
             "properties": features,
-            "description": "One row's features: numeric features are numbers (finite), categorical ones strings. "
-            "Other fields (an id, the target) are ignored.",
+            "description": "One row's features: numeric features are numbers (finite), categorical ones strings; "
+            "null is a missing value, as an empty CSV cell is. Other fields (an id, the target) are ignored.",
         },
         "RecordsBody": {
             "type": "object",
