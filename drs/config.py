@@ -82,6 +82,9 @@ FOLDER_KEYS = {  # config key -> Config field; each a folder path, relative to t
 REQUIRED_KEYS = tuple(key for key in FOLDER_KEYS if key != "log_folder_path")
 
 
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
 def _number(low: float, integer: bool = False, nullable: bool = False, above: bool = False):
     """A check for a number >= low (or > low when `above`), optionally an integer, optionally null."""
 
@@ -109,6 +112,12 @@ OPTIONS = {
     "lock_wait_seconds": (60.0, _number(0), "a number >= 0"),
     # A tick that finds the lock held longer than this fails instead of skipping: the holder is stuck.
     "lock_stale_seconds": (3600.0, _number(0, above=True), "a positive number of seconds"),
+    # Modules beyond sklearn an `estimator` may come from: naming one imports (runs) it, so it is opted into.
+    "estimator_modules": (
+        (),
+        lambda v: isinstance(v, (list, tuple)) and all(isinstance(m, str) and MODULE_NAME.fullmatch(m) for m in v),
+        'a list of module names, e.g. ["xgboost"]',
+    ),
 }
 OPTIONAL_KEYS = (
     "log_folder_path",
@@ -185,6 +194,8 @@ class Config:
     # How long a hand-run stage waits for a running tick before giving up.
     lock_wait_seconds: float
     lock_stale_seconds: float
+    # Top-level packages (or dotted modules) an `estimator` may be imported from besides sklearn.
+    estimator_modules: tuple[str, ...]
     # Alerts: {"webhook_url", "events", "cooldown_minutes"}; None without a webhook.
     alerts: dict | None
     metrics_textfile: Path | None
@@ -283,6 +294,8 @@ def _options(raw: dict, config_path: Path) -> dict:
         if not check(value):
             raise ConfigError(f"{config_path}: '{key}' must be {what}, got {value!r}")
         values[key] = float(value) if isinstance(default, float) and value is not None else value
+        if isinstance(default, tuple):
+            values[key] = tuple(value or ())
     if values["promotion_margin"] is not None:
         values["promotion_margin"] = float(values["promotion_margin"])
     values["api_url"] = values["api_url"].rstrip("/")
