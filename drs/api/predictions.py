@@ -51,7 +51,7 @@ def schema_mismatch(deployed: DeployedModel):
 def prediction():
     state = api_state()
     features = request_features(state.config)
-    deployed = state.models.get()
+    deployed = state.models.serving()
     with schema_mismatch(deployed):
         answer = predict(deployed.model, features, state.config.schema)
     state.metrics.predictions.inc(len(answer["predictions"]))
@@ -62,7 +62,7 @@ def prediction():
 def scoring():
     state = api_state()
     config = state.config
-    deployed = state.models.get()
+    deployed = state.models.serving()
     with schema_mismatch(deployed):
         f1 = state.cache.get(
             f"f1:{deployed.version}:{deployed.model_sha256}",
