@@ -82,6 +82,9 @@ FOLDER_KEYS = {  # config key -> Config field; each a folder path, relative to t
 REQUIRED_KEYS = tuple(key for key in FOLDER_KEYS if key != "log_folder_path")
 
 
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
 def _number(low: float, integer: bool = False, nullable: bool = False, above: bool = False):
     """A check for a number >= low (or > low when `above`), optionally an integer, optionally null."""
 
@@ -128,6 +131,12 @@ OPTIONS = {
         (),
         lambda v: isinstance(v, (list, tuple)) and all(isinstance(item, str) and item for item in v),
         "a list of non-empty strings",
+    ),
+    # Modules beyond sklearn an `estimator` may come from: naming one imports (runs) it, so it is opted into.
+    "estimator_modules": (
+        (),
+        lambda v: isinstance(v, (list, tuple)) and all(isinstance(m, str) and MODULE_NAME.fullmatch(m) for m in v),
+        'a list of module names, e.g. ["xgboost"]',
     ),
 }
 OPTIONAL_KEYS = (
@@ -211,6 +220,8 @@ class Config:
     min_frequency: int | float | None
     max_dense_bytes: int
     na_values: tuple[str, ...]
+    # Top-level packages (or dotted modules) an `estimator` may be imported from besides sklearn.
+    estimator_modules: tuple[str, ...]
     # Alerts: {"webhook_url", "events", "cooldown_minutes"}; None without a webhook.
     alerts: dict | None
     metrics_textfile: Path | None
@@ -311,10 +322,11 @@ def _options(raw: dict, config_path: Path) -> dict:
             shown = re.sub(r"//[^/@]*@", "//***@", value) if isinstance(value, str) else value
             raise ConfigError(f"{config_path}: '{key}' must be {what}, got {shown!r}")
         values[key] = float(value) if isinstance(default, float) and value is not None else value
+        if isinstance(default, tuple):
+            values[key] = tuple(value or ())
     if values["promotion_margin"] is not None:
         values["promotion_margin"] = float(values["promotion_margin"])
     values["api_url"] = values["api_url"].rstrip("/")
-    values["na_values"] = tuple(values["na_values"])
     return values
 
 

@@ -40,6 +40,7 @@ from drs.production import (
     ProductionChanged,
     open_production,
     production_store,
+    schema_crossing,
 )
 from drs.storage import fingerprint_files, list_input_csvs, read_json, sha256_file
 from drs.train import read_trained_model_bytes
@@ -199,6 +200,9 @@ def rollback(config: Config | None = None, version: str | None = None) -> str:
     except OSError as exc:  # production has switched and deployments.jsonl says so: that stands
         log.warning("rolled back to %s, but could not add it to the run history: %s", version, exc)
     log.info("rolled back %s to %s", store.location, version)
+    crossing = schema_crossing(store, version, record["previous"], config.schema.as_record())
+    if crossing:
+        log.warning("%s", crossing)
     return version
 
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,7 @@ from drs.files import (
     REFERENCE_SAMPLE_FILE,
     REFERENCE_SAMPLE_ROWS,
 )
+from drs.production import production_store, trained_schema
 from drs.storage import atomic_path, input_csvs, stat_fingerprint, write_json_atomic, write_text_atomic
 
 log = logging.getLogger("ingestion")
@@ -97,6 +98,7 @@ class IngestionResult:
     rows_read: int
     every_row: pd.DataFrame = field(repr=False)  # before deduplication, file after file
     spans: dict[str, tuple[int, int]] = field(repr=False)  # file name -> its rows in every_row
+    labels: list = field(default_factory=list)  # the target's values in `data`, recorded with each version
 
     @property
     def rows(self) -> int:
@@ -369,34 +371,74 @@ def _read_input(path: Path, max_bytes: int, schema: Schema, na_values: tuple[str
     return fingerprint, _parse(data, schema.columns, schema, na_values)
 
 
-def _odd_labels(tables: dict[str, pa.Table], schema: Schema) -> dict[str, str]:
+def deployed_labels(config: Config) -> tuple[str, tuple] | None:
+    """(version, labels) of the deployed model when it was trained for this schema's target and positive
+    label: once a model is deployed its labels are fixed. None with the labels fixed by the schema,
+    nothing deployed (or production unreadable), or a model trained for another target.
+
+    The labels ingestion recorded for the version (ingestedfiles.json), else the model's own classes_.
+    """
+    schema = config.schema
+    if schema.labels is not None:
+        return None
+    store = production_store(config)
+    try:
+        manifest = store.deployed_state()
+    except PipelineError:
+        return None
+    if manifest is None:
+        return None
+    trained = trained_schema(manifest)
+    if (trained.get("target_column"), trained.get("positive_label")) != (schema.target_column, schema.positive_label):
+        return None
+    version = manifest["version"]
+    labels = store.ingested_detail(version).get("labels")
+    if not (isinstance(labels, list) and len(labels) == 2 and schema.positive_label in labels):
+        try:  # a version ingested before the labels were recorded
+            model: Any = store.load_model().model
+            labels = list(model.classes_.tolist())
+        except (PipelineError, AttributeError):
+            return None
+    return version, tuple(labels)
+
+
+def _odd_labels(
+    tables: dict[str, pa.Table], schema: Schema, deployed: tuple[str, tuple] | None = None
+) -> dict[str, str]:
     """Files whose target holds a value beyond the two labels, with the reason (name -> why).
 
-    With the labels not fixed by the schema, they are the positive label and the most frequent
-    other value across all files: one odd export (lower case, a third value) is rejected, never
-    the files that agree with the rest, whatever the names' order.
+    With the labels not fixed by the schema, they are the deployed model's (`deployed`: its version
+    and labels): a file that disagrees with the model is rejected, however large. With nothing
+    deployed, the positive label and the most frequent other value across all files: one odd export
+    (lower case, a third value) is rejected, never the files that agree with the rest, whatever the
+    names' order.
     """
     if schema.labels is not None:
         return {}
-    counts: dict = {}
-    for table in tables.values():
-        for entry in pc.value_counts(table[schema.target_column].drop_null()).to_pylist():
-            counts[entry["values"]] = counts.get(entry["values"], 0) + entry["counts"]
-    if counts and schema.positive_label not in counts:
-        raise ConfigError(
-            f"schema.positive_label {schema.positive_label!r} is not a value of column "
-            f"{schema.target_column!r} in any input file (its values: "
-            f"{', '.join(sorted(map(repr, counts)))[:120]})"
+    if deployed is not None:
+        labels, whose = set(deployed[1]), f"of the deployed model {deployed[0]}"
+    else:
+        counts: dict = {}
+        for table in tables.values():
+            for entry in pc.value_counts(table[schema.target_column].drop_null()).to_pylist():
+                counts[entry["values"]] = counts.get(entry["values"], 0) + entry["counts"]
+        if counts and schema.positive_label not in counts:
+            raise ConfigError(
+                f"schema.positive_label {schema.positive_label!r} is not a value of column "
+                f"{schema.target_column!r} in any input file (its values: "
+                f"{', '.join(sorted(map(repr, counts)))[:120]})"
+            )
+        others = sorted(
+            (value for value in counts if value != schema.positive_label), key=lambda v: (-counts[v], str(v))
         )
-    others = sorted((value for value in counts if value != schema.positive_label), key=lambda v: (-counts[v], str(v)))
-    labels = {schema.positive_label, *others[:1]}
+        labels, whose = {schema.positive_label, *others[:1]}, "of the input files"
     odd = {}
     for name, table in tables.items():
         extra = set(pc.unique(table[schema.target_column].drop_null()).to_pylist()) - labels
         if extra:
             odd[name] = (
                 f"column {schema.target_column!r}: value(s) {', '.join(sorted(map(repr, extra)))[:80]} beyond "
-                f"the two labels {', '.join(sorted(map(repr, labels)))} of the input files"
+                f"the two labels {', '.join(sorted(map(repr, labels)))} {whose}"
             )
     return odd
 
@@ -429,7 +471,8 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
     del tables, valid
     # The course keeps the first of identical rows; so do we (NaN equals NaN).
     data = every_row.drop_duplicates(ignore_index=True)
-    result = IngestionResult(data, ingested, rejected, rows_read, every_row, spans)
+    labels = sorted(pd.unique(data[schema.target_column].dropna()).tolist(), key=str)
+    result = IngestionResult(data, ingested, rejected, rows_read, every_row, spans, labels)
     dedup_seconds = time.perf_counter() - started
     log.info(
         "read %d file(s), %d row(s); %d unique row(s); rejected %d file(s)",
@@ -459,7 +502,7 @@ def _read_inputs(config: Config) -> tuple[dict[str, tuple[dict, pa.Table]], dict
         except InvalidFile as exc:
             rejected[path.name] = str(exc)[:MAX_REASON_CHARS]
             missing.append(set(exc.missing))
-    odd = _odd_labels({name: table for name, (_, table) in valid.items()}, config.schema)
+    odd = _odd_labels({name: table for name, (_, table) in valid.items()}, config.schema, deployed_labels(config))
     rejected.update({name: why[:MAX_REASON_CHARS] for name, why in odd.items()})
     return {name: read for name, read in valid.items() if name not in odd}, dict(sorted(rejected.items())), missing
 
@@ -493,7 +536,13 @@ def write_outputs(result: IngestionResult, output_folder: Path) -> None:
     _write_csv(sample, output_folder / REFERENCE_SAMPLE_FILE)
     write_json_atomic(
         output_folder / INGESTED_DETAIL_FILE,
-        {"files": result.ingested, "rejected": result.rejected, "rows_read": result.rows_read, "rows": result.rows},
+        {
+            "files": result.ingested,
+            "rejected": result.rejected,
+            "rows_read": result.rows_read,
+            "rows": result.rows,
+            "labels": result.labels,
+        },
     )
     # The course's record is written last: its presence means the rest is there.
     write_text_atomic(output_folder / INGESTED_RECORD_FILE, "".join(f"{name}\n" for name in result.ingested))

@@ -441,6 +441,25 @@ def checked_rollback_version(
     return version
 
 
+def schema_crossing(store: ProductionStore, version: str, previous: str | None, schema: dict) -> str | None:
+    """What a rollback from `previous` to `version` says about schemas (`schema`: the config's record):
+    None when `version`'s model was trained for the same schema as both."""
+    target = trained_schema(store.manifest(version) or {})
+    before = trained_schema(store.manifest(previous) or {}) if previous else target
+    notes = []
+    if target != before:
+        changed = ", ".join(sorted(key for key in target.keys() | before.keys() if target.get(key) != before.get(key)))
+        notes.append(
+            f"the rollback crosses a schema change: {version} was trained for another {changed} than {previous}"
+        )
+    if target != schema:
+        notes.append(
+            f"{version} does not take this config's schema: an API on this config answers 409 for it, and "
+            "the next tick retrains and redeploys"
+        )
+    return "; ".join(notes) or None
+
+
 def rollback_target(store: ProductionStore, current: str | None) -> str:
     """The version that served before `current` (or, with production damaged, the newest intact one)."""
     stack = store.serving_stack()

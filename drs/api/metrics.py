@@ -83,7 +83,8 @@ class ProductionCollector:
     """
 
     def __init__(self, current_model, history_path: Path, cache):
-        """`current_model()`: (the deployed model or None, the problem production's check found or None);
+        """`current_model()`: (the deployed model or None, the problem production's check found or None, why
+        the model does not take the config's schema or None);
         `cache`: a drs.api.model_cache.FileKeyedCache, so the history is read again only when it changed."""
         self.current_model, self.history_path, self.cache = current_model, history_path, cache
 
@@ -91,10 +92,10 @@ class ProductionCollector:
         return []
 
     def collect(self):
-        deployed, problem = self.current_model()
+        deployed, problem, mismatch = self.current_model()
         yield GaugeMetricFamily(
             "drs_model_loaded",
-            "1 when a model is served, 0 when none is (/prediction answers 503)",
+            "1 when a model is held, 0 when none is (/prediction answers 503)",
             value=int(deployed is not None),
         )
         check_failed = deployed is not None and problem is not None
@@ -102,6 +103,16 @@ class ProductionCollector:
             "drs_model_check_failed",
             "1 when production changed but its files failed their check: the model held keeps serving",
             value=int(check_failed),
+        )
+        yield GaugeMetricFamily(
+            "drs_model_schema_mismatch",
+            "1 when the model held was trained for another schema than the API's config (/prediction answers 409)",
+            value=int(mismatch is not None),
+        )
+        yield GaugeMetricFamily(
+            "drs_model_degraded",
+            "1 when /health says degraded (a failed check or a schema mismatch)",
+            value=int(check_failed or mismatch is not None),
         )
         if deployed is not None:
             info = GaugeMetricFamily(

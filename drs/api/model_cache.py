@@ -7,7 +7,8 @@ import os
 import threading
 
 from drs.api.errors import ApiError
-from drs.production import DeployedModel, ModelUnavailable, ProductionStore
+from drs.config import Schema
+from drs.production import DeployedModel, ModelUnavailable, ProductionStore, trained_schema
 
 log = logging.getLogger("api")
 
@@ -21,6 +22,23 @@ def stat_key(path) -> tuple | None:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
+def schema_difference(manifest: dict, schema: Schema) -> str | None:
+    """Why a deployed version's model cannot answer for `schema` (what differs), or None when it was trained
+    for exactly that schema. The order counts: a model of numeric features takes a bare float array."""
+    trained, expected = trained_schema(manifest), schema.as_record()
+    if trained == expected:
+        return None
+    differences = "; ".join(
+        f"{key} {trained.get(key)!r} in the model, {expected[key]!r} in the config"
+        for key in expected
+        if trained.get(key) != expected[key]
+    )
+    return (
+        f"the deployed model {manifest.get('version', '?')} was trained for another schema than this API's config "
+        f"({differences[:300]}): the next tick retrains it, or restart the API on the config the ticks use"
+    )
+
+
 class ModelCache:
     """Holds the deployed model in memory; checks production again whenever it changes.
 
@@ -30,12 +48,19 @@ class ModelCache:
     production again with ProductionStore.load_model (sha256 against the manifest,
     then the same bytes unpickled). When that fails (a tampered file, no `current`), the model
     held keeps serving and `problem` says why; with none held, requests get 503.
+
+    Each model loaded is compared with `schema` (the API's config): a model trained for another
+    one (other features, or the same in another order) is held but answers no prediction (409,
+    `mismatch`), as a float array in another column order would be answered wrong in silence.
     """
 
-    def __init__(self, store: ProductionStore):
+    def __init__(self, store: ProductionStore, schema: Schema):
         self.store = store
+        self.schema = schema
         self.deployed: DeployedModel | None = None
         self.problem: str | None = None
+        # (the model last loaded, why it does not take the config's schema or None): set in one assignment.
+        self._schema_check: tuple[DeployedModel | None, str | None] = (None, None)
         self._checked_key: object = object()  # equal to no production key: the first request checks
         self._lock = threading.Lock()
 
@@ -54,12 +79,28 @@ class ModelCache:
             raise ApiError(503, self.problem or f"no model deployed in {self.store.location}")
         return deployed
 
-    def current(self) -> tuple[DeployedModel | None, str | None]:
-        """(the model served or None, the problem production's last check found or None); never raises."""
+    def serving(self) -> DeployedModel:
+        """The deployed model, to predict with; ApiError 503 when none is held, 409 when it was trained
+        for another schema than the config's."""
+        deployed = self.get()
+        mismatch = self.mismatch(deployed)
+        if mismatch:
+            raise ApiError(409, mismatch)
+        return deployed
+
+    def mismatch(self, deployed: DeployedModel) -> str | None:
+        """Why `deployed` does not take the config's schema, or None."""
+        held, why = self._schema_check
+        return why if held is deployed else schema_difference(deployed.manifest, self.schema)
+
+    def current(self) -> tuple[DeployedModel | None, str | None, str | None]:
+        """(the model held or None, the problem production's last check found or None, why the model held
+        does not take the config's schema or None); never raises."""
         try:
-            return self.get(), self.problem
+            deployed = self.get()
         except ApiError:
-            return None, None
+            return None, None, None
+        return deployed, self.problem, self.mismatch(deployed)
 
     def _check(self, key) -> None:
         try:
@@ -68,8 +109,13 @@ class ModelCache:
             self.problem = str(exc)
             log.error("%s%s", exc, "; still serving " + self.deployed.version if self.deployed else "")
         else:
+            mismatch = schema_difference(deployed.manifest, self.schema)
+            self._schema_check = (deployed, mismatch)
             self.deployed, self.problem = deployed, None
-            log.info("serving model %s", deployed.version)
+            if mismatch:
+                log.error("holding model %s but answering no prediction: %s", deployed.version, mismatch)
+            else:
+                log.info("serving model %s", deployed.version)
         # Read before the files were: a change made during the check shows as a new key next time.
         self._checked_key = key
 

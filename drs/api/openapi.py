@@ -271,7 +271,8 @@ def _operator_paths(operations: _Operations, config: Config) -> dict:
         _content(
             "application/json",
             "Health",
-            "ok, or degraded: production failed its check and the model held keeps serving",
+            "ok, or degraded: production failed its check and the model held keeps serving, or the model "
+            "held was trained for another schema than the API's config (predictions answer 409)",
         ),
         {503: None},
         open_route=True,

@@ -47,9 +47,10 @@ def health():
     except ApiError as exc:
         return open_answer(dict(status="unavailable", error=exc.message, pid=os.getpid())), 503
     body = {"status": "ok", "version": deployed.version, "f1": deployed.f1, "pid": os.getpid()}
-    problem = models.problem
-    if problem:
-        body.update(status="degraded", problem=problem)
+    # Degraded: production failed its check (the last good model serves), or the model takes another schema.
+    problems = [problem for problem in (models.problem, models.mismatch(deployed)) if problem]
+    if problems:
+        body.update(status="degraded", problem="; ".join(problems))
     return open_answer(body)
 
 

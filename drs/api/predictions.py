@@ -63,7 +63,7 @@ def schema_mismatch(deployed: DeployedModel):
 def prediction():
     state = api_state()
     features = request_features(state.config)
-    deployed = state.models.get()
+    deployed = state.models.serving()
     with schema_mismatch(deployed):
         check_dense_fits(deployed.model, len(features), state.config.max_dense_bytes)
         answer = predict(deployed.model, features, state.config.schema)
@@ -75,7 +75,7 @@ def prediction():
 def scoring():
     state = api_state()
     config = state.config
-    deployed = state.models.get()
+    deployed = state.models.serving()
     with schema_mismatch(deployed):
         f1 = state.cache.get(
             f"f1:{deployed.version}:{deployed.model_sha256}",

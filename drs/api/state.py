@@ -34,7 +34,7 @@ class ApiState:
     @classmethod
     def for_config(cls, config: Config) -> ApiState:
         store = production_store(config)
-        models, cache = ModelCache(store), FileKeyedCache()
+        models, cache = ModelCache(store, config.schema), FileKeyedCache()
         metrics = ApiMetrics(ProductionCollector(models.current, config.log_folder / HISTORY_FILE, cache))
         open_routes = frozenset({"/health"} | ({"/metrics"} if config.metrics_public else set()))
         return cls(config, models, cache, metrics, openapi_document(config), open_routes)
