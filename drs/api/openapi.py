@@ -201,7 +201,8 @@ def _prediction(operations: _Operations) -> dict:
             400: None,
             403: None,
             404: "'filepath' names no file",
-            409: "The deployed model was trained for another schema: retrain it",
+            409: "The deployed model was trained for another schema than the API's config: retrain, roll back "
+            "or restart the API with the matching config",
             413: None,
             415: None,
             503: None,
