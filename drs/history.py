@@ -326,7 +326,10 @@ class HistoryLog:
     def append(self, record: TickRecord) -> None:
         with self._locked():
             append_jsonl(self.path, record.to_json())
-            self._update_summary()
+            try:
+                self._update_summary()
+            except OSError as exc:  # the line is written; the next append folds it in from the same offset
+                logging.getLogger("history").warning("could not update %s: %s", self.summary_path, exc)
 
     def read(self, last: int | None = None) -> list[TickRecord]:
         """Records, oldest first, the old parts' first; torn lines are skipped and logged.
