@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import sys
 from pathlib import Path
+from typing import cast
 
-from drs.config import DEFAULT_CONFIG, ConfigError, PipelineError, load_config
+from drs.config import DEFAULT_CONFIG, OPTIONS, ConfigError, PipelineError, load_config
 from drs.production import production_store
 from drs.storage import LockBusy
 
@@ -37,8 +39,17 @@ class _StageFormatter(logging.Formatter):
         return super().format(record)
 
 
-def setup_logging(log_file: Path | None = None, level: int = logging.INFO) -> None:
-    """Configure the root logger once, from an entry point: stderr, and a file if given."""
+def setup_logging(
+    log_file: Path | None = None,
+    level: int = logging.INFO,
+    max_bytes: int | None = None,
+    backups: int | None = None,
+) -> None:
+    """Configure the root logger once, from an entry point: stderr, and a file if given, rotated when it
+    reaches `max_bytes` (``fullprocess.log.1`` the newest of `backups` old parts kept).
+
+    A tick that skips while another runs writes to the same file: if one of them rotates it, the other's
+    remaining lines go to the part it had open (``.1``), so nothing is lost."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -49,7 +60,12 @@ def setup_logging(log_file: Path | None = None, level: int = logging.INFO) -> No
     root.addHandler(stream)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        # Without the config's (a config that does not load), the defaults of OPTIONS.
+        max_bytes = max_bytes if max_bytes is not None else cast(int, OPTIONS["log_max_bytes"][0])
+        backups = backups if backups is not None else cast(int, OPTIONS["log_backups"][0])
+        file_handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
         file_handler.setFormatter(formatter)
         root.addHandler(file_handler)
     root.setLevel(level)

@@ -108,6 +108,10 @@ OPTIONS = {
         lambda v: isinstance(v, str) and v.startswith(("http://", "https://")),
         "an http(s) URL",
     ),
+    # The run history and the tick's log are rotated at this size, their last `log_backups` old parts kept.
+    "history_max_bytes": (8 * 1024**2, _number(0, integer=True, above=True), "a positive integer"),
+    "log_max_bytes": (8 * 1024**2, _number(0, integer=True, above=True), "a positive integer"),
+    "log_backups": (10, _number(1, integer=True), "an integer >= 1"),
     "max_input_file_bytes": (1024**3, _number(0, integer=True, above=True), "a positive integer"),
     "lock_wait_seconds": (60.0, _number(0), "a number >= 0"),
     # A tick that finds the lock held longer than this fails instead of skipping: the holder is stuck.
@@ -209,6 +213,9 @@ class Config:
     promotion_margin: float | None
     max_request_bytes: int
     api_url: str
+    history_max_bytes: int
+    log_max_bytes: int
+    log_backups: int
     # An input file larger than this is rejected unread (a runaway export must not stall every tick).
     max_input_file_bytes: int
     # How long a hand-run stage waits for a running tick before giving up.

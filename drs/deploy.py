@@ -20,7 +20,6 @@ import numpy as np
 
 from drs.config import Config, PipelineError, load_config
 from drs.files import (
-    HISTORY_FILE,
     INGESTED_DETAIL_FILE,
     INGESTED_RECORD_FILE,
     MODEL_FILE,
@@ -186,7 +185,7 @@ def rollback(config: Config | None = None, version: str | None = None) -> str:
     version = record["version"]
     # The run history shows rollbacks beside the ticks, so `fullprocess.py --status` tells the whole story.
     try:
-        HistoryLog(config.log_folder / HISTORY_FILE).append(
+        HistoryLog.of(config).append(
             TickRecord(
                 start=record["time"],
                 end=record["time"],

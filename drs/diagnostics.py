@@ -19,7 +19,7 @@ import pandas as pd
 
 from drs.config import COURSE_SCHEMA, PROJECT_DIR, Config, Schema, load_config
 from drs.files import DIAGNOSTICS_FILE, HISTORY_FILE
-from drs.history import HistoryLog, TickRecord, last_stage_timings
+from drs.history import TIMED_STAGES, HistoryLog, TickRecord, last_stage_timings
 from drs.ingest import merge_multiple_dataframe, read_final_data
 from drs.production import production_store
 from drs.score import load_test_data
@@ -119,10 +119,9 @@ def execution_time(config: Config | None = None, current_tick: TickRecord | None
     are they timed once, on the real inputs, into a temporary folder.
     """
     config = config or load_config()
-    records = HistoryLog(config.log_folder / HISTORY_FILE).read()
-    if current_tick is not None:
-        records.append(current_tick)
-    timings = last_stage_timings(records, ("ingest", "train"))
+    timings = last_stage_timings([current_tick], TIMED_STAGES) if current_tick is not None else None
+    if timings is None:  # kept in the history's summary: the history itself is not read
+        timings = HistoryLog(config.log_folder / HISTORY_FILE).figures().stage_timings
     if timings is not None:
         return {"ingestion_seconds": timings["ingest"], "training_seconds": timings["train"]}
     return _measure_execution_time(config)

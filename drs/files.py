@@ -45,10 +45,18 @@ configs; so is the tick's lock, which is why it lives in production).
 ``log_folder_path`` (default ``logs``)
     ``history.jsonl`` (HISTORY_FILE): one line per tick and rollback, written by drs.history.HistoryLog only.
         Read by --status, the status page, /metrics, drs.diagnostics (stage timings) and the report.
-    ``fullprocess.log`` (LOG_FILE): the log, through the logging handler drs.cli sets up.
+        Rotated by size (``history.jsonl.1`` the newest old part, up to ``log_backups`` kept).
+    ``historysummary.json`` (HISTORY_SUMMARY_FILE): what needs the whole history (how many records, the
+        last stage timings, the last drift tick), kept up to date by HistoryLog.append.
+    ``fullprocess.log`` (LOG_FILE): the log, through the logging handler drs.cli sets up (rotated by size,
+        ``fullprocess.log.1`` and so on).
     ``alertstate.json`` (ALERT_STATE_FILE): the alerts' cooldowns and failure streak, written by drs.alerts.
 
 ``metrics_textfile`` (optional): the tick's node_exporter textfile, written by drs.tick_metrics only.
+
+The API workers' metrics folder (PROMETHEUS_MULTIPROC_DIR, made by drs/gunicorn_conf.py): prometheus_client's
+    ``<kind>_<pid>.db`` files, one set per worker; ``<kind>_archive.db`` (METRICS_ARCHIVE_FILE): the workers
+    gone, merged by drs.multiprocess_metrics, which also holds ``merge.lock`` (METRICS_LOCK_FILE).
 
 Every file is written whole through drs.storage (a temp file in the same folder, then one rename), or
 appended one whole line per write (the ``.jsonl`` files); the tick removes temp files a killed run left.
@@ -82,3 +90,7 @@ LOCK_FILE = "fullprocess.lock"
 HISTORY_FILE = "history.jsonl"
 LOG_FILE = "fullprocess.log"
 ALERT_STATE_FILE = "alertstate.json"
+HISTORY_SUMMARY_FILE = "historysummary.json"
+
+METRICS_ARCHIVE_FILE = "{kind}_archive.db"
+METRICS_LOCK_FILE = "merge.lock"

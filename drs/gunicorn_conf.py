@@ -15,6 +15,9 @@ exists, and the workers inherit its environment, so here:
 - The master removes it when it exits (on_exit). One killed with SIGKILL cannot, so every
   start also removes this user's folders whose master no longer runs: a crash leaves one
   small folder behind until the next start, never a growing pile.
+- A worker gone (restarted, killed, timed out): its files are merged into one archive file per
+  kind and removed (child_exit, drs.multiprocess_metrics), so the folder holds the live
+  workers' files and the archive, and a scrape reads a bounded number of files.
 - A PROMETHEUS_MULTIPROC_DIR set by the operator is used as given and emptied of its metric
   files at start, once this server listens; it is never removed.
 
@@ -125,9 +128,14 @@ def when_ready(server):
 
 
 def child_exit(server, worker):
-    from prometheus_client import multiprocess  # imported by the master only when a worker has gone
+    # Imported by the master only when a worker has gone; gunicorn's --chdir put the project on sys.path.
+    try:
+        from drs.multiprocess_metrics import merge_dead_worker
 
-    multiprocess.mark_process_dead(worker.pid, _FOLDER)  # a "live" gauge's files go with its worker
+        # Its counts folded into the archive files: the folder stays bounded however often workers restart.
+        merge_dead_worker(_FOLDER, worker.pid)
+    except Exception as exc:  # the master must go on: the worse outcome is one worker's files left behind
+        server.log.warning("could not merge the metrics of worker %s in %s: %s", worker.pid, _FOLDER, exc)
 
 
 def on_exit(server):

@@ -9,22 +9,39 @@ Format versions (the ``format_version`` key of a line):
   (`_decision_of_words`); everything else has the same keys as format 1.
 - 1: adds ``decision_code`` (a `Decision` value) and ``format_version``.
 
+Long histories: a tick every 10 minutes is 52,560 lines a year, so no reader parses the whole file.
+`HistoryLog.read(last=N)` reads the file backwards from its end, and what needs every record (how many
+there are, the last stage timings, the last drift tick) is kept folded in ``historysummary.json``
+(`HistoryFigures`), which `append` brings up to date under a lock on the file. `append` also rotates
+the file by size (``history.jsonl.1`` the newest old part, up to `backups` parts kept); the summary's
+figures cover the rotated parts too, whether kept or dropped.
+
 Standard library only: the cheap no-new-data tick writes its line through this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
+import fcntl
+import hashlib
+import json
+import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drs.storage import append_jsonl, read_jsonl
+from drs.files import HISTORY_FILE, HISTORY_SUMMARY_FILE
+from drs.storage import append_jsonl, read_json, write_json_atomic
 
 # typing.TYPE_CHECKING without importing typing: the no-new-data tick loads this module.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
+
+    from drs.config import Config
 
 FORMAT_VERSION = 1
 
@@ -279,28 +296,272 @@ def _fits(value: object, annotation: object) -> bool:
     return any(isinstance(value, _TYPES[name]) for name in names if name in _TYPES)
 
 
-class HistoryLog:
-    """The history file: `append` is its one writer; `read` gives records oldest first."""
+TIMED_STAGES = ("ingest", "train")  # the stages whose last timings diagnostics reports
+_CHECKED_BYTES = 64  # the summary recognises the part of the file it covers by its last bytes
+_BLOCK = 1 << 16
 
-    def __init__(self, path: Path):
+
+@dataclass
+class HistoryFigures:
+    """What needs every record of the history, folded one history line at a time (oldest first)."""
+
+    records: int = 0
+    # {stage: seconds} of the newest record that timed every one of TIMED_STAGES.
+    stage_timings: dict[str, float] | None = None
+    # The newest record that ran the drift tests, as its history line.
+    drift_line: dict[str, Any] | None = None
+
+    def add(self, line: dict[str, Any]) -> None:
+        self.records += 1
+        stages = line.get("stages")
+        if isinstance(stages, dict) and all(_is_number(stages.get(name)) for name in TIMED_STAGES):
+            self.stage_timings = {name: stages[name] for name in TIMED_STAGES}
+        if isinstance(line.get("drift"), dict):
+            self.drift_line = line
+
+    def then(self, later: HistoryFigures) -> HistoryFigures:
+        """These figures followed by those of the records after them."""
+        return HistoryFigures(
+            self.records + later.records,
+            later.stage_timings or self.stage_timings,
+            later.drift_line or self.drift_line,
+        )
+
+    @property
+    def drift_tick(self) -> TickRecord | None:
+        return None if self.drift_line is None else TickRecord.from_json(self.drift_line)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"records": self.records, "stage_timings": self.stage_timings, "drift_line": self.drift_line}
+
+    @classmethod
+    def from_json(cls, value: object) -> HistoryFigures:
+        value = value if isinstance(value, dict) else {}
+        records = value.get("records")
+        timings = value.get("stage_timings")
+        drift = value.get("drift_line")
+        return cls(
+            records if isinstance(records, int) and not isinstance(records, bool) and records >= 0 else 0,
+            timings if isinstance(timings, dict) else None,
+            drift if isinstance(drift, dict) else None,
+        )
+
+
+class HistoryLog:
+    """The history file: `append` is its one writer; `read` gives records oldest first, `figures` what
+    needs them all. `max_bytes`: the size at which `append` rotates the file (None: never)."""
+
+    def __init__(self, path: Path, max_bytes: int | None = None, backups: int = 1):
         self.path = Path(path)
+        self.summary_path = self.path.with_name(HISTORY_SUMMARY_FILE)
+        self.max_bytes, self.backups = max_bytes, backups
+
+    @classmethod
+    def of(cls, config: Config) -> HistoryLog:
+        """The history of the config's log folder, rotated as the config says."""
+        return cls(config.log_folder / HISTORY_FILE, config.history_max_bytes, config.log_backups)
+
+    def part(self, number: int) -> Path:
+        """An old part of the history: 1 the newest."""
+        return self.path.with_name(f"{self.path.name}.{number}")
 
     def append(self, record: TickRecord) -> None:
-        append_jsonl(self.path, record.to_json())
+        with self._locked():
+            append_jsonl(self.path, record.to_json())
+            try:
+                self._update_summary()
+            except OSError as exc:  # the line is written; the next append folds it in from the same offset
+                logging.getLogger("history").warning("could not update %s: %s", self.summary_path, exc)
 
     def read(self, last: int | None = None) -> list[TickRecord]:
-        """Records, oldest first (the last `last` lines only); torn lines are skipped and logged."""
-        return [TickRecord.from_json(line) for line in read_jsonl(self.path, last=last)]
+        """Records, oldest first, the old parts' first; torn lines are skipped and logged.
+
+        With `last`, only the last `last` records, read backwards from the end of the file (and of the
+        old parts when the current one holds fewer): the cost does not grow with the history.
+        """
+        torn = 0
+        lines: list[dict[str, Any]] = []
+        if last is None:
+            for path in reversed(self._parts()):
+                for raw in _lines_forwards(path):
+                    line = _decode(raw)
+                    torn += line is None and bool(raw.strip())
+                    lines += [line] if line is not None else []
+        elif last > 0:
+            for path in self._parts():
+                for raw in _lines_backwards(path):
+                    line = _decode(raw)
+                    torn += line is None and bool(raw.strip())
+                    lines += [line] if line is not None else []
+                    if len(lines) == last:
+                        break
+                if len(lines) == last:
+                    break
+            lines.reverse()
+        if torn:
+            logging.getLogger("history").warning("%s: skipped %d torn or unreadable line(s)", self.path, torn)
+        return [TickRecord.from_json(line) for line in lines]
+
+    def figures(self) -> HistoryFigures:
+        """The figures of every record ever appended (rotated parts included): the summary's, plus the
+        lines appended since it was written. Without a summary that matches the file (a history
+        written before summaries existed, or rewritten by hand) the current file is read once."""
+        summary = read_json(self.summary_path)
+        earlier = HistoryFigures.from_json(summary.get("earlier"))
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError:
+            return earlier
+        with handle:
+            active, _ = _fold(handle, summary.get("active"), complete_only=False)
+        return earlier.then(active)
+
+    def _parts(self) -> list[Path]:
+        """The current file (if any), then the old parts, newest first."""
+        parts = [self.path] if self.path.exists() else []
+        number = 1
+        while self.part(number).exists():
+            parts.append(self.part(number))
+            number += 1
+        return parts
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The history file locked against other writers (a tick, a rollback), the lock taken on the
+        file the path names now: a writer that waited while another rotated it tries again."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                with contextlib.suppress(FileNotFoundError):
+                    if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                        break
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+        try:
+            yield
+        finally:
+            os.close(fd)
+
+    def _update_summary(self) -> None:
+        """Fold the lines appended since the summary was written into it; rotate the file when due."""
+        summary = read_json(self.summary_path)
+        earlier = HistoryFigures.from_json(summary.get("earlier"))
+        with open(self.path, "rb") as handle:
+            active, state = _fold(handle, summary.get("active"), complete_only=True)
+        if self.max_bytes is not None and state["offset"] >= self.max_bytes:
+            self._rotate()
+            # No inode: the next file is read from its start until an append records it.
+            earlier, active, state = earlier.then(active), HistoryFigures(), {"inode": None, "offset": 0, "check": ""}
+        write_json_atomic(
+            self.summary_path,
+            {"format_version": 1, "earlier": earlier.to_json(), "active": {**state, **active.to_json()}},
+        )
+
+    def _rotate(self) -> None:
+        self.part(self.backups).unlink(missing_ok=True)
+        for number in range(self.backups - 1, 0, -1):
+            if self.part(number).exists():
+                os.replace(self.part(number), self.part(number + 1))
+        os.replace(self.path, self.part(1))
+
+
+def _fold(handle, state: object, complete_only: bool) -> tuple[HistoryFigures, dict[str, Any]]:
+    """(the figures of the open history file, the summary's state {"inode", "offset", "check"} after them).
+
+    `state`: the summary's record of how far it has read the file; when it does not match the file
+    (another file, or one rewritten) the file is read from its start. With `complete_only` a last line
+    without its newline is left for later (a writer's view); otherwise it counts if it parses.
+    """
+    inode = os.fstat(handle.fileno()).st_ino
+    start, figures = 0, HistoryFigures()
+    if isinstance(state, dict) and state.get("inode") == inode:
+        offset = state.get("offset")
+        if isinstance(offset, int) and offset >= 0 and _check(handle, offset) == state.get("check"):
+            start, figures = offset, HistoryFigures.from_json(state)
+    handle.seek(start)
+    offset = start
+    for raw in handle:
+        if not raw.endswith(b"\n"):
+            if not complete_only:
+                _add(figures, raw)
+            break
+        offset += len(raw)
+        _add(figures, raw)
+    return figures, {"inode": inode, "offset": offset, "check": _check(handle, offset)}
+
+
+def _add(figures: HistoryFigures, raw: bytes) -> None:
+    """Fold one line in, parsing it only when it can carry stage timings or drift tests: a file read
+    from its start (a history from before summaries) costs a scan, not 50,000 parses a year."""
+    if b'"train"' in raw or b'"drift"' in raw:
+        line = _decode(raw)
+        if line is not None:
+            figures.add(line)
+    elif raw.lstrip().startswith(b"{") and raw.rstrip().endswith(b"}"):  # a whole line (a torn one is not)
+        figures.records += 1
+
+
+def _check(handle, offset: int) -> str:
+    """A digest of the bytes just before `offset`: "" when the file is shorter than that."""
+    size = os.fstat(handle.fileno()).st_size
+    if offset > size:
+        return "?"
+    start = max(0, offset - _CHECKED_BYTES)
+    return hashlib.sha256(os.pread(handle.fileno(), offset - start, start)).hexdigest()
+
+
+def _decode(raw: bytes) -> dict[str, Any] | None:
+    """A history line as a dict, or None for a torn or unreadable one (or a blank)."""
+    try:
+        line = json.loads(raw.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError):
+        return None
+    return line if isinstance(line, dict) else None
+
+
+def _lines_forwards(path: Path) -> Iterator[bytes]:
+    try:
+        with open(path, "rb") as handle:
+            yield from handle
+    except FileNotFoundError:
+        return
+
+
+def _lines_backwards(path: Path, block: int = _BLOCK) -> Iterator[bytes]:
+    """The file's lines, last first, reading it in blocks from its end."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 (closed below)
+    except FileNotFoundError:
+        return
+    with handle:
+        end = handle.seek(0, os.SEEK_END)
+        rest = b""
+        while end > 0:
+            start = max(0, end - block)
+            handle.seek(start)
+            pieces = (handle.read(end - start) + rest).split(b"\n")
+            end = start
+            rest = pieces.pop(0)  # the start of a line that began before this block
+            yield from reversed(pieces)
+        yield rest
 
 
 # --- views built on the records ---------------------------------------------------------
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def last_stage_timings(records: list[TickRecord], stages: tuple[str, ...] = ("ingest", "train")) -> dict | None:
     """{stage: seconds} of the newest record that timed every one of `stages`, or None."""
     for record in reversed(records):
         timed = {name: record.stages.get(name) for name in stages}
-        if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in timed.values()):
+        if all(_is_number(value) for value in timed.values()):
             return timed
     return None
 

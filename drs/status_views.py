@@ -1,12 +1,14 @@
 """The run history and the deployment log as people read them: the status page (``GET /``) and the PDF report.
 
 Pure functions from history records (`TickRecord`s of ``<log_folder>/history.jsonl``, oldest first) and
-deployment records (``deployments.jsonl``) to display strings and rows. ``read_history`` is the one
-reader here. Standard library only, so an API worker that shows the status page loads no plotting
-or PDF library.
+deployment records (``deployments.jsonl``) to display strings and rows. ``history_view`` and
+``read_history`` are the readers here (of the history's end and its summary only). Standard library
+only, so an API worker that shows the status page loads no plotting or PDF library.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from drs import drift_registry
 from drs.config import Config
@@ -17,9 +19,40 @@ NO_DATA = "no data yet"
 RECENT_TICKS = 10
 
 
-def read_history(config: Config) -> list[TickRecord]:
-    """Every tick recorded in ``<log_folder>/history.jsonl``, oldest first ([] when none)."""
-    return HistoryLog(config.log_folder / HISTORY_FILE).read()
+def read_history(config: Config, last: int | None = RECENT_TICKS) -> list[TickRecord]:
+    """The last `last` ticks recorded in ``<log_folder>/history.jsonl`` (None: all), oldest first ([] when
+    none). Only the end of the file is read."""
+    return HistoryLog(config.log_folder / HISTORY_FILE).read(last=last)
+
+
+@dataclass(frozen=True)
+class HistoryView:
+    """What the status page and the report show of the history, read from its end and its summary."""
+
+    recent: list[TickRecord] = field(default_factory=list)  # the last RECENT_TICKS, oldest first
+    records: int = 0  # how many there are in all, rotated parts included
+    drift_tick: TickRecord | None = None  # the newest tick that ran the drift tests
+
+    def with_current(self, tick: TickRecord | None) -> HistoryView:
+        """The view with a tick still running (not yet in the file) as its newest record."""
+        if tick is None:
+            return self
+        drift_tick = tick if tick.drift is not None else self.drift_tick
+        return HistoryView([*self.recent, tick][-RECENT_TICKS:], self.records + 1, drift_tick)
+
+
+def history_paths(config: Config) -> list:
+    """The files a HistoryView is read from (for a cache keyed by files)."""
+    history = HistoryLog(config.log_folder / HISTORY_FILE)
+    return [history.path, history.summary_path]
+
+
+def history_view(config: Config) -> HistoryView:
+    """The history as the status page and the report show it; its cost does not grow with the history."""
+    history = HistoryLog(config.log_folder / HISTORY_FILE)
+    figures = history.figures()
+    recent = history.read(last=RECENT_TICKS)
+    return HistoryView(recent, max(figures.records, len(recent)), figures.drift_tick)
 
 
 def last_drift_tick(records: list[TickRecord]) -> TickRecord | None:

@@ -100,7 +100,7 @@ class Tick:
         self.record.exit_status = status
         config = self.config
         notify(self.record, config.alerts, config.metrics_textfile, config.log_folder, config.prod_folder)
-        HistoryLog(config.log_folder / HISTORY_FILE).append(self.record)
+        HistoryLog.of(config).append(self.record)
         return status
 
 
@@ -367,7 +367,7 @@ def print_status(config: Config, last: int) -> None:
 def run(config: Config) -> int:
     """One tick under the lock, logged to the log folder and recorded in the history; its exit status."""
     try:
-        setup_logging(config.log_folder / LOG_FILE)
+        setup_logging(config.log_folder / LOG_FILE, max_bytes=config.log_max_bytes, backups=config.log_backups)
         return _run_locked(config, Tick(config))
     except OSError as exc:
         # A read-only or full disk, a log folder that is a file: nothing can be recorded, so say it here.

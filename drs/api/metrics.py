@@ -10,10 +10,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from drs.config import PipelineError
 from drs.history import HistoryLog
+from drs.multiprocess_metrics import MergedCollector
 
 # Set by drs/gunicorn_conf.py (`make serve`) before any worker starts: the workers' shared metrics folder.
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -30,7 +30,8 @@ class ApiMetrics:
 
     Under `make serve` (PROMETHEUS_MULTIPROC_DIR set, see drs/gunicorn_conf.py) every worker adds
     its counts to its own files in that folder and a scrape, whichever worker answers, sums
-    every worker's files (prometheus_client's multiprocess mode). Without it (``python
+    every worker's files (prometheus_client's multiprocess mode), a dead worker's merged into one
+    archive by gunicorn's master (drs.multiprocess_metrics). Without it (``python
     app.py``, tests) the counts live in this process, in a registry of this app's own.
     `production`: a collector read at scrape time (see ProductionCollector).
     """
@@ -41,7 +42,8 @@ class ApiMetrics:
         if folder:
             if not os.path.isdir(folder):
                 raise PipelineError(f"{MULTIPROCESS_ENV}={folder} is not a folder")
-            MultiProcessCollector(self.registry, path=folder)
+            # Read while no dead worker's files are being merged (drs.multiprocess_metrics).
+            MergedCollector(self.registry, path=folder)
             own = None  # multiprocess values are collected from the files, never from a registry
         else:
             own = self.registry

@@ -15,13 +15,13 @@ from drs.api.state import ApiState, api_state
 
 # The status page's one figure: matplotlib (Agg) without pyplot; the PDF library is never imported here.
 from drs.figures import score_history_png
-from drs.files import CONFUSION_MATRIX_FILE, HISTORY_FILE, REPORT_FILE
+from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE
 from drs.status_views import (
     display_time,
     drift_test_rows,
     drift_verdict_words,
-    last_drift_tick,
-    read_history,
+    history_paths,
+    history_view,
     score_fall_warning,
     tick_rows,
 )
@@ -63,15 +63,15 @@ def status_page():
     state = api_state()
     config = state.config
     deployed, problem = _deployed_view(state)
-    records = state.cache.get("history", [config.log_folder / HISTORY_FILE], lambda: read_history(config))
+    history = state.cache.get("history", history_paths(config), lambda: history_view(config))
     deployments = _deployments(state)
-    drift_tick = last_drift_tick(records)
+    drift_tick = history.drift_tick
     return render_template(
         "status.html",
         now=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
         deployed=deployed,
         problem=problem,
-        ticks=tick_rows(records),
+        ticks=tick_rows(history.recent),
         drift_tick={"start": display_time(drift_tick.start)} if drift_tick else None,
         drift_words=drift_verdict_words(drift_tick),
         drift_rows=drift_test_rows(drift_tick),

@@ -22,7 +22,7 @@ from drs.deploy import DeployedModel
 from drs.figures import ConfusionMatrix
 from drs.history import TickRecord
 from drs.production import production_store
-from drs.status_views import NO_DATA, last_drift_tick, read_history
+from drs.status_views import NO_DATA, history_view
 from drs.train import labelled_rows, positive_probabilities
 
 
@@ -67,7 +67,8 @@ class ReportData:
     scores_problem: str | None = None
     summary: dict = field(default_factory=dict)
     missing: dict = field(default_factory=dict)
-    history: list[TickRecord] = field(default_factory=list)
+    history: list[TickRecord] = field(default_factory=list)  # the last ticks, oldest first
+    history_records: int = 0  # how many ticks the whole history holds
     deployments: list[dict] = field(default_factory=list)
     drift_tick: TickRecord | None = None
     distributions: Distributions | None = None
@@ -101,7 +102,7 @@ def gather_report_data(
         deployed = deployed or deploy.load_deployed_model(config.prod_folder)
         final_data = final_data if final_data is not None else _optional_final_data(config)
         test_data = test_data if test_data is not None else score.load_test_data(config)
-    history = read_history(config) + ([current_tick] if current_tick else [])
+    history = history_view(config).with_current(current_tick)
     data = ReportData(
         config_name=config.path.name,
         schema=config.schema,
@@ -110,9 +111,10 @@ def gather_report_data(
         deployed_problem=deployed_problem,
         test_data=test_data,
         final_data=final_data,
-        history=history,
+        history=history.recent,
+        history_records=history.records,
         deployments=deploy.deployment_history(config),
-        drift_tick=last_drift_tick(history),
+        drift_tick=history.drift_tick,
         ingested_detail=production_store(config).ingested_detail(deployed.version) if deployed is not None else {},
         packages=diagnostics.outdated_packages_list() if packages is None else packages,
     )

@@ -448,7 +448,8 @@ def ticks_section(data: ReportData) -> list[Flowable]:
     ticks = tick_rows(data.history)
     if not ticks:
         return parts + [no_data("Run history")]
-    intro = text(f"The last {len(ticks)} of {len(data.history)} ticks, newest first. Times in seconds.")
+    recorded = max(data.history_records, len(data.history))
+    intro = text(f"The last {len(ticks)} of {recorded} ticks, newest first. Times in seconds.")
     rows = [["start (UTC)", "decision", "version", "new files", "exit", "seconds"]]
     for tick in ticks:
         rows.append(
