@@ -20,6 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from script_runner import forked_runs_enabled, run_script  # noqa: E402
+
 from drs.api import create_app  # noqa: E402
 from drs.config import load_config  # noqa: E402
 
@@ -81,13 +83,19 @@ class Project:
         env=None,
         timeout=120,
         cwd: Path | None = None,
+        real: bool = False,
     ) -> subprocess.CompletedProcess:
-        """Run a project script as cron would: by absolute path, from another folder."""
+        """Run a project script as cron would: by absolute path, from another folder. Forked from a
+        server with the libraries imported (tests/script_runner.py) unless `real`: a new interpreter."""
         command = [PYTHON, str(ROOT / script)]
         if config is not None:
             command += ["--config", str(self.root / config)]
         command += list(args)
         full_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+        # A PYTHON* variable acts as the interpreter starts (PYTHONPROFILEIMPORTTIME...): only a new one shows it.
+        starts_an_interpreter = any(name.startswith("PYTHON") for name in env or {})
+        if not (real or starts_an_interpreter) and forked_runs_enabled():
+            return run_script(command, cwd or self.elsewhere, full_env, timeout)
         return subprocess.run(
             command, cwd=cwd or self.elsewhere, env=full_env, capture_output=True, text=True, timeout=timeout
         )

@@ -138,7 +138,7 @@ def test_every_script_exits_2_with_one_line_on_a_bad_config(project, script):
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_script_exits_2_on_a_missing_config(project, script):
-    result = project.run(script, config="nowhere.json")
+    result = project.run(script, config="nowhere.json", real=True)  # each script in a new interpreter
     assert result.returncode == 2
     assert "config file not found" in result.stderr and "Traceback" not in result.stderr
 
