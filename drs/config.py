@@ -308,10 +308,12 @@ def _check_keys(raw: dict, config_path: Path) -> None:
         raise ConfigError(f"{config_path}: unknown key(s): {', '.join(unknown)} (known: {', '.join(known)})")
 
 
-def _folders(raw: dict, config_path: Path) -> dict[str, Path]:
-    """Config field -> absolute folder, each resolved against the config file's folder."""
+def _folders(raw: dict, config_path: Path, only: str | None = None) -> dict[str, Path]:
+    """Config field -> absolute folder, each resolved against the config file's folder (`only`: just that one)."""
     folders = {}
     for key, name in FOLDER_KEYS.items():
+        if only is not None and key != only:
+            continue
         value = raw.get(key, "logs" if key == "log_folder_path" else None)
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{config_path}: '{key}' must be a non-empty string (a folder path), got {value!r}")
@@ -409,7 +411,7 @@ def _metrics_textfile(raw: dict, where: Path) -> Path | None:
 def _check_textfile_outside(textfile: Path | None, folders: dict[str, Path], where: Path) -> None:
     """A textfile inside a folder the pipeline reads or writes would be re-ingested, served or overwritten."""
     for key, folder in FOLDER_KEYS.items():
-        if textfile is not None and textfile.is_relative_to(folders[folder]):
+        if textfile is not None and folder in folders and textfile.is_relative_to(folders[folder]):
             raise ConfigError(f"{where}: 'metrics_textfile' {textfile} lies inside {key} ({folders[folder]})")
 
 
@@ -431,6 +433,15 @@ def load_operations(path: str | Path | None = None) -> dict:
     for key, read in (("alerts", _alerts), ("metrics_textfile", _metrics_textfile)):
         with contextlib.suppress(ConfigError):
             found[key] = read(raw, config_path)
+    # A textfile the full config would refuse is not written either: it may lie in one of our folders.
+    folders = {}
+    for key in FOLDER_KEYS:
+        with contextlib.suppress(ConfigError):
+            folders.update(_folders(raw, config_path, only=key))
+    try:
+        _check_textfile_outside(found["metrics_textfile"], folders, config_path)
+    except ConfigError:
+        found["metrics_textfile"] = None
     folder = raw.get("log_folder_path", "logs")
     if isinstance(folder, str) and folder.strip():
         found["log_folder"] = (config_path.parent / Path(folder).expanduser()).resolve()

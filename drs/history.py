@@ -299,6 +299,10 @@ def _fits(value: object, annotation: object) -> bool:
 TIMED_STAGES = ("ingest", "train")  # the stages whose last timings diagnostics reports
 _CHECKED_BYTES = 64  # the summary recognises the part of the file it covers by its last bytes
 _BLOCK = 1 << 16
+# No writer makes a line this long (a tick with 100,000 new files writes ~10 MB): a longer one is a
+# torn or foreign write, skipped unread past this size so a reader's time and memory stay bounded.
+LONGEST_LINE = 1 << 26
+_OVERLONG = b"\xff"  # what the readers yield in place of an overlong line: unreadable, counted as torn
 
 
 @dataclass
@@ -383,7 +387,7 @@ class HistoryLog:
         lines: list[dict[str, Any]] = []
         if last is None:
             for path in reversed(self._parts()):
-                for raw in _lines_forwards(path):
+                for raw, _, _ in _lines_forwards(path):
                     line = _decode(raw)
                     torn += line is None and bool(raw.strip())
                     lines += [line] if line is not None else []
@@ -484,12 +488,12 @@ def _fold(handle, state: object, complete_only: bool) -> tuple[HistoryFigures, d
             start, figures = offset, HistoryFigures.from_json(state)
     handle.seek(start)
     offset = start
-    for raw in handle:
-        if not raw.endswith(b"\n"):
+    for raw, length, ended in _read_lines(handle):
+        if not ended:
             if not complete_only:
                 _add(figures, raw)
             break
-        offset += len(raw)
+        offset += length
         _add(figures, raw)
     return figures, {"inode": inode, "offset": offset, "check": _check(handle, offset)}
 
@@ -523,31 +527,56 @@ def _decode(raw: bytes) -> dict[str, Any] | None:
     return line if isinstance(line, dict) else None
 
 
-def _lines_forwards(path: Path) -> Iterator[bytes]:
+def _lines_forwards(path: Path) -> Iterator[tuple[bytes, int, bool]]:
     try:
-        with open(path, "rb") as handle:
-            yield from handle
+        handle = open(path, "rb")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
         return
+    with handle:
+        yield from _read_lines(handle)
+
+
+def _read_lines(handle) -> Iterator[tuple[bytes, int, bool]]:
+    """(line, its length in the file, whether it ends with a newline) from the handle's position on;
+    a line longer than `LONGEST_LINE` comes as `_OVERLONG`, read in blocks and dropped."""
+    longest = LONGEST_LINE
+    while raw := handle.readline(longest + 1):
+        if len(raw) <= longest or raw.endswith(b"\n"):
+            yield raw, len(raw), raw.endswith(b"\n")
+            continue
+        length, ended = len(raw), False
+        while not ended and (rest := handle.readline(_BLOCK)):
+            length, ended = length + len(rest), rest.endswith(b"\n")
+        yield _OVERLONG, length, ended
 
 
 def _lines_backwards(path: Path, block: int = _BLOCK) -> Iterator[bytes]:
-    """The file's lines, last first, reading it in blocks from its end."""
+    """The file's lines, last first, reading it in blocks from its end; a line longer than
+    `LONGEST_LINE` comes as `_OVERLONG`, its bytes dropped as they are read."""
+    longest = LONGEST_LINE
     try:
         handle = open(path, "rb")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
         return
     with handle:
         end = handle.seek(0, os.SEEK_END)
-        rest = b""
+        tail: list[bytes] = []  # the end of a line that began before this block, last piece first
+        size = 0  # its length; above `longest` its pieces are dropped
         while end > 0:
             start = max(0, end - block)
             handle.seek(start)
-            pieces = (handle.read(end - start) + rest).split(b"\n")
+            pieces = handle.read(end - start).split(b"\n")
             end = start
-            rest = pieces.pop(0)  # the start of a line that began before this block
-            yield from reversed(pieces)
-        yield rest
+            if len(pieces) > 1:
+                yield _OVERLONG if size + len(pieces[-1]) > longest else b"".join([pieces[-1], *reversed(tail)])
+                yield from reversed(pieces[1:-1])
+                tail, size = [], 0
+            size += len(pieces[0])
+            if size > longest:
+                tail.clear()
+            else:
+                tail.append(pieces[0])
+        yield _OVERLONG if size > longest else b"".join(reversed(tail))
 
 
 # --- views built on the records ---------------------------------------------------------

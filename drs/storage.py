@@ -109,7 +109,7 @@ def read_jsonl(path: Path, last: int | None = None) -> list[dict]:
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             torn += 1
             continue
         if isinstance(record, dict):

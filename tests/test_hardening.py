@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from conftest import PYTHON, ROOT
 
-from drs.config import ConfigError, load_config
+from drs.config import ConfigError, load_config, load_operations
 from drs.ingest import MAX_COLUMNS, InvalidFile, read_validated_csv
 from drs.storage import fingerprint_files, read_json
 
@@ -76,8 +76,22 @@ def test_a_metrics_textfile_that_would_overwrite_or_feed_the_pipeline_is_a_confi
     project.write_config(metrics_textfile=textfile)
     with pytest.raises(ConfigError, match=fragment):
         load_config(project.config_path)
+    # ... and the failed tick's own textfile is not written there either.
+    assert load_operations(project.config_path)["metrics_textfile"] is None
     project.write_config(metrics_textfile="textfile/drs.prom")
     assert load_config(project.config_path).metrics_textfile == project.path("textfile", "drs.prom")
+    assert load_operations(project.config_path)["metrics_textfile"] == project.path("textfile", "drs.prom")
+
+
+def test_a_tick_refused_for_its_textfile_writes_no_textfile(project):
+    project.write_config(metrics_textfile="production_deployment/drs.prom")
+    result = project.run("fullprocess.py")
+    assert result.returncode == 2 and "lies inside prod_deployment_path" in result.stderr
+    assert not project.path("production_deployment", "drs.prom").exists()
+    # A config error elsewhere still exports the failure to a textfile the config may use.
+    project.write_config(metrics_textfile="textfile/drs.prom", max_categories="many")
+    result = project.run("fullprocess.py")
+    assert result.returncode == 2 and "drs_tick_exit_status 2" in project.path("textfile", "drs.prom").read_text()
 
 
 def test_a_json_file_nested_too_deep_reads_as_empty(tmp_path):

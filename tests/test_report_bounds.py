@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+from conftest import client_for
 from pypdf import PdfReader
 from test_report import FIGURES, OFFLINE_INDEX, hand_made_data, read_pdf
 
@@ -120,6 +121,10 @@ def test_a_rollback_whose_reports_fail_stands_and_says_they_are_stale(two_versio
     assert "the next tick tries again" in last
     manifest = json.loads(two_versions.path("production_deployment", "current", "manifest.json").read_text())
     assert manifest["version"] == "v0001" and reports_record(two_versions)["version"] == "v0002"
+    # The status page says whose reports it links, and that they are not the served model's.
+    page = client_for(two_versions).get("/").get_data(as_text=True)
+    assert 'describes <span id="reports-version">v0002</span>' in page
+    assert "The reports describe v0002, production serves v0001 (not rebuilt yet)" in page
 
 
 def test_reports_that_cannot_be_rebuilt_fail_one_quiet_tick_not_every_tick(two_versions):
@@ -142,10 +147,14 @@ def test_reports_that_cannot_be_rebuilt_fail_one_quiet_tick_not_every_tick(two_v
         tick = history(two_versions)[-1]
         assert tick["decision"] == "no new data" and "report" not in tick["stages"]
         assert tick["warning"].startswith("the reports describe v0002, production serves v0001: rebuilding them")
+    page = client_for(two_versions).get("/").get_data(as_text=True)
+    assert "The reports describe v0002, production serves v0001 (rebuilding them failed: " in page
 
     # Fixed, and rebuilt by hand: the note of the failure goes.
     two_versions.path("models", "report.pdf").rmdir()
     assert two_versions.run("reporting.py", env=OFFLINE_INDEX).returncode == 0
     assert "failed" not in reports_record(two_versions) and reports_record(two_versions)["version"] == "v0001"
+    page = client_for(two_versions).get("/").get_data(as_text=True)
+    assert 'describes <span id="reports-version">v0001</span>' in page and "reports-stale" not in page
     quiet = two_versions.run("fullprocess.py", env=OFFLINE_INDEX)
     assert quiet.returncode == 0 and "warning" not in history(two_versions)[-1]

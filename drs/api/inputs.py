@@ -152,8 +152,11 @@ def parse_json_body(body: bytes, max_rows: int):
     """The JSON value of a body, refused (413) once it holds more than `max_rows` records' worth of
     objects or arrays: an empty one costs ~25 times its bytes (15 MiB of `{}` took 392 MiB), so the objects
     are counted while parsing, and the arrays, which the parser cannot count, before it."""
-    if body.count(b"[") > max_rows + 1:  # an upper bound: a "[" inside a string counts too
-        raise ApiError(413, f"more than max_request_rows {max_rows} records (JSON arrays): not parsed")
+    arrays = body.count(b"[")  # an upper bound: a "[" inside a string counts too
+    if arrays > max_rows + 1:
+        raise ApiError(
+            413, f"{arrays} JSON arrays, more than max_request_rows {max_rows} records could hold: not parsed"
+        )
     objects = 0
 
     def counted(pairs):

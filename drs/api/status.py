@@ -15,7 +15,7 @@ from drs.api.state import ApiState, api_state
 
 # The status page's one figure: matplotlib (Agg) without pyplot; the PDF library is never imported here.
 from drs.figures import score_history_png
-from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE
+from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE, REPORTS_RECORD_FILE
 from drs.status_views import (
     display_time,
     drift_test_rows,
@@ -25,6 +25,7 @@ from drs.status_views import (
     score_fall_warning,
     tick_rows,
 )
+from drs.storage import read_json
 
 blueprint = Blueprint("status", __name__)
 
@@ -78,10 +79,30 @@ def status_page():
         score_history=any(record.get("f1") is not None for record in deployments),
         score_warning=score_fall_warning(deployments, config.promotion_margin),
         report_time=_modified(config.model_folder / REPORT_FILE),
+        reports=_reports_view(config.model_folder, deployed["version"] if deployed else None),
         matrix_time=_modified(config.model_folder / CONFUSION_MATRIX_FILE),
         # Reached with ?token=: the page's own links carry it too, or the browser could not follow them.
         token_query="?" + urlencode({"token": config.api_token}) if g.get("token_from_query") else "",
     )
+
+
+def _reports_view(folder: Path, serving: str | None) -> dict:
+    """Which version the report and the confusion matrix describe, and why when it is not the one served
+    (a rollback or a deployment whose rebuild failed, or one still being written)."""
+    record = read_json(folder / REPORTS_RECORD_FILE)
+    described = record.get("version") if isinstance(record.get("version"), str) else None
+    failed = record.get("failed")
+    failed = failed if isinstance(failed, dict) else {}
+    stale = None
+    if serving is not None and described != serving:
+        why = (
+            f"rebuilding them failed: {failed.get('error')}" if failed.get("version") == serving else "not rebuilt yet"
+        )
+        stale = (
+            f"The reports describe {described or 'no recorded version'}, production serves {serving} ({why}); "
+            "the next tick rebuilds them, or run reporting.py."
+        )
+    return {"version": described, "stale": stale}
 
 
 @blueprint.get("/scorehistory.png")
