@@ -243,7 +243,7 @@ def test_a_damaged_state_is_told_apart(state, kept):
 
 
 def test_a_drift_that_keeps_retraining_while_a_later_stage_fails_is_announced_once_per_cooldown():
-    # Reliability round 3, item 11: "Drift ... Retraining." came every 10 minutes while the failure was cooled down.
+    # "Drift ... Retraining." came every 10 minutes while the failure was cooled down.
     drifting = {**DRIFT_RECORD, "deployed_version": "v0002", "exit_status": 1, "failed_stage": "train", "error": "x"}
     decision, state = sent({}, drifting, T0)
     assert events(decision) == ["drift", "failed"]

@@ -107,7 +107,7 @@ def trickler():
     server.close()
 
 
-# --- item 14: the token only to a server that proves it knows it ---
+# --- the token only to a server that proves it knows it ---
 
 
 def test_health_proves_the_token_with_an_hmac_of_the_nonce_and_never_shows_it(deployed):
@@ -149,7 +149,7 @@ def test_a_deploying_tick_sends_no_token_to_an_impostor_and_records_one_line(dep
     assert TOKEN not in deployed.path("logs", "fullprocess.log").read_text()
 
 
-# --- item 2: every outbound call of a tick has an overall deadline ---
+# --- every outbound call of a tick has an overall deadline ---
 
 
 @pytest.mark.parametrize("token", [None, TOKEN])
@@ -185,7 +185,7 @@ def test_a_deploying_tick_ends_against_a_trickling_api_and_hides_url_credentials
         assert secret not in text
 
 
-# --- item 20: no credentials, paths or tokens where they do not belong ---
+# --- no credentials, paths or tokens where they do not belong ---
 
 
 def test_url_credentials_are_hidden_and_the_rest_kept():
@@ -252,7 +252,7 @@ def test_make_serve_keeps_a_query_token_of_a_malformed_request_out_of_its_log_an
     assert secret not in log
 
 
-# --- item 23: gunicorn's own refusals are JSON ---
+# --- gunicorn's own refusals are JSON ---
 
 
 def test_make_serve_answers_a_20_kb_header_with_a_json_431(make_serve):

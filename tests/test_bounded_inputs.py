@@ -60,7 +60,7 @@ def wide_config(tmp_path, **settings):
     return load_config(path)
 
 
-# --- item 4: the one-hot encoding is sparse and capped ------------------------------------------------
+# --- the one-hot encoding is sparse and capped ------------------------------------------------
 
 
 def test_a_high_cardinality_category_is_encoded_sparse_into_at_most_max_categories_columns(tmp_path):
@@ -206,7 +206,7 @@ def test_a_body_of_empty_records_costs_the_worker_a_few_times_its_size(api_clien
     assert peak < 8 * len(body), f"{peak / 2**20:.0f} MiB for a {len(body) / 2**20:.0f} MiB body"
 
 
-# --- item 8: "NA" is a category; null and an empty cell are the same missing value ------------------
+# --- "NA" is a category; null and an empty cell are the same missing value ------------------
 
 REGIONS = {"NA": 0.9, "N/A": 0.9, "null": 0.9, "NaN": 0.9, "EU": 0.05, "APAC": 0.05}
 REGION_SCHEMA = {

@@ -1,4 +1,4 @@
-"""Inputs that used to cost unbounded time or answer wrongly (issue "Reliability, round 3"), in process."""
+"""Inputs that used to cost unbounded time or answer wrongly, in process."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ HEADER = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,e
 
 
 def test_a_header_with_more_columns_than_allowed_is_refused_before_parsing():
-    # Item 3: 40,000 columns took 94 s in the quadratic duplicate check; it is refused on the header alone.
+    # 40,000 columns took 94 s in the quadratic duplicate check; it is refused on the header alone.
     wide = HEADER + "".join(f",extra{i}" for i in range(MAX_COLUMNS)) + "\n" + "a,1,2,3,0" + ",0" * MAX_COLUMNS + "\n"
     with pytest.raises(InvalidFile, match=f"line 1: {MAX_COLUMNS + 5} columns, more than the {MAX_COLUMNS}"):
         read_validated_csv(wide.encode())
@@ -38,7 +38,7 @@ def test_many_extra_columns_within_the_limit_are_dropped_and_a_late_repeat_is_fo
 
 
 def test_an_edit_that_restores_size_and_mtime_is_read_again(tmp_path):
-    # Item 9: every label flipped, size and mtime put back, used to read as "no new data".
+    # every label flipped, size and mtime put back, used to read as "no new data".
     path = tmp_path / "data.csv"
     path.write_text(HEADER + "\na,1,2,3,0\n")
     known = fingerprint_files([path])
@@ -72,7 +72,7 @@ def test_a_file_put_back_under_the_same_name_is_read_again(tmp_path):
     ],
 )
 def test_a_metrics_textfile_that_would_overwrite_or_feed_the_pipeline_is_a_config_error(project, textfile, fragment):
-    # Item 10: pointed at the history it wiped it each tick, at the config it broke every later tick.
+    # pointed at the history it wiped it each tick, at the config it broke every later tick.
     project.write_config(metrics_textfile=textfile)
     with pytest.raises(ConfigError, match=fragment):
         load_config(project.config_path)
@@ -95,7 +95,7 @@ def test_a_tick_refused_for_its_textfile_writes_no_textfile(project):
 
 
 def test_a_json_file_nested_too_deep_reads_as_empty(tmp_path):
-    # Item 20: a deeply nested alertstate.json stopped every alert for good (RecursionError).
+    # a deeply nested alertstate.json stopped every alert for good (RecursionError).
     path = tmp_path / "alertstate.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
     assert read_json(path) == {}
@@ -104,13 +104,13 @@ def test_a_json_file_nested_too_deep_reads_as_empty(tmp_path):
 
 
 def test_a_filepath_with_a_name_too_long_is_a_json_400(api_client):
-    # Item 23: a 300-character file name answered 500 (OSError from is_file).
+    # a 300-character file name answered 500 (OSError from is_file).
     response = api_client.post("/prediction", json={"filepath": "testdata/" + "x" * 300 + ".csv"})
     assert response.status_code == 400 and "cannot be looked up" in response.get_json()["error"]
 
 
 def test_a_binary_file_is_rejected_in_one_line_without_a_traceback(project):
-    # Item 17: pyarrow's invalid-row handler printed "Exception ignored ... UnicodeDecodeError" to stderr.
+    # pyarrow's invalid-row handler printed "Exception ignored ... UnicodeDecodeError" to stderr.
     project.path("practicedata", "binary.csv").write_bytes(HEADER.encode() + b"\n" + bytes(range(128, 256)) * 80)
     result = project.run("ingestion.py")
     assert result.returncode == 0, result.stderr
@@ -160,7 +160,7 @@ print(json.dumps({"status": status, **held}))
 
 
 def test_a_ticks_records_are_written_before_it_lets_the_lock_go(deployed):
-    # Item 12: a failing tick's history line landed after a later good tick's, its textfile after it too.
+    # a failing tick's history line landed after a later good tick's, its textfile after it too.
     config = deployed.write_config(metrics_textfile="textfile/drs.prom", input_folder_path="nowhere")
     result = subprocess.run(
         [PYTHON, "-c", LOCK_WHILE_WRITING, str(ROOT), str(config), str(deployed.path("production_deployment"))],
@@ -185,7 +185,7 @@ def hold_lock(path, pid: int, since: str):
 
 
 def test_a_skipped_tick_names_the_holder_and_a_stale_holder_is_a_failure(deployed):
-    # Item 2: while one tick held the lock, every tick recorded "skipped" with exit 0, however long.
+    # while one tick held the lock, every tick recorded "skipped" with exit 0, however long.
     import datetime as dt
 
     deployed.write_config(metrics_textfile="textfile/drs.prom")

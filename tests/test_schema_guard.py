@@ -40,7 +40,7 @@ def add_lower_case_export(project, rows: int = 1500):
     frame.to_csv(project.path("practicedata", "z_export.csv"), index=False, lineterminator="\n")
 
 
-# --- item 6: a deployed model's labels are fixed ---------------------------------------------
+# --- a deployed model's labels are fixed ---------------------------------------------
 
 
 def test_a_larger_export_with_another_spelling_is_rejected_not_the_history(categorical):
@@ -94,7 +94,7 @@ def test_a_model_trained_for_another_positive_label_fixes_nothing(categorical):
     assert deployed_labels(categorical.config()) is None
 
 
-# --- item 21: the estimator checked without a full fit, imported only from allowed modules -----
+# --- the estimator checked without a full fit, imported only from allowed modules -----
 
 
 def project_config(tmp_path, **settings):
@@ -182,7 +182,7 @@ def test_estimator_modules_is_checked(tmp_path, value):
         project_config(tmp_path, estimator_modules=value)
 
 
-# --- item 7: a model trained for another schema than the API's is refused, and said so ----------
+# --- a model trained for another schema than the API's is refused, and said so ----------
 
 REORDERED = {
     "id_column": "corporation",

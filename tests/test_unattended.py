@@ -370,7 +370,7 @@ def test_a_fall_in_f1_beyond_the_margin_is_a_warning():
     )
 
 
-# --- found by a hostile trial ----------------------------------------------------------------
+# --- faults found by trying to break it ---------------------------------------------------
 
 
 def test_rows_added_to_a_file_the_model_was_trained_on_are_judged_alone(retrained):
