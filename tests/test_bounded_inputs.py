@@ -128,7 +128,7 @@ def test_training_py_refuses_what_would_not_fit_with_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and "max_dense_bytes 1000000" in result.stderr
 
 
-# --- items 5 and 18: what one request may carry -----------------------------------------------------
+# --- what one request may carry -----------------------------------------------------
 
 
 def course_rows(count: int) -> str:
