@@ -51,6 +51,7 @@ from run import (  # noqa: E402
     Server,
     bench_parser,
     chosen_parts,
+    faster,
     free_port,
     latency,
     new_project,
@@ -476,7 +477,7 @@ def table_rows(results: dict) -> list[dict]:
             "<= 2 ms",
             f"{p50:.2f} ms",
             f"{peer['latency']['p50_ms']:.2f} ms",
-            f"{peer['latency']['p50_ms'] / p50:.1f}x faster",
+            faster(peer["latency"]["p50_ms"], p50),
             p50 <= 2,
             "rounds (p50 ms / requests): project "
             + ", ".join(f"{run['latency']['p50_ms']:.2f} / {run['latency']['requests']}" for run in ours["rounds"])
@@ -488,7 +489,7 @@ def table_rows(results: dict) -> list[dict]:
             "(reported)",
             f"{ours['latency']['p99_ms']:.2f} ms",
             f"{peer['latency']['p99_ms']:.2f} ms",
-            f"{peer['latency']['p99_ms'] / ours['latency']['p99_ms']:.1f}x faster",
+            faster(peer["latency"]["p99_ms"], ours["latency"]["p99_ms"]),
             None,
         )
         errors = ours["throughput"]["errors"] + ours["latency"]["errors"]
@@ -527,7 +528,7 @@ def table_rows(results: dict) -> list[dict]:
                 "(reported)",
                 f"{p50:.2f} ms",
                 f"{single['latency']['p50_ms']:.2f} ms",
-                f"{single['latency']['p50_ms'] / p50:.1f}x faster",
+                faster(single["latency"]["p50_ms"], p50),
                 None,
             )
         agreement = serve["agreement"]
@@ -561,7 +562,7 @@ def table_rows(results: dict) -> list[dict]:
             "(reported)",
             f"{ours['tests_s']:.2f} s",
             f"{peer['tests_s']:.2f} s",
-            f"{peer['tests_s'] / ours['tests_s']:.1f}x faster",
+            faster(peer["tests_s"], ours["tests_s"]),
             None,
             f"imports alone: project {ours['import_s']:.2f} s, evidently {peer['import_s']:.2f} s",
         )
