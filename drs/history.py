@@ -299,6 +299,9 @@ def _fits(value: object, annotation: object) -> bool:
 TIMED_STAGES = ("ingest", "train")  # the stages whose last timings diagnostics reports
 _CHECKED_BYTES = 64  # the summary recognises the part of the file it covers by its last bytes
 _BLOCK = 1 << 16
+# How far back a table looks for the start of a run of quiet ticks: 20,000 ticks are ~140 days of a
+# 10-minute cron, and telling a quiet line costs a byte search, not a parse.
+QUIET_SCAN = 20_000
 # No writer makes a line this long (a tick with 100,000 new files writes ~10 MB): a longer one is a
 # torn or foreign write, skipped unread past this size so a reader's time and memory stay bounded.
 LONGEST_LINE = 1 << 26
@@ -405,6 +408,55 @@ class HistoryLog:
         if torn:
             logging.getLogger("history").warning("%s: skipped %d torn or unreadable line(s)", self.path, torn)
         return [TickRecord.from_json(line) for line in lines]
+
+    def read_rows(self, rows: int, scan: int = QUIET_SCAN) -> list[TickRecord | QuietRun]:
+        """The last `rows` rows of the history as tables show it, oldest first: records, and each run of
+        two or more quiet ticks (`is_quiet`) as one `QuietRun`. At most `scan` lines are looked at; a
+        quiet line is told by its bytes, so only the other lines and the two ends of each run are parsed."""
+        found: list[TickRecord | QuietRun] = []  # newest first
+        run: list[bytes] = []  # the quiet lines of the run being read: its newest, then its oldest so far
+        count = torn = 0
+
+        def close_run(complete: bool = True) -> None:
+            nonlocal count
+            records = [TickRecord.from_json(_decode(raw) or {}) for raw in run]
+            if count == 1:
+                found.append(records[0])
+            elif count:
+                found.append(QuietRun(count, first=records[-1], last=records[0], complete=complete))
+            run.clear()
+            count = 0
+
+        for scanned, raw in enumerate(self._raw_lines_backwards(), start=1):
+            if scanned > scan:
+                close_run(complete=False)
+                break
+            quiet, line = _quiet_or_parsed(raw)
+            if quiet:
+                if not count and len(found) >= rows:
+                    break
+                if run:
+                    run[1:] = [raw]  # the oldest so far
+                else:
+                    run.append(raw)  # the newest
+                count += 1
+            elif line is None:
+                torn += 1
+            else:
+                close_run()
+                if len(found) >= rows:
+                    break
+                found.append(TickRecord.from_json(line))
+        else:
+            close_run()
+        if torn:
+            logging.getLogger("history").warning("%s: skipped %d torn or unreadable line(s)", self.path, torn)
+        return list(reversed(found[:rows]))
+
+    def _raw_lines_backwards(self) -> Iterator[bytes]:
+        """The non-blank lines of every part, last first."""
+        for path in self._parts():
+            yield from (raw for raw in _lines_backwards(path) if raw.strip())
 
     def figures(self) -> HistoryFigures:
         """The figures of every record ever appended (rotated parts included): the summary's, plus the
@@ -581,6 +633,53 @@ def _lines_backwards(path: Path, block: int = _BLOCK) -> Iterator[bytes]:
 
 # --- views built on the records ---------------------------------------------------------
 
+# The keys a quiet tick's line never has (None fields are not written); see `is_quiet`.
+_NOT_QUIET_FIELDS = ("warning", "error", "alerts", "apicalls_error", "metrics_textfile_error", "reports_regenerated")
+_NOT_QUIET_KEYS = tuple(f'"{name}"'.encode() for name in _NOT_QUIET_FIELDS)
+
+
+def is_quiet(record: TickRecord) -> bool:
+    """A tick that found no new data and had nothing else to say: tables show a run of them as one row."""
+    return (
+        record.decision is Decision.NO_NEW_DATA
+        and record.exit_status == 0
+        and not any(getattr(record, name) for name in _NOT_QUIET_FIELDS)
+    )
+
+
+def _quiet_line(raw: bytes) -> bool:
+    """Whether a history line of format 1 is a quiet tick's, without parsing it (never true of another)."""
+    return (
+        b'"decision_code": "no_new_data"' in raw
+        and (b'"exit_status": 0,' in raw or b'"exit_status": 0}' in raw)
+        and b'"format_version": 1' in raw
+        and not any(key in raw for key in _NOT_QUIET_KEYS)
+    )
+
+
+def _quiet_or_parsed(raw: bytes) -> tuple[bool, dict[str, Any] | None]:
+    """(whether the line is a quiet tick's, the line parsed unless its bytes told it quiet; None: torn)."""
+    if _quiet_line(raw):
+        return True, None
+    line = _decode(raw)
+    return line is not None and is_quiet(TickRecord.from_json(line)), line
+
+
+@dataclass(frozen=True)
+class QuietRun:
+    """Consecutive quiet ticks shown as one row: how many, the oldest and the newest."""
+
+    count: int
+    first: TickRecord
+    last: TickRecord
+    complete: bool = True  # False: the scan stopped before the run's start, which lies further back
+
+    @property
+    def words(self) -> str:
+        """ "87 ticks with no new data since 2026-12-04 10:00"."""
+        since = self.first.start[:16].replace("T", " ")
+        return f"{self.count}{'' if self.complete else '+'} ticks with no new data since {since}"
+
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -600,14 +699,21 @@ def last_finished(records: list[TickRecord]) -> TickRecord | None:
     return next((record for record in reversed(records) if record.finished), None)
 
 
-def status_rows(records: list[TickRecord]) -> list[str]:
-    """`fullprocess.py --status`: a header, a rule and one line per record, oldest first."""
+def status_rows(records: list[TickRecord | QuietRun]) -> list[str]:
+    """`fullprocess.py --status`: a header, a rule and one line per record (or run of quiet ticks), oldest first."""
     header = (
         f"{'start (UTC)':<20} {'secs':>7} {'exit':>4}  {'version':<8} {'new':>3}  "
         f"{'F1 test/new -> retrained':<24} decision"
     )
     lines = [header, "-" * len(header)]
     for record in records:
+        if isinstance(record, QuietRun):
+            last = record.last
+            lines.append(
+                f"{last.start[:19]:<20} {'-':>7} {0:>4}  {last.deployed_version or '-':<8} {0:>3}  {'':<24} "
+                f"{record.words}"
+            )
+            continue
         decision = record.decision_words
         if record.error:
             # One line per record whatever the error says.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from drs import drift_registry
 from drs.config import Config
 from drs.files import HISTORY_FILE
-from drs.history import HistoryLog, TickRecord
+from drs.history import HistoryLog, QuietRun, TickRecord
 
 NO_DATA = "no data yet"
 RECENT_TICKS = 10
@@ -32,13 +32,18 @@ class HistoryView:
     recent: list[TickRecord] = field(default_factory=list)  # the last RECENT_TICKS, oldest first
     records: int = 0  # how many there are in all, rotated parts included
     drift_tick: TickRecord | None = None  # the newest tick that ran the drift tests
+    # The last RECENT_TICKS rows of the tables, oldest first: runs of quiet ticks as one row each, so a
+    # 10-minute cron does not push the last deployment and the last drift verdict off the table.
+    rows: list[TickRecord | QuietRun] = field(default_factory=list)
 
     def with_current(self, tick: TickRecord | None) -> HistoryView:
         """The view with a tick still running (not yet in the file) as its newest record."""
         if tick is None:
             return self
         drift_tick = tick if tick.drift is not None else self.drift_tick
-        return HistoryView([*self.recent, tick][-RECENT_TICKS:], self.records + 1, drift_tick)
+        return HistoryView(
+            [*self.recent, tick][-RECENT_TICKS:], self.records + 1, drift_tick, [*self.rows, tick][-RECENT_TICKS:]
+        )
 
 
 def history_paths(config: Config) -> list:
@@ -52,7 +57,8 @@ def history_view(config: Config) -> HistoryView:
     history = HistoryLog(config.log_folder / HISTORY_FILE)
     figures = history.figures()
     recent = history.read(last=RECENT_TICKS)
-    return HistoryView(recent, max(figures.records, len(recent)), figures.drift_tick)
+    rows = history.read_rows(RECENT_TICKS)
+    return HistoryView(recent, max(figures.records, len(recent)), figures.drift_tick, rows)
 
 
 def last_drift_tick(records: list[TickRecord]) -> TickRecord | None:
@@ -140,10 +146,14 @@ def score_fall_warning(deployments: list[dict], margin: float | None) -> str | N
     )
 
 
-def tick_rows(records: list[TickRecord], last: int = RECENT_TICKS) -> list[dict]:
-    """The last ticks, newest first, as display strings: start, decision, version, new files, seconds, stages."""
+def tick_rows(records: list[TickRecord | QuietRun], last: int = RECENT_TICKS) -> list[dict]:
+    """The last ticks, newest first, as display strings: start, decision, version, new files, seconds, stages
+    (a run of quiet ticks: one row, started when its newest tick started)."""
     rows = []
     for record in reversed(records[-last:]):
+        if isinstance(record, QuietRun):
+            rows.append(_quiet_row(record))
+            continue
         decision = record.decision_words or "in progress"
         if not record.finished and record.decision:
             decision += " (in progress)"
@@ -161,6 +171,18 @@ def tick_rows(records: list[TickRecord], last: int = RECENT_TICKS) -> list[dict]
             }
         )
     return rows
+
+
+def _quiet_row(run: QuietRun) -> dict:
+    return {
+        "start": display_time(run.last.start),
+        "decision": run.words,
+        "version": run.last.deployed_version or "-",
+        "new_files": 0,
+        "seconds": "-",
+        "exit_status": 0,
+        "stages": {},
+    }
 
 
 def rejected_file_rows(

@@ -357,7 +357,7 @@ def _refresh_stale_reports(config: Config, tick: Tick, version: str) -> None:
 
 
 def print_status(config: Config, last: int) -> None:
-    records = HistoryLog(config.log_folder / HISTORY_FILE).read(last=last)
+    records = HistoryLog(config.log_folder / HISTORY_FILE).read_rows(last)
     if not records:
         print(f"no ticks recorded in {config.log_folder / HISTORY_FILE}")
         return

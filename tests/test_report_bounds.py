@@ -12,6 +12,7 @@ from pypdf import PdfReader
 from test_report import FIGURES, OFFLINE_INDEX, hand_made_data, read_pdf
 
 from drs.deploy import DeployedModel
+from drs.history import Decision, HistoryLog, TickRecord
 from drs.report import write_reports
 from drs.report.pdf import cell, pdf_bytes
 
@@ -158,3 +159,25 @@ def test_reports_that_cannot_be_rebuilt_fail_one_quiet_tick_not_every_tick(two_v
     assert 'describes <span id="reports-version">v0001</span>' in page and "reports-stale" not in page
     quiet = two_versions.run("fullprocess.py", env=OFFLINE_INDEX)
     assert quiet.returncode == 0 and "warning" not in history(two_versions)[-1]
+
+
+def test_a_day_of_quiet_ticks_is_one_row_and_the_bootstrap_stays_in_view(deployed):
+    history = HistoryLog(deployed.path("logs", "history.jsonl"))
+    for minute in range(0, 1440, 10):
+        history.append(
+            TickRecord(
+                start=f"2030-01-01T{minute // 60:02d}:{minute % 60:02d}:00+00:00",
+                decision=Decision.NO_NEW_DATA,
+                exit_status=0,
+                deployed_version="v0001",
+            )
+        )
+    page = client_for(deployed).get("/").get_data(as_text=True)
+    assert "144 ticks with no new data since 2030-01-01 00:00" in page and "bootstrap" in page
+    write_reports(deployed.config())
+    _, text = read_pdf(deployed.path("models", "report.pdf"))
+    assert "144 ticks with no new data since" in " ".join(text.split()) and "bootstrap" in text
+    assert "The last 145 of 145 ticks (a run of ticks with no new data is one row)" in " ".join(text.split())
+    status = deployed.run("fullprocess.py", "--status", "3")
+    lines = status.stdout.splitlines()
+    assert "bootstrap" in lines[2] and lines[3].endswith("144 ticks with no new data since 2030-01-01 00:00")

@@ -72,7 +72,7 @@ def status_page():
         now=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
         deployed=deployed,
         problem=problem,
-        ticks=tick_rows(history.recent),
+        ticks=tick_rows(history.rows or history.recent),
         drift_tick={"start": display_time(drift_tick.start)} if drift_tick else None,
         drift_words=drift_verdict_words(drift_tick),
         drift_rows=drift_test_rows(drift_tick),

@@ -20,7 +20,7 @@ from drs import deploy, diagnostics, ingest, score
 from drs.config import Config, PipelineError, Schema
 from drs.deploy import DeployedModel
 from drs.figures import ConfusionMatrix
-from drs.history import TickRecord
+from drs.history import QuietRun, TickRecord
 from drs.production import production_store
 from drs.status_views import NO_DATA, history_view
 from drs.train import labelled_rows, positive_probabilities
@@ -69,6 +69,8 @@ class ReportData:
     missing: dict = field(default_factory=dict)
     history: list[TickRecord] = field(default_factory=list)  # the last ticks, oldest first
     history_records: int = 0  # how many ticks the whole history holds
+    # The ticks' table, oldest first: runs of quiet ticks as one row (drs.status_views.HistoryView.rows).
+    history_rows: list[TickRecord | QuietRun] = field(default_factory=list)
     deployments: list[dict] = field(default_factory=list)
     drift_tick: TickRecord | None = None
     distributions: Distributions | None = None
@@ -112,6 +114,7 @@ def gather_report_data(
         test_data=test_data,
         final_data=final_data,
         history=history.recent,
+        history_rows=history.rows or list(history.recent),
         history_records=history.records,
         deployments=deploy.deployment_history(config),
         drift_tick=history.drift_tick,

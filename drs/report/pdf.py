@@ -21,6 +21,7 @@ from reportlab.pdfgen import canvas as pdf_canvas
 from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Table, TableStyle
 
 from drs.files import FINAL_DATA_FILE, INGESTED_DETAIL_FILE
+from drs.history import QuietRun
 from drs.report.gather import ReportData
 from drs.status_views import (
     NO_DATA,
@@ -445,11 +446,13 @@ def history_section(data: ReportData, figures: ReportFigures) -> list[Flowable]:
 def ticks_section(data: ReportData) -> list[Flowable]:
     """The last ticks with their decisions, then the duration of each of their stages."""
     parts: list[Flowable] = [Paragraph("5. Recent ticks", STYLES.heading)]
-    ticks = tick_rows(data.history)
+    ticks = tick_rows(data.history_rows or list(data.history))
     if not ticks:
         return parts + [no_data("Run history")]
     recorded = max(data.history_records, len(data.history))
-    intro = text(f"The last {len(ticks)} of {recorded} ticks, newest first. Times in seconds.")
+    shown = sum(row.count if isinstance(row, QuietRun) else 1 for row in data.history_rows) or len(ticks)
+    quiet = " (a run of ticks with no new data is one row)" if shown > len(ticks) else ""
+    intro = text(f"The last {shown} of {recorded} ticks{quiet}, newest first. Times in seconds.")
     rows = [["start (UTC)", "decision", "version", "new files", "exit", "seconds"]]
     for tick in ticks:
         rows.append(
