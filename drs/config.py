@@ -136,6 +136,16 @@ OPTIONS = {
         lambda v: isinstance(v, (list, tuple)) and all(isinstance(item, str) and item for item in v),
         "a list of non-empty strings",
     ),
+    # StandardScaler on the numeric features after imputation (lbfgs converges on unscaled credit data
+    # only with many more iterations); off by default, so the course's model stays the course's.
+    "scale_numeric": (False, lambda v: isinstance(v, bool), "true or false"),
+    # A positive-class probability at or above which a row is predicted positive (scikit-learn's
+    # FixedThresholdClassifier); null: the estimator's own decision.
+    "decision_threshold": (
+        None,
+        lambda v: v is None or (_number(0)(v) and 0 < v < 1),
+        "a probability strictly between 0 and 1, or null",
+    ),
     # Modules beyond sklearn an `estimator` may come from: naming one imports (runs) it, so it is opted into.
     "estimator_modules": (
         (),
@@ -227,6 +237,8 @@ class Config:
     min_frequency: int | float | None
     max_dense_bytes: int
     na_values: tuple[str, ...]
+    scale_numeric: bool
+    decision_threshold: float | None
     # Top-level packages (or dotted modules) an `estimator` may be imported from besides sklearn.
     estimator_modules: tuple[str, ...]
     # Alerts: {"webhook_url", "events", "cooldown_minutes"}; None without a webhook.

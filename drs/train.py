@@ -9,7 +9,9 @@ sharing one; a category never seen in training goes there, or is ignored), then
 the estimator the config names (default: the course's LogisticRegression; its
 parameters under ``"training"``). The encoding stays sparse for an estimator
 that takes sparse input; one that does not gets it dense, within
-``max_dense_bytes``. Files with gaps still train and predict. Rows with no
+``max_dense_bytes``. ``scale_numeric`` standardises the numeric features after
+imputation; ``decision_threshold`` wraps the estimator in scikit-learn's
+FixedThresholdClassifier, so a row is positive from that probability on. Files with gaps still train and predict. Rows with no
 label are not used for training; the model predicts the data's own labels.
 """
 
@@ -23,14 +25,16 @@ import logging
 import pickle
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import get_tags
 
 from drs.config import COURSE_SCHEMA, Config, ConfigError, PipelineError, Schema, load_config
@@ -164,8 +168,21 @@ def build_model(config: Config) -> Pipeline:
         raise ConfigError(f"invalid training parameter in config: {exc}") from None
     if not is_classifier(classifier):
         raise ConfigError(f"estimator {config.estimator!r} is not a scikit-learn classifier")
+    sparse = takes_sparse(classifier)
+    if config.decision_threshold is not None:
+        if not hasattr(classifier, "predict_proba"):
+            raise ConfigError(f"decision_threshold needs probabilities: {config.estimator} has no predict_proba")
+        classifier = FixedThresholdClassifier(
+            classifier,
+            threshold=config.decision_threshold,
+            pos_label=schema.positive_label,
+            response_method="predict_proba",
+        )
+    numeric: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+    if config.scale_numeric:
+        numeric.append(("scale", StandardScaler()))
     if not schema.categorical_features:
-        return Pipeline([("impute", SimpleImputer(strategy="median")), ("classifier", classifier)])
+        return Pipeline([*numeric, ("classifier", classifier)])
     encode = OneHotEncoder(
         handle_unknown="infrequent_if_exist", max_categories=config.max_categories, min_frequency=config.min_frequency
     )
@@ -174,10 +191,10 @@ def build_model(config: Config) -> Pipeline:
     # 40,000 rows of 20,000 categories asked for 6 GiB. Some (HistGradientBoosting) take only dense.
     prepare = ColumnTransformer(
         [
-            ("numeric", SimpleImputer(strategy="median"), list(schema.numeric_features)),
+            ("numeric", Pipeline(numeric) if len(numeric) > 1 else numeric[0][1], list(schema.numeric_features)),
             ("categorical", categories, list(schema.categorical_features)),
         ],
-        sparse_threshold=0.3 if takes_sparse(classifier) else 0,
+        sparse_threshold=0.3 if sparse else 0,
     )
     return Pipeline([("prepare", prepare), ("classifier", classifier)])
 

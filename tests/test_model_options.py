@@ -1,0 +1,60 @@
+"""The model options a user tunes the pipeline with: numeric scaling and a decision threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import client_for
+from sklearn.model_selection import FixedThresholdClassifier
+from sklearn.preprocessing import StandardScaler
+
+from drs.config import ConfigError, load_config
+from drs.ingest import read_final_data
+from drs.train import build_model, feature_matrix, fit_model, positive_probabilities
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("scale_numeric", "yes", "'scale_numeric' must be true or false"),
+        ("decision_threshold", 1.0, "'decision_threshold' must be a probability strictly between 0 and 1"),
+        ("decision_threshold", 0, "'decision_threshold' must be a probability strictly between 0 and 1"),
+        ("decision_threshold", True, "'decision_threshold' must be a probability strictly between 0 and 1"),
+    ],
+)
+def test_bad_values_are_one_line_config_errors(project, key, value, words):
+    project.write_config(**{key: value})
+    with pytest.raises(ConfigError, match=words):
+        load_config(project.config_path)
+
+
+def test_by_default_the_model_is_the_courses(project):
+    model = build_model(project.config())
+    assert [name for name, _ in model.steps] == ["impute", "classifier"]
+    assert type(model[-1]).__name__ == "LogisticRegression"
+
+
+def test_scaling_and_a_threshold_change_the_pipeline_as_configured(project):
+    assert project.run("ingestion.py").returncode == 0
+    project.write_config(scale_numeric=True, decision_threshold=0.8)
+    config = project.config()
+    data = read_final_data(config)
+    model = fit_model(data, config)
+    assert isinstance(model.named_steps["scale"], StandardScaler)
+    assert isinstance(model[-1], FixedThresholdClassifier) and model[-1].threshold == 0.8
+    features = feature_matrix(data, config.schema)
+    probabilities = positive_probabilities(model, features, config.schema)
+    # A row is positive exactly when its probability reaches the threshold, not 0.5.
+    assert np.array_equal(model.predict(features) == 1, probabilities >= 0.8)
+    assert ((probabilities >= 0.5) & (probabilities < 0.8)).any()  # rows the threshold decides
+
+
+def test_the_api_answers_with_the_threshold_a_deployed_model_was_trained_with(project):
+    project.write_config(decision_threshold=0.6)
+    result = project.run("fullprocess.py")
+    assert result.returncode == 0, result.stderr
+    rows = read_final_data(project.config())
+    records = rows[list(project.config().schema.features)].head(50).to_dict("records")
+    answer = client_for(project).post("/prediction", json={"records": records}).get_json()
+    labels, probabilities = np.array(answer["predictions"]), np.array(answer["probabilities"])
+    assert np.array_equal(labels == 1, probabilities >= 0.6)
