@@ -11,8 +11,9 @@ parameters under ``"training"``). The encoding stays sparse for an estimator
 that takes sparse input; one that does not gets it dense, within
 ``max_dense_bytes``. ``scale_numeric`` standardises the numeric features after
 imputation; ``decision_threshold`` wraps the estimator in scikit-learn's
-FixedThresholdClassifier, so a row is positive from that probability on. Files with gaps still train and predict. Rows with no
-label are not used for training; the model predicts the data's own labels.
+FixedThresholdClassifier, so a row is positive from that probability on.
+Files with gaps still train and predict. Rows with no label are not used for
+training; the model predicts the data's own labels.
 """
 
 from __future__ import annotations
