@@ -129,6 +129,8 @@ def test_drift_in_new_rows_without_labels_waits_for_them_then_the_labels_retrain
     assert receiver.events == ["drift"]
     assert receiver.bodies[0]["text"].endswith("None of the new rows has a label: not retraining until labels arrive.")
     assert record["alerts"][0]["outcome"] == "delivered"
+    state = json.loads(deployed.path("logs", "alertstate.json").read_text())
+    assert [key for key in state["events"] if "not retraining until labels arrive" in key]  # its own cooldown
 
     again = tick(deployed)
     assert again["decision"] == "no new data" and receiver.events == ["drift"]
