@@ -37,6 +37,7 @@ from drs.production import (
     DeployedModel,
     ModelUnavailable,
     ProductionChanged,
+    model_config_of,
     open_production,
     production_store,
     schema_crossing,
@@ -90,7 +91,8 @@ def deploy(
     model_bytes = read_trained_model_bytes(config, "cannot deploy")
     sources = _training_outputs(config)
     f1 = _read_score(sources[SCORE_FILE])
-    _check_belongs_to_model(config, read_json(config.model_folder / MODEL_RECORD_FILE), f1, sources)
+    record = read_json(config.model_folder / MODEL_RECORD_FILE)
+    _check_belongs_to_model(config, record, f1, sources)
     files = {MODEL_FILE: model_bytes, **{name: path.read_bytes() for name, path in sources.items()}}
     keys = _training_row_keys(config, data)
     if keys is not None:
@@ -102,6 +104,9 @@ def deploy(
         # What the model takes: a tick retrains when the config's schema no longer matches.
         "schema": config.schema.as_record(),
     }
+    if isinstance(record.get("model_config"), dict):
+        # What the model was fitted with (a model trained before this was recorded: unknown, left out).
+        fields["model_config"] = record["model_config"]
     store = production_store(config)
     manifest, removed = store.publish(files, fields, expected_current, config.keep_versions)
     log.info(
@@ -181,7 +186,9 @@ def rollback(config: Config | None = None, version: str | None = None) -> str:
     """Switch production to `version`, or to the version that served before the current one; returns it."""
     config = config or load_config()
     store = production_store(config)
-    record = store.roll_back(version, lambda: _input_fingerprints(config))
+    # The config's estimator and parameters stay held back against the version rolled back to: a tick does not
+    # retrain for them (a person who wants that changes the config).
+    record = store.roll_back(version, lambda: _input_fingerprints(config), model_config_of(config))
     version = record["version"]
     # The run history shows rollbacks beside the ticks, so `fullprocess.py --status` tells the whole story.
     try:

@@ -38,7 +38,8 @@ configs; so is the tick's lock, which is why it lives in production).
         beside it are fixed links through it.
     ``deployments.jsonl`` (DEPLOYMENT_LOG): every deploy and rollback. Read by the API, the report and the
         drift tests' score history, through drs.production.
-    ``checkedfiles.json`` (CHECKED_FILE): input files weighed against the serving version without a deploy.
+    ``checkedfiles.json`` (CHECKED_FILE): input files weighed against the serving version without a deploy,
+        and the estimator and training parameters held back against it (not promoted, or rolled back from).
     ``.deploy.lock`` (DEPLOY_LOCK): one deployment or rollback at a time.
     ``fullprocess.lock`` (LOCK_FILE): held by a tick, and by a stage script run by hand, for its whole run.
 

@@ -53,10 +53,14 @@ class Decision(enum.Enum):
     BOOTSTRAP_PRODUCTION_CHANGED = "bootstrap_production_changed"
     SCHEMA_REDEPLOYED = "schema_redeployed"
     SCHEMA_PRODUCTION_CHANGED = "schema_production_changed"
+    CONFIG_REDEPLOYED = "config_redeployed"
+    CONFIG_NOT_PROMOTED = "config_not_promoted"
+    CONFIG_PRODUCTION_CHANGED = "config_production_changed"
     NO_NEW_DATA = "no_new_data"
     NO_USABLE_NEW_DATA = "no_usable_new_data"
     NO_NEW_ROWS = "no_new_rows"
     NO_DRIFT = "no_drift"
+    DRIFT_AWAITING_LABELS = "drift_awaiting_labels"
     DRIFT_REDEPLOYED = "drift_redeployed"
     DRIFT_NOT_PROMOTED = "drift_not_promoted"
     DRIFT_PRODUCTION_CHANGED = "drift_production_changed"
@@ -80,7 +84,12 @@ class Decision(enum.Enum):
     @property
     def deployed(self) -> bool:
         """Whether this decision put a new version into production."""
-        return self in (Decision.BOOTSTRAP, Decision.SCHEMA_REDEPLOYED, Decision.DRIFT_REDEPLOYED)
+        return self in (
+            Decision.BOOTSTRAP,
+            Decision.SCHEMA_REDEPLOYED,
+            Decision.CONFIG_REDEPLOYED,
+            Decision.DRIFT_REDEPLOYED,
+        )
 
 
 _PRODUCTION_CHANGED = "not deployed: production changed during the tick"
@@ -89,10 +98,14 @@ _WORDS = {
     Decision.BOOTSTRAP_PRODUCTION_CHANGED: f"bootstrap, {_PRODUCTION_CHANGED}",
     Decision.SCHEMA_REDEPLOYED: "schema changed, redeployed",
     Decision.SCHEMA_PRODUCTION_CHANGED: f"schema changed, {_PRODUCTION_CHANGED}",
+    Decision.CONFIG_REDEPLOYED: "config changed, redeployed",
+    Decision.CONFIG_NOT_PROMOTED: "config changed, retrained, not promoted",
+    Decision.CONFIG_PRODUCTION_CHANGED: f"config changed, {_PRODUCTION_CHANGED}",
     Decision.NO_NEW_DATA: "no new data",
     Decision.NO_USABLE_NEW_DATA: "no usable new data",
     Decision.NO_NEW_ROWS: "no new rows",
     Decision.NO_DRIFT: "no drift",
+    Decision.DRIFT_AWAITING_LABELS: "drift, awaiting labels",
     Decision.DRIFT_REDEPLOYED: "drift, redeployed",
     Decision.DRIFT_NOT_PROMOTED: "drift, retrained, not promoted",
     Decision.DRIFT_PRODUCTION_CHANGED: f"drift, {_PRODUCTION_CHANGED}",

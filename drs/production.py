@@ -14,14 +14,16 @@ Local layout (``LocalProductionStore``, in ``prod_deployment_path``)::
     current -> versions/v0003          (a symlink, switched with one rename)
     trainedmodel.pkl -> current/trainedmodel.pkl   (and the other course files)
     deployments.jsonl                  (every deploy and rollback, appended)
-    checkedfiles.json                  (input files weighed against the deployed version)
+    checkedfiles.json                  (input files weighed against the deployed version; a model config held back)
     .deploy.lock                       (held by a deployment or a rollback)
 
 Switching ``current`` is a single ``rename(2)``, so a reader (or a process
 killed mid-deploy) sees either the whole old version or the whole new one.
 
 Manifest formats: 1 records ``"format_version": 1``; 0 (older deployments) has no
-format version and may lack ``schema`` (the course's) and ``trainingrows.npy``.
+format version and may lack ``schema`` (the course's) and ``trainingrows.npy``. Either may lack
+``model_config`` (the estimator and training parameters, recorded since they retrain a model when
+they change): its model was trained with parameters nobody knows, so none counts as a change.
 """
 
 from __future__ import annotations
@@ -149,6 +151,52 @@ def trained_schema(manifest: dict) -> dict:
     return manifest.get("schema", COURSE_SCHEMA.as_record())
 
 
+def model_config_record(
+    estimator: str, training: dict, scale_numeric: bool = False, decision_threshold: float | None = None
+) -> dict:
+    """What makes the model, as a manifest records it (JSON values): the estimator, its training
+    parameters, and the model options not at their defaults (so that a record made before an option
+    existed still matches a config that leaves it out)."""
+    record: dict[str, object] = {"estimator": estimator, "training": training}
+    if scale_numeric:
+        record["scale_numeric"] = True
+    if decision_threshold is not None:
+        record["decision_threshold"] = decision_threshold
+    return json.loads(json.dumps(record))
+
+
+def model_config_of(config: Config) -> dict:
+    """`model_config_record` of a config."""
+    return model_config_record(config.estimator, config.training, config.scale_numeric, config.decision_threshold)
+
+
+def trained_model_config(manifest: dict) -> dict | None:
+    """The estimator and training parameters a deployed version was trained with; None: not recorded."""
+    record = manifest.get("model_config")
+    return record if isinstance(record, dict) else None
+
+
+def same_model_config(recorded: dict | None, configured: dict) -> bool:
+    """Whether a recorded estimator and parameters are the configured ones; None (unknown) counts as the same.
+
+    Compared normalised (a JSON round trip, keys sorted, 1.0 the same as 1), so equal configs never retrain.
+    """
+    return recorded is None or _normalised_json(recorded) == _normalised_json(configured)
+
+
+def _normalised_json(value: object) -> str:
+    def normalised(item: object) -> object:
+        if isinstance(item, dict):
+            return {str(key): normalised(inner) for key, inner in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [normalised(inner) for inner in item]
+        if isinstance(item, float) and item.is_integer():
+            return int(item)
+        return item
+
+    return json.dumps(normalised(json.loads(json.dumps(value))), sort_keys=True)
+
+
 def serving_stack(records: list[dict]) -> list[str]:
     """The versions that served one after another, oldest first, from the deployment log's records.
 
@@ -269,6 +317,15 @@ class ProductionStore(abc.ABC):
         """Add input files ({name: fingerprint} or [{name, sha256, ...}]) to those weighed against `version`."""
 
     @abc.abstractmethod
+    def held_model_config(self, version: str | None) -> dict | None:
+        """The model config (`model_config_record`) held back against deployed `version`: retrained and refused
+        by the promotion guard, or the one a rollback to it was made under; None for another version."""
+
+    @abc.abstractmethod
+    def hold_model_config(self, version: str | None, model_config: dict) -> None:
+        """Remember `model_config` as held back against `version` (replacing any other held for it)."""
+
+    @abc.abstractmethod
     def change_token(self) -> Hashable:
         """Cheap to get, and different whenever the deployed model or its manifest may have changed."""
 
@@ -380,9 +437,12 @@ class ProductionStore(abc.ABC):
             self.remove_version(version)
         return sorted(doomed, key=version_sort_key)
 
-    def roll_back(self, version: str | None, input_fingerprints: Callable[[], list[dict]]) -> dict:
+    def roll_back(
+        self, version: str | None, input_fingerprints: Callable[[], list[dict]], model_config: dict | None = None
+    ) -> dict:
         """Switch production to `version` (default: what served before the current one); returns the
-        deployment log's record of it. `input_fingerprints()` gives the input files there now."""
+        deployment log's record of it. `input_fingerprints()` gives the input files there now;
+        `model_config`, the estimator and parameters of the config the rollback is made under."""
         with self.lock():
             current, versions = self.current_version(), self.versions()
             version = checked_rollback_version(self, version, current, versions)
@@ -392,6 +452,9 @@ class ProductionStore(abc.ABC):
             # rollback interrupted at any point is never undone by a tick.
             newer = [v for v in versions if version_sort_key(v) > version_sort_key(version)]
             self.remember_checked(version, [*training_files(self, newer), *input_fingerprints()])
+            # Nor may the config's parameters, if other than those `version` was trained with, undo it.
+            if model_config is not None:
+                self.hold_model_config(version, model_config)
             self.switch(version)
             entry = {"time": now_iso(), "action": "rollback", "version": version, "previous": current}
             entry["f1"] = (self.manifest(version) or {}).get("scores", {}).get("f1")
@@ -607,7 +670,22 @@ class LocalProductionStore(ProductionStore):
         )
         files = {f["sha256"]: f for f in self.checked_files(version)}
         files.update((f["sha256"], f) for f in items if f.get("sha256"))
-        write_json_atomic(self.folder / CHECKED_FILE, {"version": version, "files": list(files.values())})
+        self._write_checked(version, list(files.values()), self.held_model_config(version))
+
+    def held_model_config(self, version: str | None) -> dict | None:
+        # Beside the checked files: what production weighed against the deployed version, gone with it.
+        checked = read_json(self.folder / CHECKED_FILE)
+        held = checked.get("held_model_config")
+        return held if checked.get("version") == version and isinstance(held, dict) else None
+
+    def hold_model_config(self, version: str | None, model_config: dict) -> None:
+        self._write_checked(version, self.checked_files(version), model_config)
+
+    def _write_checked(self, version: str | None, files: list[dict], held: dict | None) -> None:
+        checked: dict = {"version": version, "files": files}
+        if held is not None:
+            checked["held_model_config"] = held
+        write_json_atomic(self.folder / CHECKED_FILE, checked)
 
     def change_token(self) -> Hashable:
         # One readlink and two stats; ctime is in the key because `cp -p` restores an mtime, never a ctime.

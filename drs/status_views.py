@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from drs import drift_registry
 from drs.config import Config
 from drs.files import HISTORY_FILE
-from drs.history import HistoryLog, QuietRun, TickRecord
+from drs.history import Decision, HistoryLog, QuietRun, TickRecord
 
 NO_DATA = "no data yet"
 RECENT_TICKS = 10
@@ -80,7 +80,12 @@ def drift_verdict_words(record: TickRecord | None) -> str:
     scores_words = _drift_scores_words(record, version)
     if scores_words:
         words.append(scores_words)
-    if drift.get("drift"):
+    if drift.get("drift") and record.decision is Decision.DRIFT_AWAITING_LABELS:
+        words.append(
+            f"Drift: the trigger test(s) {', '.join(fired) or '?'} found drift, but none of the new rows has a label: "
+            f"{version} was kept until labels arrive."
+        )
+    elif drift.get("drift"):
         # A report written during the tick itself comes before the tick's decision is recorded.
         decision = f" (decision: {record.decision_words})" if record.decision else ""
         words.append(

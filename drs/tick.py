@@ -6,10 +6,14 @@
                               scikit-learn or matplotlib, so a tick costs little);
                               reports that describe another version than the
                               deployed one are regenerated;
+* estimator or training  -> retrain on the input folder and deploy under the promotion guard,
+  changed in the config     new data or not; a config the guard refused is held back against
+                            the deployed version and not retrained again until it changes;
 * new files (by content)  -> ingest; the drift tests run on the *new rows*
   (rows of the new files the deployed model was not trained on); drift ->
   retrain on all ingested data, score, deploy (subject to the optional
-  promotion guard), report, and call the API if one answers; no drift -> stop,
+  promotion guard), report, and call the API if one answers; no drift, or
+  drift in new rows none of which has a label ("awaiting labels") -> stop,
   and remember the files so the next tick does not re-check them.
 
 The tick is facts -> decision -> execution: `run_tick` gathers one fact at a time
@@ -43,7 +47,15 @@ from drs.cli import setup_logging
 from drs.config import PROJECT_DIR, Config, ConfigError, PipelineError, load_operations
 from drs.files import HISTORY_FILE, LOG_FILE, REPORTS_RECORD_FILE
 from drs.history import Decision, HistoryLog, TickRecord, status_rows
-from drs.production import ProductionDamaged, open_production, production_store, trained_schema
+from drs.production import (
+    ProductionDamaged,
+    model_config_of,
+    open_production,
+    production_store,
+    same_model_config,
+    trained_model_config,
+    trained_schema,
+)
 from drs.storage import (
     LockBusy,
     fingerprint_files,
@@ -185,6 +197,8 @@ def run_tick(config: Config, tick: Tick) -> int:
         facts = work.do(step, facts)
     if step.remember_checked:
         store.remember_checked(facts.deployed_version, work.weighed())
+    if step.hold_config:
+        store.hold_model_config(facts.deployed_version, model_config_of(config))
     if step.refresh_reports and facts.deployed_version:
         _refresh_stale_reports(config, tick, facts.deployed_version)
     assert step.decision is not None  # every STOP carries its decision
@@ -211,7 +225,26 @@ class _Work:
         matches = trained_schema(self.deployed) == self.config.schema.as_record()
         if not matches:
             log.info("the config's schema differs from the one %s was trained with: retraining", version)
-        return Facts(deployed_version=version, schema_matches=matches)
+        config_matches, config_held = self.model_config_facts(version)
+        return Facts(
+            deployed_version=version, schema_matches=matches, config_matches=config_matches, config_held=config_held
+        )
+
+    def model_config_facts(self, version: str) -> tuple[bool, bool]:
+        """(whether the config's estimator and parameters are those `version` was trained with, whether they
+        are held back against it); a JSON comparison: the no-new-data tick stays standard library only."""
+        assert self.deployed is not None
+        configured = model_config_of(self.config)
+        if same_model_config(trained_model_config(self.deployed), configured):
+            return True, False
+        held = production_store(self.config).held_model_config(version)
+        config_held = held is not None and same_model_config(held, configured)
+        log.info(
+            "the config's estimator or training parameters differ from those %s was trained with: %s",
+            version,
+            "held back against it (not promoted, or rolled back to): not retraining" if config_held else "retraining",
+        )
+        return False, config_held
 
     def do(self, step: Step, facts: Facts) -> Facts:
         if step.action is Action.DETECT:
@@ -264,18 +297,20 @@ class _Work:
         keys = production_store(self.config).training_row_keys(self.deployed["version"])
         self.new_rows = stages().new_rows(keys, self.deployed, self.ingestion, list(facts.usable_new_files))
         count = len(self.new_rows)
+        labelled = int(self.new_rows[self.config.schema.target_column].notna().sum())
         self.tick.record.new_rows = count
         log.info(
-            "%d new row(s) in %d new file(s) that %s was not trained on",
+            "%d new row(s) (%d labelled) in %d new file(s) that %s was not trained on",
             count,
+            labelled,
             len(facts.usable_new_files),
             facts.deployed_version,
         )
-        return dataclasses.replace(facts, new_rows=count)
+        return dataclasses.replace(facts, new_rows=count, new_labelled_rows=labelled)
 
     def retrain(self, step: Step, facts: Facts) -> Facts:
         reason = reason_to_retrain(facts)
-        note = {"bootstrap": "bootstrap", "schema": "schema changed"}.get(reason)
+        note = {"bootstrap": "bootstrap", "schema": "schema changed", "config": "config changed"}.get(reason)
         if note is None:
             fired = ", ".join(self.tick.record.drift["trigger"]["fired"]) if self.tick.record.drift else "?"
             log.info("drift (%s): retraining", fired)

@@ -41,6 +41,7 @@ from sklearn.utils import get_tags
 from drs.config import COURSE_SCHEMA, Config, ConfigError, PipelineError, Schema, load_config
 from drs.files import INGESTED_DETAIL_FILE, MODEL_FILE, MODEL_RECORD_FILE
 from drs.ingest import read_final_data
+from drs.production import model_config_of
 from drs.storage import now_iso, read_json, sha256_file, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger("training")
@@ -294,8 +295,8 @@ def record_score(config: Config, score: float) -> None:
 
 
 def save_model(model, config: Config, rows: int | None = None) -> Path:
-    """Write trainedmodel.pkl and, after it, trainedmodel.json recording its sha256 and the
-    sha256 of the ingestedfiles.json it was trained from.
+    """Write trainedmodel.pkl and, after it, trainedmodel.json recording its sha256, the
+    sha256 of the ingestedfiles.json it was trained from, and the estimator and parameters it was fitted with.
 
     Deployment and scoring unpickle or publish only a model file whose bytes
     match that record: a pickle dropped into the folder by anything else is
@@ -313,6 +314,8 @@ def save_model(model, config: Config, rows: int | None = None) -> Path:
             "created": now_iso(),
             "rows": rows,
             "ingested_sha256": sha256_file(detail) if detail.is_file() else None,
+            # Published in the version's manifest: a tick retrains when the config's estimator or parameters change.
+            "model_config": model_config_of(config),
         },
     )
     return path

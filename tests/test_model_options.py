@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import client_for
@@ -58,3 +60,17 @@ def test_the_api_answers_with_the_threshold_a_deployed_model_was_trained_with(pr
     answer = client_for(project).post("/prediction", json={"records": records}).get_json()
     labels, probabilities = np.array(answer["predictions"]), np.array(answer["probabilities"])
     assert np.array_equal(labels == 1, probabilities >= 0.6)
+
+
+def test_turning_an_option_on_retrains_on_the_next_tick_and_leaving_it_off_does_not(deployed):
+    quiet = deployed.run("fullprocess.py")
+    assert quiet.returncode == 0 and last_decision(deployed) == "no_new_data"  # the defaults match the model
+    deployed.write_config(scale_numeric=True)
+    result = deployed.run("fullprocess.py")
+    assert result.returncode == 0, result.stderr
+    assert last_decision(deployed) == "config_redeployed"
+    assert deployed.run("fullprocess.py").returncode == 0 and last_decision(deployed) == "no_new_data"
+
+
+def last_decision(project) -> str:
+    return json.loads(project.path("logs", "history.jsonl").read_text().splitlines()[-1])["decision_code"]

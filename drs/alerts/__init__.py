@@ -1,8 +1,9 @@
 """Alerts from the cron tick (config "alerts": webhook_url, events, cooldown_minutes).
 
-Events: ``drift`` (a drift trigger fired), ``deployed`` (a new version serves, bootstrap
-included), ``not_promoted`` (the promotion guard kept the old model), ``failed`` (the tick exits
-non-zero), ``recovered`` (the first good tick after failures).
+Events: ``drift`` (a drift trigger fired; in new rows without labels it says the tick waits
+for them rather than retrain), ``deployed`` (a new version serves, bootstrap included),
+``not_promoted`` (the promotion guard kept the old model), ``failed`` (the tick exits non-zero),
+``recovered`` (the first good tick after failures).
 
 * messages.py - what each alert says (the payload and its sentence);
 * policy.py   - which alerts a tick sends: failure streak, cooldowns, recovery (pure functions);

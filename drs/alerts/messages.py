@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 
 from drs.drift_registry import DRIFT, figures
+from drs.history import Decision
 
 DETAIL_KEYS = (
     "decision",
@@ -81,7 +82,8 @@ def _number(value, pattern: str = "{:.4f}") -> str:
 def drift_text(record: dict) -> str:
     """ "Drift on 800 new row(s): F1 0.574 vs deployed 0.675 (raw); ks, psi also found drift. Retraining."
 
-    Each test that fired is described in its registered words.
+    Each test that fired is described in its registered words; drift in new rows without labels says the
+    tick is not retraining.
     """
     drift = record["drift"]
     tests = drift.get("tests", {})
@@ -96,6 +98,9 @@ def drift_text(record: dict) -> str:
         words += f"; {', '.join(others)} also found drift"
     rows = record.get("new_rows")
     where = f"{rows} new row(s)" if isinstance(rows, int) else "the new data"
+    if record.get("decision_code") == Decision.DRIFT_AWAITING_LABELS.value:
+        # Retraining would fit the same labelled rows again: the tick waits for files that bring the labels.
+        return f"Drift on {where}: {words}. None of the new rows has a label: not retraining until labels arrive."
     return f"Drift on {where}: {words}. Retraining."
 
 
