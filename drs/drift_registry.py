@@ -215,7 +215,7 @@ def deciding_measures(result: dict) -> list[tuple[str, Any, list[str]]]:
         groups.setdefault(figures["measure"], []).append(name)
     decided = []
     for measure, names in groups.items():
-        values = [float(v) for v in (features[n].get("measure_value") for n in names) if _finite_number(v)]
+        values = [v for v in (features[n].get("measure_value") for n in names) if isinstance(v, (int, float))]
         value = (min(values) if measure == "pvalue" else max(values)) if values else None
         decided.append((measure, value, names))
     return decided
