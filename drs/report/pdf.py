@@ -377,7 +377,7 @@ def drift_section(data: ReportData, figures: ReportFigures) -> list[Flowable]:
 
 def _per_feature_table(per_feature: list[tuple[str, dict]]) -> Table:
     # "decided by": the adjusted p-value, or above large_sample_rows new rows the distance, that gave the verdict.
-    rows = [["test", "feature", "statistic", "p-value", "decided by", "verdict", "samples\n(training / new)"]]
+    rows = [["test", "feature", "statistic", "p-value", "verdict", "decided by", "samples\n(training / new)"]]
     for test, feature in per_feature:
         rows.append(
             [
@@ -385,12 +385,12 @@ def _per_feature_table(per_feature: list[tuple[str, dict]]) -> Table:
                 cell(feature["feature"]),
                 feature["statistic"],
                 feature["pvalue"],
-                cell(feature["measure"]),
                 feature["verdict"],
+                cell(feature["measure"]),
                 feature["samples"],
             ]
         )
-    widths = [1.4 * cm, TEXT_WIDTH - 13.4 * cm, 2.0 * cm, 2.0 * cm, 2.6 * cm, 2.2 * cm, 3.2 * cm]
+    widths = [1.4 * cm, TEXT_WIDTH - 13.4 * cm, 2.0 * cm, 2.0 * cm, 2.2 * cm, 2.6 * cm, 3.2 * cm]
     return table(rows, widths, numeric_columns=(2, 3, 6))
 
 
