@@ -276,7 +276,9 @@ def measured_summary(result: dict) -> str:
         return result_summary(result)
     found = result.get("verdict") == DRIFT
     words = "; ".join(_measure_words(result, measure, value, found) + _on(names) for measure, value, names in decided)
-    return f"{words} (raw p-value {result.get('pvalue')}, statistic {result.get('statistic')})"
+    raw_decided = [measure for measure, _, _ in decided] == ["pvalue"] and not _correction_words(result)
+    raw = "" if raw_decided else f"raw p-value {result.get('pvalue')}, "
+    return f"{words} ({raw}statistic {result.get('statistic')})"
 
 
 @dataclass(frozen=True)
