@@ -180,10 +180,10 @@ def normalised_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
 
 
 def jensen_shannon(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
-    """Jensen-Shannon distance of two count vectors over the same categories (natural logarithm, as
-    Evidently: between 0 and sqrt(ln 2) = 0.833)."""
+    """Jensen-Shannon distance of the shares of two count vectors over the same categories."""
     from scipy.spatial.distance import jensenshannon
 
+    # scipy's default base, the natural logarithm, as Evidently: the distance is at most sqrt(ln 2).
     return float(jensenshannon(reference_counts / reference_counts.sum(), current_counts / current_counts.sum()))
 
 

@@ -270,7 +270,7 @@ def prediction_figures(name: str, result: dict) -> str:
 
 def measured_summary(result: dict) -> str:
     """The tick's log line of a result recording the measure that decided: that measure against its
-    threshold, the raw p-value and the statistic beside it."""
+    threshold, the statistic beside it, and the raw p-value when an adjusted one or a distance decided."""
     decided = deciding_measures(result)
     if not decided:
         return result_summary(result)
