@@ -49,6 +49,8 @@ class Kind(enum.Enum):
     NUMERIC = "numeric features"
     CATEGORICAL = "categorical features"
     ALL_FEATURES = "numeric and categorical features"
+    LABEL = "the labels"  # the new rows' label counts against those of the training rows
+    PREDICTION = "the model's predictions"  # the deployed model's probabilities on both
 
     @property
     def needs_reference(self) -> bool:
@@ -56,12 +58,14 @@ class Kind(enum.Enum):
         return self is not Kind.SCORE
 
     def features(self, schema: Schema) -> tuple[str, ...]:
-        """The schema's features this kind of test compares (none for a score test)."""
+        """The schema's features this kind of test compares (none for a score, label or prediction test)."""
         return {
             Kind.SCORE: (),
             Kind.NUMERIC: schema.numeric_features,
             Kind.CATEGORICAL: schema.categorical_features,
             Kind.ALL_FEATURES: schema.features,
+            Kind.LABEL: (),
+            Kind.PREDICTION: (),
         }[self]
 
 
@@ -91,6 +95,16 @@ def integer_at_least(low: int) -> Callable[[Any], bool]:
     return check
 
 
+def one_of(*choices: str) -> Callable[[Any], bool]:
+    """A check for one of `choices`."""
+    return lambda value: isinstance(value, str) and value in choices
+
+
+def or_null(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """`check`, or null (None) for "off"."""
+    return lambda value: value is None or check(value)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One ``drift.<name>`` setting of the config: its default, its check, and what a valid value is
@@ -110,7 +124,7 @@ class Setting:
 class DriftInputs:
     """What a tick hands every drift test: the new rows' F1 (None: no labels), the deployed model's test
     F1, past F1 scores (oldest first), the deployed version's reference sample (None: it has none),
-    the new rows, and the schema naming their columns."""
+    the new rows, the schema naming their columns, and the deployed (fitted) model (None: not given)."""
 
     new_f1: float | None
     deployed_f1: float
@@ -118,6 +132,7 @@ class DriftInputs:
     reference: pd.DataFrame | None
     new: pd.DataFrame
     schema: Schema
+    model: Any = None
 
 
 # --- how a result reads in words ---------------------------------------------------
@@ -168,6 +183,102 @@ def result_summary(result: dict) -> str:
         statistic, threshold = result.get("statistic"), result.get("threshold")
         return f"p-value {result['pvalue']} (statistic {statistic}) vs threshold p < {threshold}"
     return f"statistic {result.get('statistic')}, threshold {result.get('threshold')}"
+
+
+# --- the measure that decided: a p-value or, above large_sample_rows new rows, a distance ---------
+
+MEASURES = {
+    "pvalue": "p-value",
+    "wasserstein": "normalised Wasserstein distance",
+    "jensenshannon": "Jensen-Shannon distance",
+}
+
+
+def deciding_measures(result: dict) -> list[tuple[str, Any, list[str]]]:
+    """[(measure, its deciding value, the features it decided)] of a result recording measures.
+
+    The features deciding are those that found drift, or all that were compared when none did; a
+    p-value's deciding value is the smallest, a distance's the largest. A test of no features (label,
+    prediction) gives its own measure and value, with no feature names.
+    """
+    features = {
+        name: figures
+        for name, figures in (result.get("features") or {}).items()
+        if isinstance(figures, dict) and figures.get("measure") in MEASURES
+    }
+    if not features:
+        measure = result.get("measure")
+        return [(measure, result.get("measure_value"), [])] if measure in MEASURES else []
+    drifting = {name: figures for name, figures in features.items() if figures.get("verdict") == DRIFT}
+    groups: dict[str, list[str]] = {}
+    for name, figures in (drifting or features).items():
+        groups.setdefault(figures["measure"], []).append(name)
+    decided = []
+    for measure, names in groups.items():
+        values = [v for v in (features[n].get("measure_value") for n in names) if isinstance(v, (int, float))]
+        value = (min(values) if measure == "pvalue" else max(values)) if values else None
+        decided.append((measure, value, names))
+    return decided
+
+
+def _correction_words(result: dict) -> str:
+    correction = result.get("correction")
+    return f" ({correction}-adjusted)" if correction not in (None, "none") else ""
+
+
+def _measure_words(result: dict, measure: str, value: Any, found: bool) -> str:
+    """What decided, against its threshold: found drift, "p-value (fdr-adjusted) 3.2e-05 < 0.01",
+    "normalised Wasserstein distance 0.412 >= 0.1"; else "p-value 0.41 vs threshold p < 0.01"."""
+    if measure == "pvalue":
+        threshold = _number(result.get("threshold"), "{:g}")
+        comparison = f"< {threshold}" if found else f"vs threshold p < {threshold}"
+        return f"p-value{_correction_words(result)} {_number(value, '{:.2g}')} {comparison}"
+    threshold = _number(result.get("distance_threshold"), "{:g}")
+    comparison = f">= {threshold}" if found else f"vs threshold >= {threshold}"
+    return f"{MEASURES[measure]} {_number(value, '{:.3f}')} {comparison}"
+
+
+def _on(names: list[str]) -> str:
+    return f" on {', '.join(names)}" if names else ""
+
+
+def measured_figures(name: str, result: dict) -> str:
+    """ "ks p-value (fdr-adjusted) 9.6e-05 < 0.01 on lastmonth_activity", or with the distance that
+    decided: "ks normalised Wasserstein distance 0.412 >= 0.1 on lastmonth_activity"."""
+    decided = deciding_measures(result)
+    if not decided:  # a line recorded before measures were: its raw p-value decided
+        return pvalue_figures(name, result)
+    return "; ".join(
+        f"{name} {_measure_words(result, measure, value, True)}{_on(names)}" for measure, value, names in decided
+    )
+
+
+def _rates(result: dict, words: str) -> str:
+    before, after = result.get("positive_rate_reference"), result.get("positive_rate_new")
+    return f" ({words} {_number(before, '{:.3f}')} -> {_number(after, '{:.3f}')})"
+
+
+def label_figures(name: str, result: dict) -> str:
+    """ "label p-value 2e-06 < 0.01 (positive share 0.430 -> 0.720)"."""
+    return measured_figures(name, result) + _rates(result, "positive share")
+
+
+def prediction_figures(name: str, result: dict) -> str:
+    """ "prediction p-value 1e-09 < 0.01 (predicted positive rate 0.310 -> 0.520)"."""
+    return measured_figures(name, result) + _rates(result, "predicted positive rate")
+
+
+def measured_summary(result: dict) -> str:
+    """The tick's log line of a result recording the measure that decided: that measure against its
+    threshold, the statistic beside it, and the raw p-value when an adjusted one or a distance decided."""
+    decided = deciding_measures(result)
+    if not decided:
+        return result_summary(result)
+    found = result.get("verdict") == DRIFT
+    words = "; ".join(_measure_words(result, measure, value, found) + _on(names) for measure, value, names in decided)
+    raw_decided = [measure for measure, _, _ in decided] == ["pvalue"] and not _correction_words(result)
+    raw = "" if raw_decided else f"raw p-value {result.get('pvalue')}, "
+    return f"{words} ({raw}statistic {result.get('statistic')})"
 
 
 @dataclass(frozen=True)
@@ -346,11 +457,7 @@ def report_rows(drift: dict, number: Callable[[Any], str]) -> list[dict]:
     order = {name: position for position, name in enumerate(_REGISTRY)}
     rows = []
     for name, result in sorted(drift.get("tests", {}).items(), key=lambda item: order.get(item[0], len(order))):
-        statistic, threshold = number(result.get("statistic")), number(result.get("threshold"))
-        if "pvalue" in result:
-            # Its verdict compares a p-value with a p-value threshold: show those, the statistic beside.
-            statistic = f"p {number(result['pvalue'])} (stat. {statistic})" if result["pvalue"] is not None else "-"
-            threshold = f"p < {threshold}"
+        statistic, threshold = _row_figures(result, number)
         rows.append(
             {
                 "test": name,
@@ -365,18 +472,56 @@ def report_rows(drift: dict, number: Callable[[Any], str]) -> list[dict]:
     return rows
 
 
+def _short_measure(result: dict, measure: str, value: Any, number: Callable[[Any], str]) -> str:
+    """ "p 9.6e-05 (fdr)", "wasserstein 0.4120": a measure and its value as a table shows them."""
+    if measure == "pvalue":
+        correction = result.get("correction")
+        return f"p {number(value)}" + (f" ({correction})" if correction not in (None, "none") else "")
+    return f"{measure} {number(value)}"
+
+
+def _short_threshold(result: dict, measure: str, number: Callable[[Any], str]) -> str:
+    if measure == "pvalue":
+        return f"p < {number(result.get('threshold'))}"
+    return f"{measure} >= {number(result.get('distance_threshold'))}"
+
+
+def _row_figures(result: dict, number: Callable[[Any], str]) -> tuple[str, str]:
+    """(statistic, threshold) of a test's row: the measure that decided against its threshold, the
+    statistic beside it; a p-value test recorded before measures shows its raw p-value."""
+    statistic, threshold = number(result.get("statistic")), number(result.get("threshold"))
+    decided = deciding_measures(result)
+    if decided:
+        measures = "; ".join(_short_measure(result, measure, value, number) for measure, value, _ in decided)
+        thresholds = "; ".join(_short_threshold(result, measure, number) for measure, _, _ in decided)
+        return f"{measures} (stat. {statistic})", thresholds
+    if "pvalue" in result:
+        # Its verdict compares a p-value with a p-value threshold: show those, the statistic beside.
+        shown = f"p {number(result['pvalue'])} (stat. {statistic})" if result["pvalue"] is not None else "-"
+        return shown, f"p < {threshold}"
+    return statistic, threshold
+
+
 def feature_rows(result: dict, number: Callable[[Any], str]) -> list[dict]:
-    """One row per feature a test compared: feature, verdict, statistic, p-value, samples ("training / new")."""
-    return [
-        {
-            "feature": feature,
-            "verdict": figures.get("verdict", "?"),
-            "statistic": number(figures.get("statistic")),
-            "pvalue": number(figures.get("pvalue")),
-            "samples": " / ".join(str(n) for n in figures.get("samples") or []) or "-",
-        }
-        for feature, figures in (result.get("features") or {}).items()
-    ]
+    """One row per feature a test compared: feature, verdict, statistic, p-value (raw), samples
+    ("training / new"), and "measure": what decided its verdict ("p 9.6e-05 (fdr)", "wasserstein
+    0.0310"; "-" when not recorded)."""
+    rows = []
+    for feature, figures in (result.get("features") or {}).items():
+        measure = figures.get("measure")
+        rows.append(
+            {
+                "feature": feature,
+                "verdict": figures.get("verdict", "?"),
+                "statistic": number(figures.get("statistic")),
+                "pvalue": number(figures.get("pvalue")),
+                "samples": " / ".join(str(n) for n in figures.get("samples") or []) or "-",
+                "measure": _short_measure(result, measure, figures.get("measure_value"), number)
+                if measure in MEASURES
+                else "-",
+            }
+        )
+    return rows
 
 
 # --- the built-in tests (their functions in drs/drift.py) ---------------------------
@@ -390,6 +535,12 @@ def _psi_watch_not_above_drift(settings: dict) -> str | None:
 
 MIN_HISTORY = Setting("min_history", 3, integer_at_least(2), "an integer >= 2")
 MIN_SAMPLES = Setting("min_samples", 30, integer_at_least(2), "an integer >= 2")
+CORRECTIONS = ("bonferroni", "fdr", "none")
+CORRECTION = Setting("correction", "fdr", one_of(*CORRECTIONS), '"bonferroni", "fdr" or "none"')
+# Above this many new rows a p-value calls the least shift drift: a distance decides instead (null: never).
+LARGE_SAMPLE_ROWS = Setting("large_sample_rows", 1000, or_null(integer_at_least(1)), "an integer >= 1 or null")
+WASSERSTEIN_THRESHOLD = Setting("wasserstein_threshold", 0.1, positive, "a positive number")
+JENSENSHANNON_THRESHOLD = Setting("jensenshannon_threshold", 0.1, positive, "a positive number")
 
 register_drift_test(DriftTest("raw", Kind.SCORE, "drs.drift:run_raw", figures=f1_against_deployed))
 register_drift_test(DriftTest("parametric", Kind.SCORE, "drs.drift:run_parametric", (MIN_HISTORY,), f1_below_past))
@@ -401,7 +552,15 @@ register_drift_test(
         "ks",
         Kind.NUMERIC,
         "drs.drift:run_ks",
-        (Setting("ks_pvalue", 0.01, p_value, "a p-value between 0 and 1"), MIN_SAMPLES),
+        (
+            Setting("ks_pvalue", 0.01, p_value, "a p-value between 0 and 1"),
+            MIN_SAMPLES,
+            CORRECTION,
+            LARGE_SAMPLE_ROWS,
+            WASSERSTEIN_THRESHOLD,
+        ),
+        figures=measured_figures,
+        summary=measured_summary,
     )
 )
 register_drift_test(
@@ -409,7 +568,15 @@ register_drift_test(
         "chi2",
         Kind.CATEGORICAL,
         "drs.drift:run_chi2",
-        (Setting("chi2_pvalue", 0.01, p_value, "a p-value between 0 and 1"), MIN_SAMPLES),
+        (
+            Setting("chi2_pvalue", 0.01, p_value, "a p-value between 0 and 1"),
+            MIN_SAMPLES,
+            CORRECTION,
+            LARGE_SAMPLE_ROWS,
+            JENSENSHANNON_THRESHOLD,
+        ),
+        figures=measured_figures,
+        summary=measured_summary,
     )
 )
 register_drift_test(
@@ -425,5 +592,30 @@ register_drift_test(
         ),
         figures=statistic_figures,
         check=_psi_watch_not_above_drift,
+    )
+)
+register_drift_test(
+    DriftTest(
+        "label",
+        Kind.LABEL,
+        "drs.drift:run_label",
+        (Setting("label_pvalue", 0.01, p_value, "a p-value between 0 and 1"), MIN_SAMPLES),
+        figures=label_figures,
+        summary=measured_summary,
+    )
+)
+register_drift_test(
+    DriftTest(
+        "prediction",
+        Kind.PREDICTION,
+        "drs.drift:run_prediction",
+        (
+            Setting("prediction_pvalue", 0.01, p_value, "a p-value between 0 and 1"),
+            MIN_SAMPLES,
+            LARGE_SAMPLE_ROWS,
+            WASSERSTEIN_THRESHOLD,
+        ),
+        figures=prediction_figures,
+        summary=measured_summary,
     )
 )

@@ -72,7 +72,14 @@ def check_drift(config: Config, tick: Tick, new_rows: pd.DataFrame) -> tuple[dic
         sample = store.reference_sample(model.version)
         reference = read_final_data(config, io.BytesIO(sample)) if sample is not None else None
         verdict = run_drift_tests(
-            config.drift, new_f1, deployed_f1, deployed_score_history(config), reference, new_rows, config.schema
+            config.drift,
+            new_f1,
+            deployed_f1,
+            deployed_score_history(config),
+            reference,
+            new_rows,
+            config.schema,
+            model.model,
         )
     tick.record.scores = {"deployed_f1": deployed_f1, "new_data_f1": new_f1}
     tick.record.drift = verdict

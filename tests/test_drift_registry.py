@@ -39,7 +39,20 @@ def frame(rng, rows, shift=0.0):
 
 
 def test_the_built_in_tests_and_their_defaults():
-    assert DRIFT_TESTS == registered_names() == ("raw", "parametric", "nonparametric", "ks", "chi2", "psi")
+    assert (
+        DRIFT_TESTS
+        == registered_names()
+        == (
+            "raw",
+            "parametric",
+            "nonparametric",
+            "ks",
+            "chi2",
+            "psi",
+            "label",
+            "prediction",
+        )
+    )
     assert DEFAULT_DRIFT == {
         "trigger_tests": ["raw"],
         "trigger_mode": "any",
@@ -50,6 +63,12 @@ def test_the_built_in_tests_and_their_defaults():
         "psi_drift": 0.25,
         "min_samples": 30,
         "min_history": 3,
+        "correction": "fdr",
+        "large_sample_rows": 1000,
+        "wasserstein_threshold": 0.1,
+        "jensenshannon_threshold": 0.1,
+        "label_pvalue": 0.01,
+        "prediction_pvalue": 0.01,
     }
     kinds = {test.name: test.kind for test in drift_registry.drift_tests()}
     assert kinds == {
@@ -59,6 +78,8 @@ def test_the_built_in_tests_and_their_defaults():
         "ks": Kind.NUMERIC,
         "chi2": Kind.CATEGORICAL,
         "psi": Kind.ALL_FEATURES,
+        "label": Kind.LABEL,
+        "prediction": Kind.PREDICTION,
     }
 
 
@@ -132,12 +153,27 @@ def test_the_recorded_results_keep_their_keys_in_order():
         "raw": ["test", "statistic", "threshold", "verdict", "detail"],
         "parametric": ["test", "statistic", "history_size", "threshold", "verdict", "detail"],
         "nonparametric": ["test", "statistic", "history_size", "threshold", "verdict", "detail"],
-        "ks": ["test", "threshold", "features", "verdict", "pvalue", "statistic", "detail"],
+        "ks": [
+            "test",
+            "threshold",
+            "features",
+            "verdict",
+            "pvalue",
+            "statistic",
+            "detail",
+            "adjusted_pvalue",
+            "correction",
+            "distance_threshold",
+            "measure",
+            "measure_value",
+        ],
         "chi2": ["test", "threshold", "features", "verdict", "pvalue", "statistic", "detail"],
         "psi": ["test", "threshold", "watch", "bins", "features", "verdict", "statistic", "detail"],
+        "label": ["test", "verdict", "statistic", "pvalue", "threshold", "samples", "detail"],
+        "prediction": ["test", "verdict", "statistic", "pvalue", "threshold", "samples", "detail"],
     }
     without = run_drift_tests(dict(DEFAULT_DRIFT), 0.5, 0.6, [], None, frame(rng, 200))
-    for name in ("ks", "chi2", "psi"):
+    for name in ("ks", "chi2", "psi", "label", "prediction"):
         assert without["tests"][name] == {
             "test": name,
             "verdict": INSUFFICIENT,
@@ -192,7 +228,8 @@ def test_a_test_registered_here_is_validated_listed_run_worded_and_reported(mean
     with pytest.raises(DriftSettingsError, match="drift.mean_shift_limit must be a positive number, got 0"):
         validate_settings({"mean_shift_limit": 0})
     with pytest.raises(
-        DriftSettingsError, match="drawn from raw, parametric, nonparametric, ks, chi2, psi, mean_shift"
+        DriftSettingsError,
+        match="drawn from raw, parametric, nonparametric, ks, chi2, psi, label, prediction, mean_shift",
     ):
         validate_settings({"trigger_tests": ["nope"]})
 

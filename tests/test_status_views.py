@@ -111,6 +111,7 @@ def test_drift_rows_follow_the_registry_order_with_p_values_beside_statistics():
             "statistic": "0.4500",
             "pvalue": "1.000e-09",
             "samples": "700 / 800",
+            "measure": "-",
         }
     ]
     assert psi["statistic"] == "0.1500" and psi["detail"] == ""
@@ -119,7 +120,9 @@ def test_drift_rows_follow_the_registry_order_with_p_values_beside_statistics():
 
 def test_feature_rows_show_dashes_for_what_a_test_has_not():
     rows = drift_feature_rows({"features": {"plan": {"statistic": 0.02}}})
-    assert rows == [{"feature": "plan", "verdict": "?", "statistic": "0.0200", "pvalue": "-", "samples": "-"}]
+    assert rows == [
+        {"feature": "plan", "verdict": "?", "statistic": "0.0200", "pvalue": "-", "samples": "-", "measure": "-"}
+    ]
 
 
 def test_tick_rows_are_newest_first_and_say_what_is_unfinished_or_failed():

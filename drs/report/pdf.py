@@ -377,7 +377,8 @@ def drift_section(data: ReportData, figures: ReportFigures) -> list[Flowable]:
 
 
 def _per_feature_table(per_feature: list[tuple[str, dict]]) -> Table:
-    rows = [["test", "feature", "statistic", "p-value", "verdict", "samples\n(training / new)"]]
+    # "decided by": the adjusted p-value, or above large_sample_rows new rows the distance, that gave the verdict.
+    rows = [["test", "feature", "statistic", "p-value", "verdict", "decided by", "samples\n(training / new)"]]
     for test, feature in per_feature:
         rows.append(
             [
@@ -386,12 +387,12 @@ def _per_feature_table(per_feature: list[tuple[str, dict]]) -> Table:
                 feature["statistic"],
                 feature["pvalue"],
                 feature["verdict"],
+                cell(feature["measure"]),
                 feature["samples"],
             ]
         )
-    return table(
-        rows, [1.4 * cm, TEXT_WIDTH - 11.4 * cm, 2.2 * cm, 2.2 * cm, 2.4 * cm, 3.2 * cm], numeric_columns=(2, 3, 5)
-    )
+    widths = [1.4 * cm, TEXT_WIDTH - 13.4 * cm, 2.0 * cm, 2.0 * cm, 2.2 * cm, 2.6 * cm, 3.2 * cm]
+    return table(rows, widths, numeric_columns=(2, 3, 6))
 
 
 def _distributions(data: ReportData, figures: ReportFigures) -> list[Flowable]:
