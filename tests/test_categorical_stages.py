@@ -226,3 +226,4 @@ def test_the_status_page_lists_every_feature_of_the_drift_tests(categorical_proj
     for name in CATEGORICAL.numeric_features:
         assert f"<td>ks</td><td>{name}</td>" in page
     assert page.count("<td>psi</td><td>") == len(CATEGORICAL.features)
+    assert "<th>decided by</th>" in page and "(fdr)</td>" in page  # the measure that decided each verdict
