@@ -54,7 +54,7 @@ from drs.drift_registry import (
     run_registered,
 )
 from drs.drift_registry import summary as summary  # the tick logs each result in its test's words
-from drs.train import feature_matrix, positive_probabilities
+from drs.model_data import feature_matrix, positive_probabilities
 
 MISSING_CATEGORY = "(missing)"
 PSI_FLOOR = 1e-4

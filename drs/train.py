@@ -38,43 +38,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import get_tags
 
-from drs.config import COURSE_SCHEMA, Config, ConfigError, PipelineError, Schema, load_config
+from drs.config import Config, ConfigError, PipelineError, Schema, load_config
 from drs.files import INGESTED_DETAIL_FILE, MODEL_FILE, MODEL_RECORD_FILE
 from drs.ingest import read_final_data
+from drs.model_data import feature_matrix, labelled_rows
 from drs.production import model_config_of
 from drs.storage import now_iso, read_json, sha256_file, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger("training")
-
-
-def feature_matrix(data, schema: Schema = COURSE_SCHEMA):
-    """The model's input from the schema's features of `data` (a DataFrame, or a dict of columns).
-
-    Numeric features only (the course): a float array (n_rows, n_features), as the course's model
-    takes. With categorical features: a DataFrame of the features, missing categories as NaN.
-    """
-    if not schema.categorical_features:
-        return np.column_stack([np.asarray(data[name], dtype=np.float64) for name in schema.numeric_features])
-    frame = pd.DataFrame({name: np.asarray(data[name], dtype=np.float64) for name in schema.numeric_features})
-    for name in schema.categorical_features:
-        values = pd.Series(data[name], dtype=object, index=frame.index)
-        frame[name] = values.where(values.notna(), np.nan)
-    return frame
-
-
-def target_labels(values: pd.Series, schema: Schema) -> np.ndarray:
-    """A target column as the labels the model learns and predicts: whole numbers as int64
-    (the course's 0 and 1), other numbers as float64, text as text."""
-    if not schema.numeric_target:
-        return values.to_numpy(dtype=object)
-    numbers = values.to_numpy(dtype=np.float64)
-    return numbers.astype(np.int64) if np.all(numbers == np.round(numbers)) else numbers
-
-
-def labelled_rows(data: pd.DataFrame, schema: Schema = COURSE_SCHEMA):
-    """(X, y) for the rows that have a label."""
-    labelled = data[data[schema.target_column].notna()]
-    return feature_matrix(labelled, schema), target_labels(labelled[schema.target_column], schema)
 
 
 # Importing a module runs it: an estimator comes from scikit-learn, or from a module the config opts into.
@@ -277,14 +248,6 @@ def fit_model(data: pd.DataFrame, config: Config) -> Pipeline:
     except ValueError as exc:
         raise PipelineError(f"training failed: {exc}") from None
     return model
-
-
-def positive_probabilities(model, features, schema: Schema):
-    """Probability of the positive label for each row, or None when the estimator has no predict_proba."""
-    if not hasattr(model, "predict_proba"):
-        return None
-    classes = list(model.classes_)
-    return model.predict_proba(features)[:, classes.index(schema.positive_label)]
 
 
 def record_score(config: Config, score: float) -> None:

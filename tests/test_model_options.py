@@ -12,7 +12,8 @@ from sklearn.preprocessing import StandardScaler
 
 from drs.config import ConfigError, load_config
 from drs.ingest import read_final_data
-from drs.train import build_model, feature_matrix, fit_model, positive_probabilities
+from drs.model_data import feature_matrix, positive_probabilities
+from drs.train import build_model, fit_model
 
 
 @pytest.mark.parametrize(

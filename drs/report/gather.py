@@ -21,9 +21,9 @@ from drs.config import Config, PipelineError, Schema
 from drs.deploy import DeployedModel
 from drs.figures import ConfusionMatrix
 from drs.history import QuietRun, TickRecord
+from drs.model_data import labelled_rows, positive_probabilities
 from drs.production import production_store
 from drs.status_views import NO_DATA, history_view
-from drs.train import labelled_rows, positive_probabilities
 
 
 @dataclass(frozen=True)
