@@ -16,6 +16,7 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from drs.api.errors import ApiError
+from drs.categories import normalize_categories
 from drs.config import Config, Schema
 from drs.ingest import TEXT_NULL_VALUES, InvalidFile, OverLimit, check_rows, read_bounded_csv, read_validated_csv
 from drs.train import feature_matrix
@@ -44,10 +45,17 @@ def _record_value(row: int, name: str, value, numeric: bool, missing_text: froze
     return value
 
 
-def records_to_features(records, schema: Schema, max_rows: int | None = None, na_values: tuple[str, ...] = ()):
+def records_to_features(
+    records,
+    schema: Schema,
+    max_rows: int | None = None,
+    na_values: tuple[str, ...] = (),
+    category_mode: str = "trim",
+):
     """The model's input from JSON records, each checked against the schema: a numeric feature a
-    finite number, a categorical one a string, null a missing value (imputed as in training); a
-    feature left out is an error (400 naming it). More than `max_rows` records: 413."""
+    finite number, a categorical one a string (normalised as ingestion does, by `category_mode`), null
+    a missing value (imputed as in training); a feature left out is an error (400 naming it). More
+    than `max_rows` records: 413."""
     if not isinstance(records, list) or not records:
         raise ApiError(400, "'records' must be a non-empty list of objects")
     if max_rows is not None and len(records) > max_rows:
@@ -62,7 +70,10 @@ def records_to_features(records, schema: Schema, max_rows: int | None = None, na
             if name not in record:
                 raise ApiError(400, f"record {row}: missing feature '{name}'")
             values.append(_record_value(row, name, record[name], name in numeric, missing_text))
-    return feature_matrix(columns, schema)
+    features = feature_matrix(columns, schema)
+    if schema.categorical_features:
+        normalize_categories(features, schema.categorical_features, category_mode, na_values)
+    return features
 
 
 def csv_to_features(data: bytes, what: str, config: Config):
@@ -72,7 +83,13 @@ def csv_to_features(data: bytes, what: str, config: Config):
     schema = config.schema
     try:
         check_rows(data, config.max_request_rows)
-        features = read_validated_csv(data, columns=schema.features, schema=schema, na_values=config.na_values)
+        features = read_validated_csv(
+            data,
+            columns=schema.features,
+            schema=schema,
+            na_values=config.na_values,
+            category_mode=config.normalize_categories,
+        )
     except OverLimit as exc:
         raise ApiError(413, f"{what}: {exc}") from None
     except InvalidFile as exc:
@@ -184,7 +201,9 @@ def _json_features(config: Config, body: bytes):
     if not isinstance(payload, dict):
         raise ApiError(400, "body must be a JSON object with 'filepath' or 'records'")
     if "records" in payload:
-        return records_to_features(payload["records"], config.schema, config.max_request_rows, config.na_values)
+        return records_to_features(
+            payload["records"], config.schema, config.max_request_rows, config.na_values, config.normalize_categories
+        )
     if "filepath" in payload:
         return data_file_features(config, payload["filepath"])
     raise ApiError(400, "body must have 'filepath' or 'records'")
