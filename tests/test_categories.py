@@ -17,10 +17,9 @@ from drs import categories
 from drs.categories import (
     MAX_WARNINGS,
     UNSEEN_WARNING,
-    WHITESPACE,
     known_categories,
     normalize_categories,
-    normalize_text,
+    normalize_value,
     unseen_categories,
 )
 from drs.config import ConfigError, load_config
@@ -69,19 +68,6 @@ def small_project(tmp_path, **settings) -> Project:
     return project
 
 
-def expanded(characters: str) -> set[str]:
-    """The characters of a regex class body: its "a-b" ranges expanded."""
-    found, index = set(), 0
-    while index < len(characters):
-        if index + 2 < len(characters) and characters[index + 1] == "-":
-            found.update(chr(code) for code in range(ord(characters[index]), ord(characters[index + 2]) + 1))
-            index += 3
-        else:
-            found.add(characters[index])
-            index += 1
-    return found
-
-
 # --- the normalisation ---------------------------------------------------------------------
 
 
@@ -103,11 +89,12 @@ def test_trim_trims_collapses_inner_whitespace_keeps_case_and_missing(dtype):
 
 
 def test_casefold_applies_nfkc_and_lower_cases_after_trimming():
-    values = pd.Series(["Ｏｗｎｅｒ", " OWNER ", "owner", "Straße", "Fiber\u3000 OPTIC", None], dtype="str")
-    folded = normalize_text(values, "casefold")
-    assert folded[:5].tolist() == ["owner", "owner", "owner", "strasse", "fiber optic"]
-    assert pd.isna(folded[5])
-    assert normalize_text(values, "trim")[:2].tolist() == ["Ｏｗｎｅｒ", "OWNER"]
+    values = ["Ｏｗｎｅｒ", " OWNER ", "owner", "Straße", "Fiber\u3000 OPTIC", None]
+    folded = normalize_categories(pd.DataFrame({"home": pd.Series(values, dtype="str")}), ["home"], "casefold")
+    assert folded["home"][:5].tolist() == ["owner", "owner", "owner", "strasse", "fiber optic"]
+    assert pd.isna(folded["home"][5])
+    assert [normalize_value(value, "casefold") for value in values[:5]] == folded["home"][:5].tolist()
+    assert [normalize_value(value) for value in values[:2]] == ["Ｏｗｎｅｒ", "OWNER"]
 
 
 def test_a_value_that_normalises_to_a_missing_spelling_is_missing():
@@ -128,16 +115,17 @@ def test_numbers_columns_are_left_alone_and_an_unknown_mode_is_refused():
     frame = pd.DataFrame({"code": [1.0, np.nan, 3.0]})
     assert normalize_categories(frame, ["code"])["code"].tolist()[::2] == [1.0, 3.0]
     with pytest.raises(ValueError, match="lower"):
-        normalize_text(pd.Series(["a"]), "lower")
+        normalize_value("a", "lower")
 
 
-def test_the_whitespace_class_is_python_s_and_both_pandas_engines_agree():
-    assert expanded(WHITESPACE) == {chr(code) for code in range(0x110000) if chr(code).isspace()}
-    # Object columns and Arrow-backed ones (whose regex may be RE2's) give the same text.
-    text = "x" + "".join(sorted(expanded(WHITESPACE))) + "y" + "\u2003\u2003z "
-    by_object = normalize_text(pd.Series([text], dtype=object))
-    by_arrow = normalize_text(pd.Series([text], dtype="string[pyarrow]"))
-    assert by_object[0] == by_arrow[0] == "x y z"
+@pytest.mark.parametrize("dtype", [object, "str", "string[pyarrow]"])
+def test_every_unicode_whitespace_is_trimmed_and_collapsed_in_every_kind_of_column(dtype):
+    whitespace = "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
+    assert "\u00a0" in whitespace and "\u3000" in whitespace  # the no-break and the ideographic space
+    text = f"{whitespace}x{whitespace}y z{whitespace}"
+    frame = pd.DataFrame({"home": pd.Series([text, whitespace], dtype=dtype)})
+    home = normalize_categories(frame, ["home"])["home"]
+    assert home[0] == normalize_value(text) == "x y z" and pd.isna(home[1])
 
 
 def test_the_config_key_defaults_to_trim_and_a_bad_value_is_one_line_naming_it(tmp_path):

@@ -16,15 +16,16 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from drs.api.errors import ApiError
-from drs.categories import normalize_categories
+from drs.categories import missing_spellings, normalize_value
 from drs.config import Config, Schema
-from drs.ingest import TEXT_NULL_VALUES, InvalidFile, OverLimit, check_rows, read_bounded_csv, read_validated_csv
+from drs.ingest import InvalidFile, OverLimit, check_rows, read_bounded_csv, read_validated_csv
 from drs.train import feature_matrix
 
 
-def _record_value(row: int, name: str, value, numeric: bool, missing_text: frozenset[str]):
+def _record_value(row: int, name: str, value, numeric: bool, missing_text: frozenset[str], category_mode: str):
     """One feature of one record, checked: a numeric one a finite number (as a float), a categorical one a
-    string. null is a missing value, as an empty CSV cell is; so is a text a CSV cell would be missing as."""
+    string, normalised as ingestion normalises a cell. null is a missing value, as an empty CSV cell is;
+    so is a text a CSV cell would be missing as (`missing_text`: normalised spellings)."""
     if value is None:
         return math.nan if numeric else None
     if not numeric:
@@ -33,6 +34,7 @@ def _record_value(row: int, name: str, value, numeric: bool, missing_text: froze
                 400,
                 f"record {row}: feature '{name}' is categorical: it must be a string, got {type(value).__name__}",
             )
+        value = normalize_value(value, category_mode)
         return None if value in missing_text else value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ApiError(400, f"record {row}: feature '{name}' must be a number, got {type(value).__name__}")
@@ -61,7 +63,7 @@ def records_to_features(
     if max_rows is not None and len(records) > max_rows:
         raise ApiError(413, f"{len(records)} records, more than max_request_rows {max_rows}")
     numeric = set(schema.numeric_features)
-    missing_text = frozenset((*TEXT_NULL_VALUES, *na_values))
+    missing_text = missing_spellings(category_mode, na_values)
     columns: dict[str, list] = {name: [] for name in schema.features}
     for row, record in enumerate(records):
         if not isinstance(record, dict):
@@ -69,11 +71,8 @@ def records_to_features(
         for name, values in columns.items():
             if name not in record:
                 raise ApiError(400, f"record {row}: missing feature '{name}'")
-            values.append(_record_value(row, name, record[name], name in numeric, missing_text))
-    features = feature_matrix(columns, schema)
-    if schema.categorical_features:
-        normalize_categories(features, schema.categorical_features, category_mode, na_values)
-    return features
+            values.append(_record_value(row, name, record[name], name in numeric, missing_text, category_mode))
+    return feature_matrix(columns, schema)
 
 
 def csv_to_features(data: bytes, what: str, config: Config):
