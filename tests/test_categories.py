@@ -14,6 +14,7 @@ import pytest
 from conftest import Project, client_for, copy_project
 
 from drs import categories
+from drs.api import create_app
 from drs.categories import (
     MAX_WARNINGS,
     UNSEEN_WARNING,
@@ -295,10 +296,12 @@ def test_the_known_categories_are_read_once_per_loaded_model(subscriptions, monk
     assert len(calls) == 1
 
 
-def test_under_casefold_a_model_trained_on_other_spellings_warns_of_them(subscriptions):
-    subscriptions.write_config(
-        "config_casefold.json", schema=SUBSCRIPTIONS, drift={"trigger_tests": ["chi2"]}, normalize_categories="casefold"
-    )
-    client = client_for(subscriptions, "config_casefold.json")
+def test_under_casefold_a_model_trained_on_other_spellings_warns_of_them(subscriptions, tmp_path):
+    # The same production under another config, written beside the test: the shared project stays as it is.
+    folders = ("input_folder_path", "output_folder_path", "test_data_path", "output_model_path", "prod_deployment_path")
+    settings = json.loads(subscriptions.config_path.read_text())
+    settings.update({key: str(subscriptions.path(settings[key])) for key in folders}, normalize_categories="casefold")
+    (tmp_path / "casefold.json").write_text(json.dumps(settings))
+    client = create_app(tmp_path / "casefold.json").test_client()
     body = client.post("/prediction", json={"records": [{**RECORD, "contract": "MONTH-TO-MONTH"}]}).json
     assert ("contract", "month-to-month") in {(w["feature"], w["value"]) for w in body["warnings"]}
