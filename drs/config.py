@@ -80,6 +80,8 @@ FOLDER_KEYS = {  # config key -> Config field; each a folder path, relative to t
     "log_folder_path": "log_folder",
 }
 REQUIRED_KEYS = tuple(key for key in FOLDER_KEYS if key != "log_folder_path")
+# How a categorical feature's text is normalised (drs/categories.py): trimmed and re-spaced, or that and case-folded.
+CATEGORY_MODES = ("trim", "casefold")
 
 
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -145,6 +147,12 @@ OPTIONS = {
         None,
         lambda v: v is None or (_number(0)(v) and 0 < v < 1),
         "a probability strictly between 0 and 1, or null",
+    ),
+    # " owner " and "owner" are one category; "casefold" also makes "Owner" and its full-width form that one.
+    "normalize_categories": (
+        "trim",
+        lambda v: isinstance(v, str) and v in CATEGORY_MODES,
+        " or ".join(f'"{mode}"' for mode in CATEGORY_MODES),
     ),
     # Modules beyond sklearn an `estimator` may come from: naming one imports (runs) it, so it is opted into.
     "estimator_modules": (
@@ -239,6 +247,8 @@ class Config:
     na_values: tuple[str, ...]
     scale_numeric: bool
     decision_threshold: float | None
+    # "trim" or "casefold": how categorical features' text is normalised wherever it is read.
+    normalize_categories: str
     # Top-level packages (or dotted modules) an `estimator` may be imported from besides sklearn.
     estimator_modules: tuple[str, ...]
     # Alerts: {"webhook_url", "events", "cooldown_minutes"}; None without a webhook.

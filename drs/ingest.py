@@ -6,7 +6,9 @@ kept), ``referencedata.csv`` (a fixed random sample of it, for drift tests),
 ``ingestedfiles.json`` (per file sha256, size, mtime and rows; rejected files
 with reasons) and, last, the course's ``ingestedfiles.txt``. A file that fails
 validation is rejected whole with a one-line reason naming line and column,
-never quoting the file; the others are still ingested.
+never quoting the file; the others are still ingested. Categorical features' text is
+normalised (drs/categories.py) before identical rows are dropped, here and wherever
+ingested or test data is read back.
 
 pyarrow's CSV reader parses each file straight into the schema's types (called
 directly: ``pd.read_csv(engine="pyarrow")`` infers types, then casts, and renames
@@ -37,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from drs.categories import normalize_categories
 from drs.config import COURSE_SCHEMA, Config, ConfigError, PipelineError, Schema, load_config
 from drs.files import (
     FINAL_DATA_FILE,
@@ -121,6 +124,7 @@ def read_validated_csv(
     columns: Iterable[str] | None = None,
     schema: Schema = COURSE_SCHEMA,
     na_values: Iterable[str] = (),
+    category_mode: str = "trim",
 ) -> pd.DataFrame:
     """One CSV (a path, its bytes or a binary file), validated and typed; raises InvalidFile saying why.
 
@@ -128,7 +132,7 @@ def read_validated_csv(
     (see NULL_VALUES; `na_values` are more spellings of missing). Returns `columns` (default: all of
     the schema's): the features alone for data to predict on (then the id and target may be absent,
     and are not read). Numeric features finite; the target one of the schema's labels, when it has
-    them, or missing.
+    them, or missing; categorical features normalised by `category_mode` (config normalize_categories).
     """
     if isinstance(source, (str, os.PathLike)):
         try:
@@ -136,7 +140,10 @@ def read_validated_csv(
         except OSError as exc:
             raise InvalidFile(f"cannot read: {exc.strerror}") from None
     data = source if isinstance(source, bytes) else source.read()
-    return _parse(data, tuple(schema.columns if columns is None else columns), schema, tuple(na_values)).to_pandas()
+    wanted, missing = tuple(schema.columns if columns is None else columns), tuple(na_values)
+    frame = _parse(data, wanted, schema, missing).to_pandas()
+    categorical = [name for name in schema.categorical_features if name in wanted]
+    return normalize_categories(frame, categorical, category_mode, missing)
 
 
 def csv_rows_at_most(data: bytes) -> int:
@@ -469,6 +476,8 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
         )
     every_row = pa.concat_tables([pa.schema(column_types(schema)).empty_table(), *tables]).to_pandas()
     del tables, valid
+    # Before deduplication: " owner " and "owner" rows are the same row, of one category.
+    normalize_categories(every_row, schema.categorical_features, config.normalize_categories, config.na_values)
     # The course keeps the first of identical rows; so do we (NaN equals NaN).
     data = every_row.drop_duplicates(ignore_index=True)
     labels = sorted(pd.unique(data[schema.target_column].dropna()).tolist(), key=str)
@@ -554,18 +563,24 @@ def read_final_data(config: Config, path: Path | BinaryIO | None = None) -> pd.D
     columns = list(config.schema.columns)
     try:
         table = pacsv.read_csv(path, convert_options=_convert_options(column_types(config.schema), config.na_values))
-        return _text_missing(table.select(columns), config.schema, config.na_values).to_pandas()
+        frame = _text_missing(table.select(columns), config.schema, config.na_values).to_pandas()
     except FileNotFoundError:
         raise PipelineError(f"no ingested data at {path}: run ingestion.py first") from None
     except (pa.ArrowInvalid, KeyError):  # KeyError: written under another schema
         raise PipelineError(
             f"{path}: not a CSV file ingestion wrote with this schema: run ingestion.py again"
         ) from None
+    # A sample kept by a version ingested before categories were normalised is read as one ingested now.
+    return normalize_categories(
+        frame, config.schema.categorical_features, config.normalize_categories, config.na_values
+    )
 
 
-def read_labelled_csv(path: Path, schema: Schema = COURSE_SCHEMA, na_values: Iterable[str] = ()) -> pd.DataFrame:
+def read_labelled_csv(
+    path: Path, schema: Schema = COURSE_SCHEMA, na_values: Iterable[str] = (), category_mode: str = "trim"
+) -> pd.DataFrame:
     """A CSV validated like an input file (used for the test data); PipelineError naming it when invalid."""
     try:
-        return read_validated_csv(path, schema=schema, na_values=na_values)
+        return read_validated_csv(path, schema=schema, na_values=na_values, category_mode=category_mode)
     except InvalidFile as exc:
         raise PipelineError(f"{path}: {exc}") from None

@@ -25,7 +25,7 @@ def load_test_data(config: Config) -> pd.DataFrame:
     path = config.test_data_file
     if not path.is_file():
         raise PipelineError(f"test data not found: {path}")
-    return read_labelled_csv(path, config.schema, config.na_values)
+    return read_labelled_csv(path, config.schema, config.na_values, config.normalize_categories)
 
 
 def f1_on(model, data: pd.DataFrame, schema: Schema = COURSE_SCHEMA) -> float:

@@ -286,11 +286,11 @@ def test_na_values_adds_spellings_of_missing_and_a_text_target_keeps_its_own():
     schema = Schema("id", "churn", "Yes", ("usage",), ("region",), None)
     body = b"id,usage,region,churn\na,NA,NA,Yes\nb,1,,No\nc,-,unknown,NA\nd,2, ,Yes\n"
     plain = read_validated_csv(body.replace(b"-", b"3"), schema=schema)
-    assert texts(plain["region"]) == ["NA", None, "unknown", " "]
+    assert texts(plain["region"]) == ["NA", None, "unknown", None]  # a blank category is trimmed to missing
     assert np.isnan(plain["usage"][0])  # in a number column NA is missing, as before
     assert texts(plain["churn"]) == ["Yes", "No", None, "Yes"]  # a row labelled NA has no label
     extra = read_validated_csv(body, schema=schema, na_values=("unknown", "-"))
-    assert texts(extra["region"]) == ["NA", None, None, " "] and np.isnan(extra["usage"][2])
+    assert texts(extra["region"]) == ["NA", None, None, None] and np.isnan(extra["usage"][2])
 
 
 def test_na_values_is_a_checked_option(tmp_path):

@@ -91,8 +91,11 @@ def test_the_document_describes_every_route_and_the_schemas_records(deployed):
         for operations in document["paths"].values()
         for operation in operations.values()
     )
-    # A record built from the document alone is accepted.
+    # A record built from the document alone is accepted, and the answer is the one described.
     assert prediction.status_code == 200 and len(prediction.json["predictions"]) == 1
+    answer = document["components"]["schemas"]["Prediction"]
+    assert set(answer["required"]) <= set(prediction.json) <= set(answer["properties"])
+    assert prediction.json["warnings"] == []
 
 
 def test_categorical_features_are_strings(project):

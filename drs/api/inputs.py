@@ -16,14 +16,16 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from drs.api.errors import ApiError
+from drs.categories import missing_spellings, normalize_value
 from drs.config import Config, Schema
-from drs.ingest import TEXT_NULL_VALUES, InvalidFile, OverLimit, check_rows, read_bounded_csv, read_validated_csv
+from drs.ingest import InvalidFile, OverLimit, check_rows, read_bounded_csv, read_validated_csv
 from drs.train import feature_matrix
 
 
-def _record_value(row: int, name: str, value, numeric: bool, missing_text: frozenset[str]):
+def _record_value(row: int, name: str, value, numeric: bool, missing_text: frozenset[str], category_mode: str):
     """One feature of one record, checked: a numeric one a finite number (as a float), a categorical one a
-    string. null is a missing value, as an empty CSV cell is; so is a text a CSV cell would be missing as."""
+    string, normalised as ingestion normalises a cell. null is a missing value, as an empty CSV cell is;
+    so is a text a CSV cell would be missing as (`missing_text`: normalised spellings)."""
     if value is None:
         return math.nan if numeric else None
     if not numeric:
@@ -32,6 +34,7 @@ def _record_value(row: int, name: str, value, numeric: bool, missing_text: froze
                 400,
                 f"record {row}: feature '{name}' is categorical: it must be a string, got {type(value).__name__}",
             )
+        value = normalize_value(value, category_mode)
         return None if value in missing_text else value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ApiError(400, f"record {row}: feature '{name}' must be a number, got {type(value).__name__}")
@@ -44,16 +47,23 @@ def _record_value(row: int, name: str, value, numeric: bool, missing_text: froze
     return value
 
 
-def records_to_features(records, schema: Schema, max_rows: int | None = None, na_values: tuple[str, ...] = ()):
+def records_to_features(
+    records,
+    schema: Schema,
+    max_rows: int | None = None,
+    na_values: tuple[str, ...] = (),
+    category_mode: str = "trim",
+):
     """The model's input from JSON records, each checked against the schema: a numeric feature a
-    finite number, a categorical one a string, null a missing value (imputed as in training); a
-    feature left out is an error (400 naming it). More than `max_rows` records: 413."""
+    finite number, a categorical one a string (normalised as ingestion does, by `category_mode`), null
+    a missing value (imputed as in training); a feature left out is an error (400 naming it). More
+    than `max_rows` records: 413."""
     if not isinstance(records, list) or not records:
         raise ApiError(400, "'records' must be a non-empty list of objects")
     if max_rows is not None and len(records) > max_rows:
         raise ApiError(413, f"{len(records)} records, more than max_request_rows {max_rows}")
     numeric = set(schema.numeric_features)
-    missing_text = frozenset((*TEXT_NULL_VALUES, *na_values))
+    missing_text = missing_spellings(category_mode, na_values)
     columns: dict[str, list] = {name: [] for name in schema.features}
     for row, record in enumerate(records):
         if not isinstance(record, dict):
@@ -61,7 +71,7 @@ def records_to_features(records, schema: Schema, max_rows: int | None = None, na
         for name, values in columns.items():
             if name not in record:
                 raise ApiError(400, f"record {row}: missing feature '{name}'")
-            values.append(_record_value(row, name, record[name], name in numeric, missing_text))
+            values.append(_record_value(row, name, record[name], name in numeric, missing_text, category_mode))
     return feature_matrix(columns, schema)
 
 
@@ -72,7 +82,13 @@ def csv_to_features(data: bytes, what: str, config: Config):
     schema = config.schema
     try:
         check_rows(data, config.max_request_rows)
-        features = read_validated_csv(data, columns=schema.features, schema=schema, na_values=config.na_values)
+        features = read_validated_csv(
+            data,
+            columns=schema.features,
+            schema=schema,
+            na_values=config.na_values,
+            category_mode=config.normalize_categories,
+        )
     except OverLimit as exc:
         raise ApiError(413, f"{what}: {exc}") from None
     except InvalidFile as exc:
@@ -184,7 +200,9 @@ def _json_features(config: Config, body: bytes):
     if not isinstance(payload, dict):
         raise ApiError(400, "body must be a JSON object with 'filepath' or 'records'")
     if "records" in payload:
-        return records_to_features(payload["records"], config.schema, config.max_request_rows, config.na_values)
+        return records_to_features(
+            payload["records"], config.schema, config.max_request_rows, config.na_values, config.normalize_categories
+        )
     if "filepath" in payload:
         return data_file_features(config, payload["filepath"])
     raise ApiError(400, "body must have 'filepath' or 'records'")

@@ -7,6 +7,7 @@ import os
 import threading
 
 from drs.api.errors import ApiError
+from drs.categories import known_categories
 from drs.config import Schema
 from drs.production import DeployedModel, ModelUnavailable, ProductionStore, trained_schema
 
@@ -52,6 +53,9 @@ class ModelCache:
     Each model loaded is compared with `schema` (the API's config): a model trained for another
     one (other features, or the same in another order) is held but answers no prediction (409,
     `mismatch`), as a float array in another column order would be answered wrong in silence.
+
+    The categories each model was trained on are read from it once, as it is loaded (`known`), so
+    a request that names one it never saw is warned about at the cost of a look-up.
     """
 
     def __init__(self, store: ProductionStore, schema: Schema):
@@ -61,6 +65,8 @@ class ModelCache:
         self.problem: str | None = None
         # (the model last loaded, why it does not take the config's schema or None): set in one assignment.
         self._schema_check: tuple[DeployedModel | None, str | None] = (None, None)
+        # (the model last loaded, its categories by feature): set in one assignment.
+        self._known: tuple[DeployedModel | None, dict[str, frozenset]] = (None, {})
         self._checked_key: object = object()  # equal to no production key: the first request checks
         self._lock = threading.Lock()
 
@@ -93,6 +99,11 @@ class ModelCache:
         held, why = self._schema_check
         return why if held is deployed else schema_difference(deployed.manifest, self.schema)
 
+    def known(self, deployed: DeployedModel) -> dict[str, frozenset]:
+        """Feature -> the categories `deployed` was trained on (see drs.categories.known_categories)."""
+        held, known = self._known
+        return known if held is deployed else known_categories(deployed.model)
+
     def current(self) -> tuple[DeployedModel | None, str | None, str | None]:
         """(the model held or None, the problem production's last check found or None, why the model held
         does not take the config's schema or None); never raises."""
@@ -111,6 +122,7 @@ class ModelCache:
         else:
             mismatch = schema_difference(deployed.manifest, self.schema)
             self._schema_check = (deployed, mismatch)
+            self._known = (deployed, known_categories(deployed.model))
             self.deployed, self.problem = deployed, None
             if mismatch:
                 log.error("holding model %s but answering no prediction: %s", deployed.version, mismatch)

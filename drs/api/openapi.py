@@ -4,6 +4,7 @@ gives the record fields, its token the security scheme."""
 from __future__ import annotations
 
 from drs.api_client import NONCE_HEADER, NONCE_PATTERN, PROOF_FIELD
+from drs.categories import MAX_VALUE_CHARS, MAX_WARNINGS, UNSEEN_WARNING
 from drs.config import Config, Schema
 from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE
 
@@ -51,6 +52,25 @@ def _summary_schemas(schema: Schema) -> dict:
     return {**numeric, **categorical}
 
 
+def _warning_schema(schema: Schema) -> dict:
+    """One entry of a prediction's "warnings": a category the model never saw."""
+    categorical = list(schema.categorical_features)
+    return {
+        "type": "object",
+        "required": ["record", "feature", "value", "warning"],
+        "properties": {
+            "record": {"type": "integer", "minimum": 0, "description": "The row (record) it concerns, from 0"},
+            "feature": {"type": "string", **({"enum": categorical} if categorical else {})},
+            "value": {
+                "type": "string",
+                "description": f"The category as normalised (its first {MAX_VALUE_CHARS} characters)",
+            },
+            "warning": {"enum": [UNSEEN_WARNING]},
+        },
+        "description": "A category the deployed model never saw in training: it is answered as a rare one, or as none",
+    }
+
+
 def _prediction_schemas(schema: Schema) -> dict:
     """What POST /prediction takes (a record, records, a filepath) and answers."""
     features = {
@@ -78,9 +98,10 @@ def _prediction_schemas(schema: Schema) -> dict:
             "required": ["filepath"],
             "properties": {"filepath": {"type": "string", "description": FILEPATH_DESCRIPTION}},
         },
+        "Warning": _warning_schema(schema),
         "Prediction": {
             "type": "object",
-            "required": ["predictions", "version"],
+            "required": ["predictions", "version", "warnings"],
             "properties": {
                 "predictions": {"type": "array", "items": label, "description": "The predicted label of each row"},
                 "probabilities": {
@@ -90,6 +111,18 @@ def _prediction_schemas(schema: Schema) -> dict:
                     "of each row, when the estimator gives probabilities",
                 },
                 "version": {"type": "string", "description": "The deployed model version that answered"},
+                "warnings": {
+                    "type": "array",
+                    "maxItems": MAX_WARNINGS,
+                    "items": {"$ref": "#/components/schemas/Warning"},
+                    "description": f"The first {MAX_WARNINGS} categories the model never saw, by record then "
+                    "feature; empty when there are none",
+                },
+                "warnings_omitted": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "How many more there were, when there were more",
+                },
             },
         },
     }

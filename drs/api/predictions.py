@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify
 from drs.api.errors import ApiError
 from drs.api.inputs import request_features
 from drs.api.state import api_state
+from drs.categories import unseen_categories
 from drs.config import Schema
 from drs.deploy import DeployedModel
 from drs.diagnostics import all_diagnostics, dataframe_summary
@@ -67,6 +68,10 @@ def prediction():
     with schema_mismatch(deployed):
         check_dense_fits(deployed.model, len(features), state.config.max_dense_bytes)
         answer = predict(deployed.model, features, state.config.schema)
+    # The model answers an unseen category all the same (as a rare one, or as none): the client is told.
+    answer["warnings"], omitted = unseen_categories(features, state.models.known(deployed))
+    if omitted:
+        answer["warnings_omitted"] = omitted
     state.metrics.predictions.inc(len(answer["predictions"]))
     return jsonify(**answer, version=deployed.version)
 
