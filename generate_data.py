@@ -32,6 +32,17 @@ from drs.config import ALL_COLUMNS, FEATURE_COLUMNS, PROJECT_DIR
 REGIMES = ("practice", "source", "mixed")
 
 
+def _unique_ids(names: list[str], seed: int) -> list[str]:
+    """Four random letters, then the seed (so files of other seeds never share an id) and, for a
+    repeat within the file, its count: an id names one customer (the newest row of an id wins)."""
+    seen: dict[str, int] = {}
+    ids = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        ids.append(f"{name}{seed:02d}" + (f"-{seen[name]}" if seen[name] > 1 else ""))
+    return ids
+
+
 def generate(rows: int, regime: str = "practice", seed: int = 0, missing_rate: float = 0.0) -> pd.DataFrame:
     """A DataFrame of `rows` customers in the schema's columns, reproducible from `seed`."""
     if regime not in REGIMES:
@@ -43,7 +54,7 @@ def generate(rows: int, regime: str = "practice", seed: int = 0, missing_rate: f
         return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
     letters = np.array(list(string.ascii_lowercase))
-    corporation = ["".join(chars) for chars in letters[rng.integers(0, 26, size=(rows, 4))]]
+    corporation = _unique_ids(["".join(chars) for chars in letters[rng.integers(0, 26, size=(rows, 4))]], seed)
     if regime == "practice":
         monthly = rng.gamma(shape=2.0, scale=120.0, size=rows)
         employees = np.round(rng.lognormal(mean=3.0, sigma=0.8, size=rows)) + 1

@@ -206,6 +206,7 @@ class TickRecord:
     error: str | None = None
     rows: dict[str, int] | None = None
     new_rows: int | None = None
+    new_labels: int | None = None  # with an id_column: new rows that gained or changed a label (drs.latest_rows)
     scores: dict[str, Any] = field(default_factory=dict)
     drift: dict[str, Any] | None = None
     promotion: dict[str, Any] | None = None

@@ -48,6 +48,7 @@ from drs.files import (
     REFERENCE_SAMPLE_FILE,
     REFERENCE_SAMPLE_ROWS,
 )
+from drs.latest_rows import file_ranks, latest_per_id
 from drs.production import production_store, trained_schema
 from drs.storage import atomic_path, input_csvs, stat_fingerprint, write_json_atomic, write_text_atomic
 
@@ -102,6 +103,8 @@ class IngestionResult:
     every_row: pd.DataFrame = field(repr=False)  # before deduplication, file after file
     spans: dict[str, tuple[int, int]] = field(repr=False)  # file name -> its rows in every_row
     labels: list = field(default_factory=list)  # the target's values in `data`, recorded with each version
+    replaced: int = 0  # rows another row of their id replaced (drs.latest_rows)
+    new_labels: dict[str, int] = field(default_factory=dict)  # file name -> its rows that gained or changed a label
 
     @property
     def rows(self) -> int:
@@ -111,7 +114,10 @@ class IngestionResult:
         """The deduplicated rows of just these ingested files (first occurrence kept); other names are ignored."""
         wanted = set(names)
         parts = [self.every_row.iloc[start:stop] for name, (start, stop) in self.spans.items() if name in wanted]
-        return pd.concat(parts).drop_duplicates(ignore_index=True) if parts else self.data.iloc[:0]
+        rows = pd.concat(parts).drop_duplicates(ignore_index=True) if parts else self.data.iloc[:0]
+        if self.replaced:  # a row a later row of its id replaced is no longer one of the data's
+            rows = rows[np.isin(row_keys(rows), row_keys(self.data))].reset_index(drop=True)
+        return rows
 
 
 def row_keys(rows: pd.DataFrame) -> np.ndarray:
@@ -478,10 +484,13 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
     del tables, valid
     # Before deduplication: " owner " and "owner" rows are the same row, of one category.
     normalize_categories(every_row, schema.categorical_features, config.normalize_categories, config.na_values)
-    # The course keeps the first of identical rows; so do we (NaN equals NaN).
-    data = every_row.drop_duplicates(ignore_index=True)
+    # The course keeps the first of identical rows; so do we (NaN equals NaN). Then one row per id.
+    unique = every_row.drop_duplicates()
+    latest = latest_per_id(unique, _files_of_rows(spans, len(every_row))[unique.index], file_ranks(ingested), schema)
+    data = latest.data
     labels = sorted(pd.unique(data[schema.target_column].dropna()).tolist(), key=str)
-    result = IngestionResult(data, ingested, rejected, rows_read, every_row, spans, labels)
+    result = IngestionResult(data, ingested, rejected, rows_read, every_row, spans, labels, latest.replaced)
+    result.new_labels = latest.new_labels
     dedup_seconds = time.perf_counter() - started
     log.info(
         "read %d file(s), %d row(s); %d unique row(s); rejected %d file(s)",
@@ -490,9 +499,24 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
         result.rows,
         len(rejected),
     )
+    if latest.replaced:
+        log.info(
+            "%d row(s) replaced by a later row of their %s; %d row(s) gained or changed a label",
+            latest.replaced,
+            schema.id_column,
+            sum(latest.new_labels.values()),
+        )
     if write:
         _write_result(result, config, read_seconds, dedup_seconds)
     return result
+
+
+def _files_of_rows(spans: dict[str, tuple[int, int]], rows: int) -> np.ndarray:
+    """The file name of each row of `every_row`."""
+    files = np.empty(rows, dtype=object)
+    for name, (start, stop) in spans.items():
+        files[start:stop] = name
+    return files
 
 
 def _read_inputs(config: Config) -> tuple[dict[str, tuple[dict, pa.Table]], dict[str, str], list[set[str]]]:

@@ -293,12 +293,15 @@ class _Work:
         return dataclasses.replace(facts, ingested=True, usable_new_files=usable)
 
     def find_new_rows(self, facts: Facts) -> Facts:
-        assert self.deployed is not None and facts.usable_new_files is not None
+        assert self.deployed is not None and facts.usable_new_files is not None and self.ingestion is not None
         keys = production_store(self.config).training_row_keys(self.deployed["version"])
         self.new_rows = stages().new_rows(keys, self.deployed, self.ingestion, list(facts.usable_new_files))
         count = len(self.new_rows)
         labelled = int(self.new_rows[self.config.schema.target_column].notna().sum())
         self.tick.record.new_rows = count
+        if self.config.schema.id_column is not None:
+            gained = self.ingestion.new_labels
+            self.tick.record.new_labels = sum(gained.get(name, 0) for name in facts.usable_new_files)
         log.info(
             "%d new row(s) (%d labelled) in %d new file(s) that %s was not trained on",
             count,

@@ -16,11 +16,11 @@ from generate_data import generate, write_bundled_data
 
 # The sha256 of the bundled CSVs as committed: the generator must keep reproducing them byte for byte.
 BUNDLED = {
-    "practicedata/dataset1.csv": "e4168a3bdccae79623a3af0e39adae01086582ab28af492f1ba12bb34434e01a",
-    "practicedata/dataset2.csv": "55c29ab729deb1127838bee6ca2a7a84f1730e5df666ce6d66a62a773779f03a",
-    "sourcedata/dataset3.csv": "7d766fa2380569d02591d0fed0553f9395857011bbd4b69d55e04c3dca262409",
-    "sourcedata/dataset4.csv": "347e1060b5c65dda2d48a24eb37ce68a8f50eb7187af2f560b3c32376d9973f6",
-    "testdata/testdata.csv": "cb9357c99b6e733e7da4361b2d16607f993f66942ad11a84a78c854cfeae5938",
+    "practicedata/dataset1.csv": "8b347142db65f34e7c249c8d8a1f06bde2414d295dfb84dbced310a2d16a78a3",
+    "practicedata/dataset2.csv": "bd87ef1c09b41cdd3495d92c5f2ab64e3452df7784ff0b6f2c884882fc0d1301",
+    "sourcedata/dataset3.csv": "1e8837df89f0808bd0e27b7c8b5006b66ae288b9de435977fcf8e10d89fae3fc",
+    "sourcedata/dataset4.csv": "98dc70348e353e70aa4eff65b5a167f7f77aab880f6493d28df8bf0d4c1cb583",
+    "testdata/testdata.csv": "c3c5c3946e31ea0b6c07e230b831bbc6a7db63b7bd589d8fddac5d5bf878a000",
 }
 
 
