@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Project
+from conftest import Project, client_for
 from sklearn.metrics import f1_score
 
 from drs.config import COURSE_SCHEMA, load_config
@@ -179,3 +179,8 @@ def test_a_tick_on_unlabelled_rows_records_the_estimated_f1(deployed):
     model = LocalProductionStore(deployed.path("production_deployment")).load_model().model
     realized = f1_score(new["exited"], model.predict(feature_matrix(new)))
     assert abs(estimated["statistic"] - realized) < 0.05
+    # The status page shows it beside the realized F1, which waits for the labels.
+    page = client_for(deployed).get("/").get_data(as_text=True)
+    table = page[page.index('<table id="estimates">') :]
+    table = table[: table.index("</table>")]
+    assert f"{estimated['statistic']:.4f}" in table and "awaiting labels" in table and "calibrated" in table
