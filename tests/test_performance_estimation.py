@@ -3,6 +3,7 @@ calibration learned at training time and published with the version, and a tick 
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 
@@ -10,13 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import Project, client_for
+from pypdf import PdfReader
 from sklearn.metrics import f1_score
 
 from drs.config import COURSE_SCHEMA, load_config
+from drs.deploy import DeployedModel
 from drs.drift_registry import DRIFT, INSUFFICIENT, NO_DRIFT, DriftInputs, DriftSettingsError, validate_settings
+from drs.figures import calibration_curve_png
 from drs.files import CALIBRATOR_FILE, MODEL_RECORD_FILE
 from drs.performance_estimation import estimated_f1, expected_confusion, f1_of_confusion, run_estimated
 from drs.production import LocalProductionStore, ModelUnavailable
+from drs.report.gather import ReportData, gather_report_data
+from drs.report.pdf import ReportFigures, pdf_bytes
 from drs.train import calibration_skip_reason, feature_matrix, fit_calibration, fit_model, save_model
 from generate_data import generate
 
@@ -160,6 +166,36 @@ def test_a_tampered_calibrator_is_refused_before_it_is_unpickled(deployed):
     path.write_bytes(path.read_bytes() + b"\0")
     with pytest.raises(ModelUnavailable, match="integrity check"):
         store.load_calibrator(version)
+
+
+# --- the report ------------------------------------------------------------------------
+
+
+def report_text(calibration: dict | None, figures: ReportFigures) -> str:
+    deployed = DeployedModel(model=None, manifest={"version": "v0001", "calibration": calibration})
+    data = ReportData("config.json", COURSE_SCHEMA, "2024-05-01 10:00 UTC", deployed=deployed, calibration=calibration)
+    reader = PdfReader(io.BytesIO(pdf_bytes(data, figures)))
+    return " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
+
+
+def test_the_report_shows_the_calibration_quality_and_curve(fitted):
+    record = fitted[2].record
+    png = calibration_curve_png(record)
+    assert png is not None and png.startswith(b"\x89PNG")
+    text = report_text(record, ReportFigures(calibration_curve=png))
+    assert "Probability calibration Calibrated (sigmoid) on 175 labelled rows held out of training" in text
+    assert f"before calibration {record['brier_before']:.4f} after calibration {record['brier_after']:.4f}" in text
+    skipped = {"calibrated": False, "reason": "60 labelled row(s), fewer than 100"}
+    assert calibration_curve_png(skipped) is None
+    assert "Not calibrated (60 labelled row(s), fewer than 100): F1 without labels is estimated from the raw" in (
+        report_text(skipped, ReportFigures())
+    )
+
+
+def test_the_report_data_carry_the_deployed_calibration(deployed):
+    config = deployed.config()
+    data = gather_report_data(config, packages=[])
+    assert data.calibration is not None and data.calibration["calibrated"] is True
 
 
 # --- a tick on new rows without labels ----------------------------------------------
