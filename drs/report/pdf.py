@@ -257,9 +257,7 @@ def calibration_part(data: ReportData, figures: ReportFigures) -> list[Flowable]
     parts: list[Flowable] = [Paragraph("Probability calibration", STYLES.subheading)]
     record = data.calibration
     if record is None:
-        return parts + [
-            text(f"Calibration: {NO_DATA} (a version deployed before calibrations were kept).", STYLES.note)
-        ]
+        return parts + [text("Not recorded: this version was deployed before calibrations were kept.", STYLES.note)]
     if not record.get("calibrated"):
         words = f"Not calibrated ({record.get('reason')}): F1 without labels is estimated from the raw probabilities."
         return parts + [text(words, STYLES.note)]
