@@ -39,7 +39,7 @@ def frame(rng, rows, shift=0.0):
 
 
 def test_the_built_in_tests_and_their_defaults():
-    assert DRIFT_TESTS == registered_names() == ("raw", "parametric", "nonparametric", "ks", "chi2", "psi")
+    assert DRIFT_TESTS == registered_names() == ("raw", "parametric", "nonparametric", "ks", "chi2", "psi", "estimated")
     assert DEFAULT_DRIFT == {
         "trigger_tests": ["raw"],
         "trigger_mode": "any",
@@ -50,6 +50,7 @@ def test_the_built_in_tests_and_their_defaults():
         "psi_drift": 0.25,
         "min_samples": 30,
         "min_history": 3,
+        "estimated_margin": 0.05,
     }
     kinds = {test.name: test.kind for test in drift_registry.drift_tests()}
     assert kinds == {
@@ -59,6 +60,7 @@ def test_the_built_in_tests_and_their_defaults():
         "ks": Kind.NUMERIC,
         "chi2": Kind.CATEGORICAL,
         "psi": Kind.ALL_FEATURES,
+        "estimated": Kind.SCORE,
     }
 
 
@@ -135,6 +137,7 @@ def test_the_recorded_results_keep_their_keys_in_order():
         "ks": ["test", "threshold", "features", "verdict", "pvalue", "statistic", "detail"],
         "chi2": ["test", "threshold", "features", "verdict", "pvalue", "statistic", "detail"],
         "psi": ["test", "threshold", "watch", "bins", "features", "verdict", "statistic", "detail"],
+        "estimated": ["test", "statistic", "threshold", "realized_f1", "verdict", "detail"],
     }
     without = run_drift_tests(dict(DEFAULT_DRIFT), 0.5, 0.6, [], None, frame(rng, 200))
     for name in ("ks", "chi2", "psi"):
@@ -192,7 +195,7 @@ def test_a_test_registered_here_is_validated_listed_run_worded_and_reported(mean
     with pytest.raises(DriftSettingsError, match="drift.mean_shift_limit must be a positive number, got 0"):
         validate_settings({"mean_shift_limit": 0})
     with pytest.raises(
-        DriftSettingsError, match="drawn from raw, parametric, nonparametric, ks, chi2, psi, mean_shift"
+        DriftSettingsError, match="drawn from raw, parametric, nonparametric, ks, chi2, psi, estimated, mean_shift"
     ):
         validate_settings({"trigger_tests": ["nope"]})
 
