@@ -477,7 +477,10 @@ def estimate_batches(rows: int) -> dict:
         "reference": generate(rows, "practice", seed=12),
         "same population": generate(rows, "practice", seed=13),
         "low activity (covariate shift)": pool[activity < activity.quantile(0.3)].head(rows).reset_index(drop=True),
-        "high activity (covariate shift)": pool[activity > activity.quantile(0.7)].head(rows).reset_index(drop=True),
+        # Where the model's positives and negatives meet: above the middle it calls no one a churner.
+        "middle activity (covariate shift)": pool[activity.between(activity.quantile(0.2), activity.quantile(0.6))]
+        .head(rows)
+        .reset_index(drop=True),
         CONCEPT_DRIFT_BATCH: generate(rows, "source", seed=14),
     }
 

@@ -301,6 +301,9 @@ def positive_probabilities(model, features, schema: Schema):
 CALIBRATION_MIN_ROWS = 100
 CALIBRATION_MIN_CLASS_ROWS = 10
 CALIBRATION_HELD_OUT = 0.25
+# Beyond this many labelled rows a stratified sample of them is calibrated on: a calibration needs no
+# more, and the copy's fit is then bounded whatever the data's size.
+CALIBRATION_MAX_ROWS = 100_000
 # scikit-learn's advice: isotonic regression overfits below about a thousand calibration rows.
 ISOTONIC_MIN_ROWS = 1000
 CALIBRATION_BINS = 10
@@ -356,7 +359,8 @@ def calibration_summary(record: dict) -> str:
 def fit_calibration(data: pd.DataFrame, config: Config) -> Calibration:
     """Learn the positive class's probability calibration from the labelled rows of `data`.
 
-    A copy of the pipeline is fitted on a stratified 75 % of them and calibrated (sigmoid; isotonic from
+    A copy of the pipeline is fitted on a stratified 75 % of them (of a stratified sample of
+    CALIBRATION_MAX_ROWS when there are more) and calibrated (sigmoid; isotonic from
     ISOTONIC_MIN_ROWS held-out rows) on the other 25 %. The Brier score "after" is measured out of fold
     (each held-out row calibrated by a calibrator not fitted on it), so it is not flattered. Too few rows,
     an estimator without probabilities or a failed fit: skipped, with the reason.
@@ -367,6 +371,10 @@ def fit_calibration(data: pd.DataFrame, config: Config) -> Calibration:
     if reason:
         return Calibration.skipped(reason)
     try:
+        if len(labels) > CALIBRATION_MAX_ROWS:
+            features, _, labels, _ = train_test_split(
+                features, labels, train_size=CALIBRATION_MAX_ROWS, stratify=labels, random_state=0
+            )
         train_x, held_x, train_y, held_y = train_test_split(
             features, labels, test_size=CALIBRATION_HELD_OUT, stratify=labels, random_state=0
         )

@@ -14,6 +14,7 @@ from conftest import Project, client_for
 from pypdf import PdfReader
 from sklearn.metrics import f1_score
 
+from drs import train
 from drs.config import COURSE_SCHEMA, load_config
 from drs.deploy import DeployedModel
 from drs.drift_registry import DRIFT, INSUFFICIENT, NO_DRIFT, DriftInputs, DriftSettingsError, validate_settings
@@ -133,6 +134,12 @@ def test_the_calibration_record_holds_brier_scores_and_the_curve(fitted):
     for curve in record["curve"].values():
         assert 1 <= len(curve["mean_predicted"]) == len(curve["fraction_positive"]) <= 10
         assert all(0 <= value <= 1 for value in curve["mean_predicted"] + curve["fraction_positive"])
+
+
+def test_beyond_the_row_cap_a_stratified_sample_is_calibrated_on(fitted, monkeypatch):
+    monkeypatch.setattr(train, "CALIBRATION_MAX_ROWS", 400)
+    record = fit_calibration(generate(700, "practice", seed=1), fitted[0]).record
+    assert record["calibrated"] and record["held_out_rows"] == 100
 
 
 def test_a_model_saved_without_a_calibrator_removes_an_older_one(fitted, tmp_path):
