@@ -487,6 +487,7 @@ def estimate_batches(rows: int) -> dict:
 
 def project_estimates(config_path: Path, batches: dict) -> tuple[dict, object, dict]:
     """({batch: {"estimated", "realized", "rows"}}, the scored rows for NannyML, the calibration record)."""
+    # Imported for this part only: the other parts measure their peers' processes from this one, kept small.
     import pandas as pd  # noqa: PLC0415
     from sklearn.metrics import f1_score  # noqa: PLC0415
 

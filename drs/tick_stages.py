@@ -21,7 +21,7 @@ from drs.deploy import DeployedModel, ProductionChanged, deploy, deployed_score_
 from drs.drift import summary
 from drs.drift_registry import DriftInputs, run_registered
 from drs.ingest import IngestionResult, merge_multiple_dataframe, read_final_data, row_keys
-from drs.production import ModelUnavailable, production_store
+from drs.production import ModelUnavailable, ProductionStore, production_store
 from drs.score import all_positive_f1, f1_on, load_test_data, save_score
 from drs.train import calibration_summary, check_training_parameters, fit_calibration, fit_model, save_model
 
@@ -102,7 +102,7 @@ def check_drift(config: Config, tick: Tick, new_rows: pd.DataFrame) -> tuple[dic
     return verdict, {"version": model.version, "reference": reference, "new": new_rows}
 
 
-def _deployed_calibrator(store, model: DeployedModel) -> tuple[object | None, dict | None]:
+def _deployed_calibrator(store: ProductionStore, model: DeployedModel) -> tuple[object | None, dict | None]:
     """(the deployed version's calibrator or None, its manifest's calibration record); a damaged
     calibrator is logged and left out: the drift test "estimated" then says it cannot estimate."""
     try:

@@ -227,3 +227,18 @@ def test_a_tick_on_unlabelled_rows_records_the_estimated_f1(deployed):
     table = page[page.index('<table id="estimates">') :]
     table = table[: table.index("</table>")]
     assert f"{estimated['statistic']:.4f}" in table and "awaiting labels" in table and "calibrated" in table
+
+
+def test_a_tick_with_a_damaged_calibrator_still_judges_drift_and_says_why_it_cannot_estimate(deployed):
+    store = LocalProductionStore(deployed.path("production_deployment"))
+    path = deployed.path("production_deployment", "versions", store.current_version(), CALIBRATOR_FILE)
+    path.write_bytes(b"not the calibrator")
+    generate(300, "practice", seed=10).to_csv(deployed.path("practicedata", "dataset3.csv"), index=False)
+    result = deployed.run("fullprocess.py")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(deployed.path("logs", "history.jsonl").read_text().splitlines()[-1])
+    estimated = record["drift"]["tests"]["estimated"]
+    assert estimated["verdict"] == INSUFFICIENT and "could not be loaded" in estimated["detail"]
+    assert record["scores"]["estimated_f1"] is None and isinstance(record["scores"]["new_data_f1"], float)
+    assert estimated["realized_f1"] == round(record["scores"]["new_data_f1"], 6)
+    assert "fails its integrity check" in deployed.path("logs", "fullprocess.log").read_text()
