@@ -1,6 +1,6 @@
-"""The project against the tools users would pick instead: MLflow's scoring server and Evidently.
+"""The project against the tools users would pick instead: MLflow's scoring server, Evidently and NannyML.
 
-    python bench/peers.py [--quick] [--only serve,drift]     (make bench-peers [BENCH_ARGS=--quick])
+    python bench/peers.py [--quick] [--only serve,drift,estimate]     (make bench-peers [BENCH_ARGS=--quick])
 
 1. serve: the project's deployed pipeline served by `make serve` (its APP and
    SERVE_FLAGS read from the Makefile at run time) against the same fitted
@@ -14,6 +14,16 @@
    frames (generate_data.generate, regimes "practice" and "source", the three
    numeric features), each in its own process, alternating: wall time and
    peak RSS, and the KS p-values side by side (they must be identical).
+3. estimate: F1 estimated without labels. The project's pipeline and its
+   calibration (drs.train.fit_model, fit_calibration) are fitted on generated
+   "practice" rows; labelled batches (the same population, two covariate
+   shifts cut from it by activity, and the "source" regime, whose churn
+   relationship differs) are scored by the model, and the drift test
+   "estimated" (drs.performance_estimation) estimates each batch's F1 with its
+   labels left out. Printed beside the realized F1 and NannyML's CBPE
+   (bench/peers/estimate_nannyml.py, fitted on a labelled reference batch)
+   on the same model outputs. When NannyML cannot be installed, the estimate
+   is compared with the realized F1 alone.
 
 Each peer lives in its own virtualenv, bench/scratch/venv-<peer>, created on
 first use from the pinned bench/peers/requirements-<peer>.txt (reinstalled
@@ -70,6 +80,7 @@ from drs.config import DEFAULT_DRIFT, FEATURE_COLUMNS  # noqa: E402
 PEER_PACKAGES = {
     "mlflow": ["mlflow", "mlflow-skinny", "scikit-learn", "numpy", "pandas", "scipy", "uvicorn", "fastapi"],
     "evidently": ["evidently", "pandas", "numpy", "scipy", "scikit-learn", "pyarrow"],
+    "nannyml": ["nannyml", "pandas", "numpy", "scipy", "scikit-learn"],
 }
 RELATIVE_TOLERANCE = 1e-12
 
@@ -447,11 +458,135 @@ def bench_drift(args) -> dict:
     return results
 
 
+# --- 3: F1 estimated without labels ---------------------------------------------------------
+
+# CBPE estimates F1 from calibrated probabilities: right while P(churn | features) holds (a covariate
+# shift), blind to a changed relationship (concept drift), which only labels show.
+ESTIMATE_TOLERANCE = 0.05
+CONCEPT_DRIFT_BATCH = "source regime (concept drift)"
+
+
+def estimate_batches(rows: int) -> dict:
+    """Labelled batches of `rows` rows: "training", "reference" (NannyML's), and the batches estimated."""
+    from generate_data import generate  # noqa: PLC0415  (pandas only for this part)
+
+    pool = generate(rows * 4, "practice", seed=21)
+    activity = pool["lastmonth_activity"]
+    return {
+        "training": generate(rows, "practice", seed=11),
+        "reference": generate(rows, "practice", seed=12),
+        "same population": generate(rows, "practice", seed=13),
+        "low activity (covariate shift)": pool[activity < activity.quantile(0.3)].head(rows).reset_index(drop=True),
+        # Where the model's positives and negatives meet: above the middle it calls no one a churner.
+        "middle activity (covariate shift)": pool[activity.between(activity.quantile(0.2), activity.quantile(0.6))]
+        .head(rows)
+        .reset_index(drop=True),
+        CONCEPT_DRIFT_BATCH: generate(rows, "source", seed=14),
+    }
+
+
+def project_estimates(config_path: Path, batches: dict) -> tuple[dict, object, dict]:
+    """({batch: {"estimated", "realized", "rows"}}, the scored rows for NannyML, the calibration record)."""
+    # Imported for this part only: the other parts measure their peers' processes from this one, kept small.
+    import pandas as pd  # noqa: PLC0415
+    from sklearn.metrics import f1_score  # noqa: PLC0415
+
+    from drs.config import load_config  # noqa: PLC0415
+    from drs.drift_registry import DriftInputs  # noqa: PLC0415
+    from drs.model_data import feature_matrix, positive_probabilities  # noqa: PLC0415
+    from drs.performance_estimation import run_estimated  # noqa: PLC0415
+    from drs.train import fit_calibration, fit_model  # noqa: PLC0415
+
+    config = load_config(config_path)
+    schema = config.schema
+    model = fit_model(batches["training"], config)
+    calibration = fit_calibration(batches["training"], config)
+    figures, scored = {}, []
+    for name, frame in batches.items():
+        if name == "training":
+            continue
+        features = feature_matrix(frame, schema)
+        truth = (frame[schema.target_column] == schema.positive_label).astype(int).to_numpy()
+        predicted = (model.predict(features) == schema.positive_label).astype(int)
+        realized = float(f1_score(truth, predicted))
+        scored.append(
+            pd.DataFrame(
+                {
+                    "batch": name,
+                    "y_true": truth,
+                    "y_pred": predicted,
+                    "y_pred_proba": positive_probabilities(model, features, schema),
+                }
+            )
+        )
+        if name == "reference":
+            continue
+        # The labels are left out: the estimate sees the features only.
+        unlabelled = frame.assign(**{schema.target_column: None})
+        inputs = DriftInputs(None, 0.0, [], None, unlabelled, schema, model, calibration.calibrator, calibration.record)
+        result = run_estimated(inputs, {"estimated_margin": 0.0})
+        figures[name] = {"estimated": result["statistic"], "realized": realized, "rows": len(frame)}
+    return figures, pd.concat(scored, ignore_index=True), calibration.record
+
+
+def bench_estimate(args) -> dict:
+    rows = 2_000 if args.quick else 10_000
+    print(f"3. F1 estimated without labels on batches of {rows:,} rows: drift test 'estimated' vs NannyML CBPE")
+    config_path = new_project("peers-estimate")
+    batches = estimate_batches(rows)
+    figures, scored, calibration = project_estimates(config_path, batches)
+    results: dict = {"rows": rows, "batches": figures, "calibration": calibration, "nannyml": None}
+    out = WORK_DIR / "peers-estimate"
+    out.mkdir(parents=True, exist_ok=True)
+    scored_path, result_path = out / "scored.parquet", out / "result-nannyml.json"
+    scored.to_parquet(scored_path, index=False)
+    try:
+        venv = peer_venv("nannyml")
+    except Failed as exc:  # measured against the realized F1 alone, and said
+        results["nannyml_problem"] = str(exc)
+        print(f"   NannyML not available: {exc}", flush=True)
+        return results
+    result_path.unlink(missing_ok=True)
+    command = [str(venv / "bin" / "python"), str(PEERS_DIR / "estimate_nannyml.py"), str(scored_path), str(result_path)]
+    run = run_once(command, env={"NML_DISABLE_USAGE_LOGGING": "1"}, timeout=900)
+    if run["timed_out"] or not result_path.exists():
+        results["nannyml_problem"] = f"the NannyML run failed ({run})"
+        return results
+    results["nannyml"] = json.loads(result_path.read_text())
+    results["versions"] = installed_versions(venv, PEER_PACKAGES["nannyml"])
+    for name, entry in figures.items():
+        entry["nannyml"] = results["nannyml"]["f1"].get(name)
+    return results
+
+
+def estimate_rows(row, estimate: dict) -> None:
+    """The table's rows for the estimate part: one per batch, and how far from NannyML's."""
+    for name, entry in estimate["batches"].items():
+        difference = entry["estimated"] - entry["realized"]
+        blind = name == CONCEPT_DRIFT_BATCH
+        peer = entry.get("nannyml")
+        row(
+            f"estimate: F1 without labels, {name}, {entry['rows']:,} rows",
+            "(not expected: concept drift)" if blind else f"within {ESTIMATE_TOLERANCE} of realized",
+            f"{entry['estimated']:.4f}",
+            f"realized {entry['realized']:.4f}",
+            f"{difference:+.4f}",
+            None if blind else abs(difference) <= ESTIMATE_TOLERANCE,
+            f"NannyML CBPE {peer:.4f}" if peer is not None else "NannyML not run",
+        )
+    compared = [e for n, e in estimate["batches"].items() if n != CONCEPT_DRIFT_BATCH and e.get("nannyml") is not None]
+    if compared:
+        gap = max(abs(e["estimated"] - e["nannyml"]) for e in compared)
+        row("estimate: largest gap to NannyML CBPE (covariate batches)", "(reported)", f"{gap:.4f}", "", "", None)
+
+
 # --- the table ------------------------------------------------------------------------------
 
 
 def table_rows(results: dict) -> list[dict]:
     rows, row = table_builder()
+    if "estimate" in results:
+        estimate_rows(row, results["estimate"])
 
     if "serve" in results:
         serve = results["serve"]
@@ -595,12 +730,12 @@ def table_rows(results: dict) -> list[dict]:
 
 def main(argv=None) -> int:
     parser = bench_parser(
-        "Benchmark the project against MLflow serving and Evidently drift tests.",
-        "serve,drift",
+        "Benchmark the project against MLflow serving, Evidently drift tests and NannyML's CBPE.",
+        "serve,drift,estimate",
         "100k rows, one round, 3 s of load",
     )
     args = parser.parse_args(argv)
-    benches = {"serve": bench_serve, "drift": bench_drift}
+    benches = {"serve": bench_serve, "drift": bench_drift, "estimate": bench_estimate}
     parts = chosen_parts(parser, args.only, benches)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

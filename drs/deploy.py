@@ -20,6 +20,7 @@ import numpy as np
 
 from drs.config import Config, PipelineError, load_config
 from drs.files import (
+    CALIBRATOR_FILE,
     INGESTED_DETAIL_FILE,
     INGESTED_RECORD_FILE,
     MODEL_FILE,
@@ -43,7 +44,7 @@ from drs.production import (
     schema_crossing,
 )
 from drs.storage import fingerprint_files, list_input_csvs, read_json, sha256_file
-from drs.train import read_trained_model_bytes
+from drs.train import read_trained_calibrator_bytes, read_trained_model_bytes
 
 __all__ = [
     "CHECKPOINTS",
@@ -94,6 +95,9 @@ def deploy(
     record = read_json(config.model_folder / MODEL_RECORD_FILE)
     _check_belongs_to_model(config, record, f1, sources)
     files = {MODEL_FILE: model_bytes, **{name: path.read_bytes() for name, path in sources.items()}}
+    calibrator = read_trained_calibrator_bytes(config, "cannot deploy")
+    if calibrator is not None:
+        files[CALIBRATOR_FILE] = calibrator
     keys = _training_row_keys(config, data)
     if keys is not None:
         files[TRAINING_ROWS_FILE] = keys
@@ -107,6 +111,9 @@ def deploy(
     if isinstance(record.get("model_config"), dict):
         # What the model was fitted with (a model trained before this was recorded: unknown, left out).
         fields["model_config"] = record["model_config"]
+    if isinstance(record.get("calibration"), dict):
+        # How well the calibrator the drift test "estimated" uses fits, or why there is none.
+        fields["calibration"] = record["calibration"]
     store = production_store(config)
     manifest, removed = store.publish(files, fields, expected_current, config.keep_versions)
     log.info(

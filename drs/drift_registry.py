@@ -124,7 +124,9 @@ class Setting:
 class DriftInputs:
     """What a tick hands every drift test: the new rows' F1 (None: no labels), the deployed model's test
     F1, past F1 scores (oldest first), the deployed version's reference sample (None: it has none),
-    the new rows, the schema naming their columns, and the deployed (fitted) model (None: not given)."""
+    the new rows, and the schema naming their columns. The deployed model (the fitted pipeline), its
+    probability calibrator and the manifest's calibration record (what it is, or why there is none)
+    are given when the tick has them (None: not given)."""
 
     new_f1: float | None
     deployed_f1: float
@@ -133,6 +135,8 @@ class DriftInputs:
     new: pd.DataFrame
     schema: Schema
     model: Any = None
+    calibrator: Any = None
+    calibration: dict | None = None
 
 
 # --- how a result reads in words ---------------------------------------------------
@@ -617,5 +621,21 @@ register_drift_test(
         ),
         figures=prediction_figures,
         summary=measured_summary,
+    )
+)
+register_drift_test(
+    DriftTest(
+        "estimated",
+        Kind.SCORE,
+        "drs.performance_estimation:run_estimated",
+        (
+            Setting(
+                "estimated_margin",
+                0.05,
+                lambda value: _finite_number(value) and 0 <= value < 1,
+                "a number from 0 up to (not including) 1",
+            ),
+        ),
+        f1_below_past,
     )
 )

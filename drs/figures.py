@@ -71,6 +71,33 @@ def confusion_matrix_png(matrix: ConfusionMatrix) -> bytes:
     return _png(figure)
 
 
+def calibration_curve_png(record: dict) -> bytes | None:
+    """PNG of a calibration record's curves (drs.train.Calibration's "curve": mean predicted probability
+    against the fraction of positives per bin, before and after calibration) with the diagonal of a
+    perfect calibration; None for a record without curves."""
+    curves = record.get("curve") if record.get("calibrated") else None
+    if not isinstance(curves, dict) or not curves:
+        return None
+    figure = Figure(figsize=(5.5, 4.2), dpi=120)
+    axes = figure.subplots()
+    axes.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
+    for name, style in (("before", "o--"), ("after", "s-")):
+        curve = curves.get(name) or {}
+        if curve.get("mean_predicted"):
+            axes.plot(curve["mean_predicted"], curve["fraction_positive"], style, label=f"{name} calibration")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("mean predicted probability of the positive class")
+    axes.set_ylabel("fraction of positives")
+    before, after = record.get("brier_before", math.nan), record.get("brier_after", math.nan)
+    axes.set_title(
+        f"Calibration on {record.get('held_out_rows', '?')} held-out rows\nBrier {before:.4f} before, {after:.4f} after"
+    )
+    axes.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    return _png(figure)
+
+
 def score_history_png(history: list[dict]) -> bytes | None:
     """PNG of the test F1 of every deployment and rollback (deployment records, oldest first); None when
     no record has an F1."""

@@ -21,6 +21,9 @@ configs; so is the tick's lock, which is why it lives in production).
 ``output_model_path``: the model being trained and the reports
     ``trainedmodel.pkl`` (MODEL_FILE), ``trainedmodel.json`` (MODEL_RECORD_FILE: its sha256, the data's
         sha256 and, once scored, its F1): written by drs.train only; read by drs.score and drs.deploy.
+    ``calibrator.pkl`` (CALIBRATOR_FILE): the probability calibration learned beside the model (its
+        sha256 and quality in trainedmodel.json; absent when the data were too few), used only to estimate
+        F1 without labels: written by drs.train only; published by drs.deploy.
     ``latestscore.txt`` (SCORE_FILE): the trained model's test F1, written by drs.score; copied by drs.deploy.
     ``confusionmatrix.png``, ``report.pdf`` (CONFUSION_MATRIX_FILE, REPORT_FILE), ``reports.json``
         (REPORTS_RECORD_FILE: the version they describe, written last; a rebuild that failed): written by
@@ -33,7 +36,8 @@ configs; so is the tick's lock, which is why it lives in production).
 ``prod_deployment_path``: production, written by drs.production only (see its docstring for the layout)
     ``versions/vNNNN/`` (VERSIONS_DIR): each version's files, written once: MODEL_FILE, SCORE_FILE,
         INGESTED_RECORD_FILE, INGESTED_DETAIL_FILE, REFERENCE_SAMPLE_FILE, ``trainingrows.npy``
-        (TRAINING_ROWS_FILE: a key of each training row) and ``manifest.json`` (MANIFEST_FILE).
+        (TRAINING_ROWS_FILE: a key of each training row), CALIBRATOR_FILE when training made one, and
+        ``manifest.json`` (MANIFEST_FILE). The calibrator is read by the drift test "estimated" only.
     ``current`` (CURRENT_LINK): the serving version, switched with one rename; the course's file names
         beside it are fixed links through it.
     ``deployments.jsonl`` (DEPLOYMENT_LOG): every deploy and rollback. Read by the API, the report and the
@@ -72,6 +76,7 @@ TEST_DATA_FILE = "testdata.csv"
 
 MODEL_FILE = "trainedmodel.pkl"
 MODEL_RECORD_FILE = "trainedmodel.json"
+CALIBRATOR_FILE = "calibrator.pkl"
 SCORE_FILE = "latestscore.txt"
 CONFUSION_MATRIX_FILE = "confusionmatrix.png"
 REPORT_FILE = "report.pdf"

@@ -10,7 +10,7 @@ Standard library only, so the cheap cron tick can use it.
 Local layout (``LocalProductionStore``, in ``prod_deployment_path``)::
 
     versions/v0003/{trainedmodel.pkl, latestscore.txt, ingestedfiles.txt, ingestedfiles.json,
-                    referencedata.csv, trainingrows.npy, manifest.json}
+                    referencedata.csv, trainingrows.npy, calibrator.pkl (optional), manifest.json}
     current -> versions/v0003          (a symlink, switched with one rename)
     trainedmodel.pkl -> current/trainedmodel.pkl   (and the other course files)
     deployments.jsonl                  (every deploy and rollback, appended)
@@ -24,6 +24,8 @@ Manifest formats: 1 records ``"format_version": 1``; 0 (older deployments) has n
 format version and may lack ``schema`` (the course's) and ``trainingrows.npy``. Either may lack
 ``model_config`` (the estimator and training parameters, recorded since they retrain a model when
 they change): its model was trained with parameters nobody knows, so none counts as a change.
+Either may lack ``calibration`` and the calibrator (a version deployed before they were kept): F1 is
+then not estimated for it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from pathlib import Path
 
 from drs.config import COURSE_SCHEMA, Config, PipelineError
 from drs.files import (
+    CALIBRATOR_FILE,
     CHECKED_FILE,
     CURRENT_LINK,
     DEPLOY_LOCK,
@@ -129,6 +132,12 @@ class DeployedModel:
     @property
     def model_sha256(self) -> str | None:
         return self.manifest.get("files", {}).get(MODEL_FILE)
+
+    @property
+    def calibration(self) -> dict | None:
+        """The manifest's record of the calibrator (its quality, or why there is none); None before it was kept."""
+        record = self.manifest.get("calibration")
+        return record if isinstance(record, dict) else None
 
 
 # --- what every backend shares: pure functions of manifests and the deployment log ---------
@@ -393,6 +402,18 @@ class ProductionStore(abc.ABC):
             raise ModelUnavailable(f"deployed version {version} has no {MODEL_FILE}")
         model = unpickle_checked(data, manifest.get("files", {}).get(MODEL_FILE), self.describe(version, MODEL_FILE))
         return DeployedModel(model=model, manifest=manifest)
+
+    def load_calibrator(self, version: str) -> object | None:
+        """A version's probability calibrator, unpickled after its bytes match the manifest; None when the
+        version has none (ModelUnavailable when it lists one that is missing or fails the check)."""
+        manifest = self.manifest(version) or {}
+        expected = manifest.get("files", {}).get(CALIBRATOR_FILE)
+        if expected is None:
+            return None
+        data = self.read_file(version, CALIBRATOR_FILE)
+        if data is None:
+            raise ModelUnavailable(f"version {version} has no {CALIBRATOR_FILE}, though its manifest lists one")
+        return unpickle_checked(data, expected, self.describe(version, CALIBRATOR_FILE))
 
     def publish(
         self, files: dict[str, bytes], fields: dict, expected_current: str | None = ANY_VERSION, keep: int = 5

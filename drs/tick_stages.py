@@ -18,11 +18,12 @@ from drs import report as reporting
 from drs.api_client import api_listening, call_api, save_api_returns, shown_url
 from drs.config import Config, PipelineError
 from drs.deploy import DeployedModel, ProductionChanged, deploy, deployed_score_history
-from drs.drift import run_drift_tests, summary
+from drs.drift import summary
+from drs.drift_registry import DriftInputs, run_registered
 from drs.ingest import IngestionResult, merge_multiple_dataframe, read_final_data, row_keys
-from drs.production import production_store
+from drs.production import ModelUnavailable, ProductionStore, production_store
 from drs.score import all_positive_f1, f1_on, load_test_data, save_score
-from drs.train import check_training_parameters, fit_model, save_model
+from drs.train import calibration_summary, check_training_parameters, fit_calibration, fit_model, save_model
 
 if TYPE_CHECKING:
     from drs.tick import Tick
@@ -71,29 +72,44 @@ def check_drift(config: Config, tick: Tick, new_rows: pd.DataFrame) -> tuple[dic
         deployed_f1 = model.f1
         sample = store.reference_sample(model.version)
         reference = read_final_data(config, io.BytesIO(sample)) if sample is not None else None
-        verdict = run_drift_tests(
-            config.drift,
+        calibrator, calibration = _deployed_calibrator(store, model)
+        inputs = DriftInputs(
             new_f1,
             deployed_f1,
             deployed_score_history(config),
             reference,
             new_rows,
             config.schema,
-            model.model,
+            model=model.model,
+            calibrator=calibrator,
+            calibration=calibration,
         )
-    tick.record.scores = {"deployed_f1": deployed_f1, "new_data_f1": new_f1}
+        verdict = run_registered(inputs, config.drift)
+    estimated = verdict["tests"].get("estimated", {}).get("statistic")
+    tick.record.scores = {"deployed_f1": deployed_f1, "new_data_f1": new_f1, "estimated_f1": estimated}
     tick.record.drift = verdict
     for name, test in verdict["tests"].items():
         log.info("drift test %s: %s -> %s", name, summary(test), test["verdict"])
     log.info(
-        "deployed model %s: F1 %.4f on its test data, %s on the %d new row(s); drift: %s",
+        "deployed model %s: F1 %.4f on its test data, %s on the %d new row(s), %s estimated without labels; drift: %s",
         model.version,
         deployed_f1,
         f"{new_f1:.4f}" if new_f1 is not None else "n/a (no labels)",
         len(new_rows),
+        f"{estimated:.4f}" if estimated is not None else "n/a",
         "yes" if verdict["drift"] else "no",
     )
     return verdict, {"version": model.version, "reference": reference, "new": new_rows}
+
+
+def _deployed_calibrator(store: ProductionStore, model: DeployedModel) -> tuple[object | None, dict | None]:
+    """(the deployed version's calibrator or None, its manifest's calibration record); a damaged
+    calibrator is logged and left out: the drift test "estimated" then says it cannot estimate."""
+    try:
+        return store.load_calibrator(model.version), model.calibration
+    except ModelUnavailable as exc:
+        log.warning("%s: F1 is not estimated without labels", exc)
+        return None, model.calibration
 
 
 def retrain_and_deploy(
@@ -145,7 +161,9 @@ def _train_and_score(config: Config, tick: Tick, data: pd.DataFrame) -> tuple[ob
     """(the retrained model, the test data, its F1 on it), both written to output_model_path."""
     with tick.stage("train"):
         model = fit_model(data, config)
-        save_model(model, config, rows=int(data[config.schema.target_column].notna().sum()))
+        calibration = fit_calibration(data, config)  # only for estimating F1 without labels
+        save_model(model, config, rows=int(data[config.schema.target_column].notna().sum()), calibration=calibration)
+        log.info("%s", calibration_summary(calibration.record))
     with tick.stage("score"):
         test_data = load_test_data(config)
         test_f1 = f1_on(model, test_data, config.schema)

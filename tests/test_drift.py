@@ -208,7 +208,17 @@ def test_a_schema_without_categorical_or_numeric_features_makes_that_test_insuff
     chi2 = outcome["tests"]["chi2"]
     assert chi2["verdict"] == INSUFFICIENT and chi2["features"] == {} and "no categorical features" in chi2["detail"]
     assert outcome["drift"] is False and outcome["tests"]["ks"]["verdict"] == "drift"
-    assert list(outcome["tests"]) == ["raw", "parametric", "nonparametric", "ks", "chi2", "psi", "label", "prediction"]
+    assert list(outcome["tests"]) == [
+        "raw",
+        "parametric",
+        "nonparametric",
+        "ks",
+        "chi2",
+        "psi",
+        "label",
+        "prediction",
+        "estimated",
+    ]
 
     categories_only = Schema(
         id_column=None,

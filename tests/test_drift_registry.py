@@ -51,6 +51,7 @@ def test_the_built_in_tests_and_their_defaults():
             "psi",
             "label",
             "prediction",
+            "estimated",
         )
     )
     assert DEFAULT_DRIFT == {
@@ -69,6 +70,7 @@ def test_the_built_in_tests_and_their_defaults():
         "jensenshannon_threshold": 0.1,
         "label_pvalue": 0.01,
         "prediction_pvalue": 0.01,
+        "estimated_margin": 0.05,
     }
     kinds = {test.name: test.kind for test in drift_registry.drift_tests()}
     assert kinds == {
@@ -80,6 +82,7 @@ def test_the_built_in_tests_and_their_defaults():
         "psi": Kind.ALL_FEATURES,
         "label": Kind.LABEL,
         "prediction": Kind.PREDICTION,
+        "estimated": Kind.SCORE,
     }
 
 
@@ -171,6 +174,7 @@ def test_the_recorded_results_keep_their_keys_in_order():
         "psi": ["test", "threshold", "watch", "bins", "features", "verdict", "statistic", "detail"],
         "label": ["test", "verdict", "statistic", "pvalue", "threshold", "samples", "detail"],
         "prediction": ["test", "verdict", "statistic", "pvalue", "threshold", "samples", "detail"],
+        "estimated": ["test", "statistic", "threshold", "realized_f1", "verdict", "detail"],
     }
     without = run_drift_tests(dict(DEFAULT_DRIFT), 0.5, 0.6, [], None, frame(rng, 200))
     for name in ("ks", "chi2", "psi", "label", "prediction"):
@@ -229,7 +233,7 @@ def test_a_test_registered_here_is_validated_listed_run_worded_and_reported(mean
         validate_settings({"mean_shift_limit": 0})
     with pytest.raises(
         DriftSettingsError,
-        match="drawn from raw, parametric, nonparametric, ks, chi2, psi, label, prediction, mean_shift",
+        match="drawn from raw, parametric, nonparametric, ks, chi2, psi, label, prediction, estimated, mean_shift",
     ):
         validate_settings({"trigger_tests": ["nope"]})
 

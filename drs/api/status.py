@@ -16,18 +16,52 @@ from drs.api.state import ApiState, api_state
 # The status page's one figure: matplotlib (Agg) without pyplot; the PDF library is never imported here.
 from drs.figures import score_history_png
 from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE, REPORTS_RECORD_FILE
+from drs.history import TickRecord
 from drs.status_views import (
     display_time,
     drift_test_rows,
     drift_verdict_words,
     history_paths,
     history_view,
+    number,
+    read_history,
     score_fall_warning,
     tick_rows,
 )
 from drs.storage import read_json
 
 blueprint = Blueprint("status", __name__)
+
+# The table of estimates looks this far back for ticks that recorded one: quiet ticks record none, and
+# a 10-minute cron makes 144 of them a day. Read from the end of the history, so its cost is bounded.
+ESTIMATE_SCAN = 1000
+ESTIMATE_ROWS = 10
+
+
+def estimate_rows(records: list[TickRecord], last: int = ESTIMATE_ROWS) -> list[dict]:
+    """The last `last` ticks (newest first) that recorded an F1 estimated without labels, as display rows:
+    start, new rows, estimated F1, the realized new-data F1 ("awaiting labels" without), the threshold,
+    the verdict and which probabilities the estimate used."""
+    rows = []
+    for record in reversed(records):
+        if not isinstance(record.scores.get("estimated_f1"), (int, float)):
+            continue
+        test = ((record.drift or {}).get("tests") or {}).get("estimated") or {}
+        realized = record.scores.get("new_data_f1")
+        rows.append(
+            {
+                "start": display_time(record.start),
+                "rows": test.get("rows", "-"),
+                "estimated": number(record.scores["estimated_f1"]),
+                "realized": number(realized) if realized is not None else "awaiting labels",
+                "threshold": number(test.get("threshold")),
+                "verdict": test.get("verdict", "?"),
+                "probabilities": test.get("probabilities", "-"),
+            }
+        )
+        if len(rows) == last:
+            break
+    return rows
 
 
 def _modified(path: Path) -> str | None:
@@ -67,6 +101,9 @@ def status_page():
     history = state.cache.get("history", history_paths(config), lambda: history_view(config))
     deployments = _deployments(state)
     drift_tick = history.drift_tick
+    estimates = state.cache.get(
+        "estimates", history_paths(config), lambda: estimate_rows(read_history(config, last=ESTIMATE_SCAN))
+    )
     return render_template(
         "status.html",
         now=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
@@ -76,6 +113,7 @@ def status_page():
         drift_tick={"start": display_time(drift_tick.start)} if drift_tick else None,
         drift_words=drift_verdict_words(drift_tick),
         drift_rows=drift_test_rows(drift_tick),
+        estimates=estimates,
         score_history=any(record.get("f1") is not None for record in deployments),
         score_warning=score_fall_warning(deployments, config.promotion_margin),
         report_time=_modified(config.model_folder / REPORT_FILE),

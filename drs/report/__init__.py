@@ -28,7 +28,7 @@ import pandas as pd
 from drs import deploy, diagnostics, score
 from drs.config import Config, load_config
 from drs.deploy import DeployedModel
-from drs.figures import confusion_matrix_png, distribution_pngs, score_history_png
+from drs.figures import calibration_curve_png, confusion_matrix_png, distribution_pngs, score_history_png
 from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE, REPORTS_RECORD_FILE
 from drs.history import TickRecord
 from drs.report.gather import ReportData, confusion_matrix_inputs, gather_report_data
@@ -142,7 +142,8 @@ def draw_figures(data: ReportData, confusion_png: bytes | None = None) -> Report
         if plotted is not None
         else []
     )
-    return ReportFigures(confusion_png, score_history_png(data.deployments), distributions)
+    calibration = calibration_curve_png(data.calibration) if data.calibration is not None else None
+    return ReportFigures(confusion_png, score_history_png(data.deployments), distributions, calibration)
 
 
 def save_confusion_matrix(config: Config, deployed: DeployedModel, test_data: pd.DataFrame) -> Path:

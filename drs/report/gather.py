@@ -65,6 +65,8 @@ class ReportData:
     confusion: ConfusionMatrix | None = None
     scores: ModelScores | None = None
     scores_problem: str | None = None
+    # The deployed version's probability calibration (drs.train.Calibration's record); None before one was kept.
+    calibration: dict | None = None
     summary: dict = field(default_factory=dict)
     missing: dict = field(default_factory=dict)
     history: list[TickRecord] = field(default_factory=list)  # the last ticks, oldest first
@@ -122,6 +124,7 @@ def gather_report_data(
         packages=diagnostics.outdated_packages_list() if packages is None else packages,
     )
     if deployed is not None:
+        data.calibration = deployed.calibration
         if test_data is None:
             data.scores_problem = f"no test data at {config.test_data_file}"
         else:

@@ -54,6 +54,7 @@ class ReportFigures:
     confusion_matrix: bytes | None = None
     score_history: bytes | None = None
     distributions: list[bytes] = field(default_factory=list)
+    calibration_curve: bytes | None = None
 
 
 class _NumberedCanvas(pdf_canvas.Canvas):
@@ -227,7 +228,11 @@ def deployed_section(data: ReportData, figures: ReportFigures) -> list[Flowable]
         return parts + [text(f"No model deployed yet ({data.deployed_problem}).", STYLES.note)]
     parts += [_manifest_table(data.deployed.manifest), Paragraph("Scores on the test data", STYLES.subheading)]
     if data.scores is None or figures.confusion_matrix is None:
-        return parts + [text(f"Test data: {NO_DATA} ({data.scores_problem}).", STYLES.note)]
+        return (
+            parts
+            + [text(f"Test data: {NO_DATA} ({data.scores_problem}).", STYLES.note)]
+            + calibration_part(data, figures)
+        )
     scores = data.scores
     positive, target = data.schema.positive_label, data.schema.target_column
     rows = [
@@ -243,7 +248,33 @@ def deployed_section(data: ReportData, figures: ReportFigures) -> list[Flowable]
     matrix = image(figures.confusion_matrix, TEXT_WIDTH - 7.4 * cm, 8 * cm)
     side_by_side = Table([[scores_table, matrix]], colWidths=[7.2 * cm, TEXT_WIDTH - 7.2 * cm], hAlign="LEFT")
     side_by_side.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
-    return parts + [side_by_side]
+    return parts + [side_by_side] + calibration_part(data, figures)
+
+
+def calibration_part(data: ReportData, figures: ReportFigures) -> list[Flowable]:
+    """The deployed version's probability calibration: what the drift test "estimated" estimates F1 with,
+    and how well it fits (Brier scores on the held-out part of the training rows, lower is better)."""
+    parts: list[Flowable] = [Paragraph("Probability calibration", STYLES.subheading)]
+    record = data.calibration
+    if record is None:
+        return parts + [text("Not recorded: this version was deployed before calibrations were kept.", STYLES.note)]
+    if not record.get("calibrated"):
+        words = f"Not calibrated ({record.get('reason')}): F1 without labels is estimated from the raw probabilities."
+        return parts + [text(words, STYLES.note)]
+    intro = (
+        f"Calibrated ({record.get('method')}) on {integer(record.get('held_out_rows'))} labelled rows held out of "
+        'training; F1 on rows without labels is estimated from these probabilities (drift test "estimated"). '
+        "The Brier score after calibration is measured out of fold."
+    )
+    rows = [
+        ["Brier score", "value"],
+        ["before calibration", fixed(record.get("brier_before"))],
+        ["after calibration", fixed(record.get("brier_after"))],
+    ]
+    parts += [text(intro), table(rows, [4.2 * cm, 2.2 * cm], numeric_columns=(1,), font_size=8.5)]
+    if figures.calibration_curve is not None:
+        parts.append(image(figures.calibration_curve, TEXT_WIDTH * 0.6, 6.5 * cm))
+    return parts
 
 
 def _manifest_table(manifest: dict) -> Table:
