@@ -107,6 +107,9 @@ def deploy(
     if isinstance(record.get("model_config"), dict):
         # What the model was fitted with (a model trained before this was recorded: unknown, left out).
         fields["model_config"] = record["model_config"]
+    if isinstance(record.get("fit_warnings"), list):
+        # What its fit warned about (a ConvergenceWarning...), shown beside the deployed model.
+        fields["fit_warnings"] = record["fit_warnings"]
     store = production_store(config)
     manifest, removed = store.publish(files, fields, expected_current, config.keep_versions)
     log.info(
