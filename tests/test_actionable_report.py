@@ -235,3 +235,22 @@ def test_the_report_lists_the_permutation_importance_of_every_schema_feature(dep
     assert "feature mean std" in table
     for item in importances:
         assert re.search(rf"{item.feature} -?\d+\.\d{{4}} \d+\.\d{{4}}", table), item.feature
+
+
+def test_a_drift_tick_report_opens_with_the_headline_of_its_drift_tests(deployed):
+    result = deployed.run("fullprocess.py", config="config_production.json", env=OFFLINE_INDEX)
+    assert result.returncode == 0, result.stderr
+    line = json.loads(deployed.path("logs", "history.jsonl").read_text().splitlines()[-1])
+    assert line["decision"] == "drift, redeployed"
+    headline = headline_words(TickRecord.from_json(line))
+    moved = [
+        feature
+        for test in line["drift"]["tests"].values()
+        for feature, values in (test.get("features") or {}).items()
+        if values.get("verdict") == "drift"
+    ]
+    assert moved and headline.startswith("Drift in ") and all(f"{feature} (" in headline for feature in moved)
+
+    _, text = read_pdf(deployed.path("models", "report.pdf"))
+    opening = re.match(r"Model report: v0002 Generated [^.]+\.json\. (.*)", text)
+    assert opening and opening.group(1).startswith(headline + " 1. Deployed model")

@@ -134,8 +134,8 @@ def story(data: ReportData, figures: ReportFigures) -> list[Flowable]:
     headline = headline_words(data.drift_tick)
     return [
         Paragraph(escape(title), STYLES.title),
-        *([text(headline, STYLES.verdict)] if headline else []),
         text(f"Generated {data.generated} from {data.config_name}.", STYLES.note),
+        *([text(headline, STYLES.verdict)] if headline else []),
         *deployed_section(data, figures),
         *data_section(data),
         *drift_section(data, figures),
@@ -257,10 +257,12 @@ def deployed_section(data: ReportData, figures: ReportFigures) -> list[Flowable]
 
 def importances_part(data: ReportData) -> list[Flowable]:
     """The permutation importance of each feature for the deployed model's F1 on the test data, most
-    important first."""
+    important first (nothing when none were measured, and why when there is a reason)."""
     heading = Paragraph("Feature importances", STYLES.subheading)
     if not data.importances:
-        return [heading, no_data(f"Feature importances ({data.importances_problem or 'not measured'})")]
+        return (
+            [heading, no_data(f"Feature importances ({data.importances_problem})")] if data.importances_problem else []
+        )
     note = text(
         f"How much the F1 on {data.importance_rows} test rows falls when a feature's values are shuffled "
         "(permutation importance): mean and standard deviation over the repeats. Near zero or below: the "
