@@ -23,6 +23,10 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_bool(*values) -> bool:
+    return any(isinstance(value, bool) for value in values)
+
+
 def _short(value) -> str:
     """Two significant figures: a headline says how far, the tables give every digit."""
     return f"{value:.2g}" if _is_number(value) else "n/a"
@@ -81,7 +85,7 @@ def retrained_lower_words(scores: dict | None, replaced: str | None, promoted: b
     measured against (scores.deployed_f1); None otherwise. `promoted` False: the old one stays deployed."""
     scores = scores or {}
     new, old = scores.get("retrained_test_f1"), scores.get("deployed_f1")
-    if not (_is_number(new) and _is_number(old)) or new >= old:
+    if not (isinstance(new, (int, float)) and isinstance(old, (int, float))) or _is_bool(new, old) or new >= old:
         return None
     shown_new, shown_old = _f1_pair(new, old)
     version = replaced or "the model"

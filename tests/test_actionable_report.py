@@ -8,17 +8,19 @@ import json
 import re
 import warnings
 
+import pandas as pd
 import pytest
 from conftest import client_for, read_pdf
 
 from drs.alerts.messages import drift_text
-from drs.deploy import load_deployed_model
+from drs.deploy import DeployedModel, load_deployed_model
 from drs.headline import drift_headline, feature_measure_words
 from drs.history import TickRecord
 from drs.report.gather import feature_importances
 from drs.score import load_test_data
 from drs.status_views import fit_warnings_words, headline_words
-from drs.train import MAX_FIT_WARNINGS, fit_warning_lines
+from drs.train import MAX_FIT_WARNINGS, fit_model, fit_warning_lines
+from generate_data import generate_categorical
 
 # Nothing listens there: outdated packages read "unknown" at once instead of asking the package index.
 OFFLINE_INDEX = {"DRS_PYPI_URL": "http://127.0.0.1:9/{package}/json"}
@@ -254,3 +256,20 @@ def test_a_drift_tick_report_opens_with_the_headline_of_its_drift_tests(deployed
     _, text = read_pdf(deployed.path("models", "report.pdf"))
     opening = re.match(r"Model report: v0002 Generated [^.]+\.json\. (.*)", text)
     assert opening and opening.group(1).startswith(headline + " 1. Deployed model")
+
+
+def test_a_one_hot_encoded_feature_gets_one_importance(project):
+    schema = {
+        "id_column": "customer_id",
+        "target_column": "churn",
+        "positive_label": "Yes",
+        "numeric_features": ["tenure", "monthly_charges", "total_charges"],
+        "categorical_features": ["contract", "internet_service", "payment_method", "paperless_billing"],
+    }
+    project.write_config(schema=schema)
+    config = project.config()
+    model = fit_model(generate_categorical(600, "practice", 21), config)
+    test_data = pd.concat([generate_categorical(150, "practice", 22), generate_categorical(150, "source", 23)])
+    importances, rows, problem = feature_importances(DeployedModel(model, {}), test_data, config.schema)
+    assert problem is None and rows == 300
+    assert sorted(item.feature for item in importances) == sorted(config.schema.features)

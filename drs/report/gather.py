@@ -218,7 +218,8 @@ def feature_importances(
         return [], 0, "no labelled rows in the test data"
     if len(labelled) > max_rows:
         labelled = labelled.sample(n=max_rows, random_state=IMPORTANCE_SEED)
-    features, labels = labelled_rows(labelled, schema)
+    # A fresh 0..n-1 index: the feature matrix lines its categorical columns up by position.
+    features, labels = labelled_rows(labelled.reset_index(drop=True), schema)
     names = list(features.columns) if isinstance(features, pd.DataFrame) else list(schema.numeric_features)
     scorer = make_scorer(f1_score, pos_label=schema.positive_label, zero_division=0.0)
     try:
