@@ -23,10 +23,6 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _is_bool(*values) -> bool:
-    return any(isinstance(value, bool) for value in values)
-
-
 def _short(value) -> str:
     """Two significant figures: a headline says how far, the tables give every digit."""
     return f"{value:.2g}" if _is_number(value) else "n/a"
@@ -85,7 +81,7 @@ def retrained_lower_words(scores: dict | None, replaced: str | None, promoted: b
     measured against (scores.deployed_f1); None otherwise. `promoted` False: the old one stays deployed."""
     scores = scores or {}
     new, old = scores.get("retrained_test_f1"), scores.get("deployed_f1")
-    if not (isinstance(new, (int, float)) and isinstance(old, (int, float))) or _is_bool(new, old) or new >= old:
+    if not (isinstance(new, (int, float)) and isinstance(old, (int, float))) or new >= old:
         return None
     shown_new, shown_old = _f1_pair(new, old)
     version = replaced or "the model"
@@ -108,13 +104,7 @@ def drift_headline(
     if not (features or tests):
         first = "No drift in the new data."
     else:
-        moved = (
-            f"Drift in {features}; {tests}"
-            if features and tests
-            else f"Drift in {features}"
-            if features
-            else f"Drift: {tests}"
-        )
+        moved = ("Drift in " if features else "Drift: ") + "; ".join(part for part in (features, tests) if part)
         first = f"{moved}." if drift.get("drift") else f"{moved}, but not enough to trigger a retrain."
     lower = retrained_lower_words(scores, replaced, promoted)
     return f"{first} {lower}" if lower else first
