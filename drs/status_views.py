@@ -81,7 +81,7 @@ def fit_warnings_words(fit_warnings) -> str | None:
     (one line each), or None when its fit raised none (or a version deployed before they were recorded)."""
     if not isinstance(fit_warnings, list):
         return None
-    lines = [str(line) for line in fit_warnings if line]
+    lines = [str(line).rstrip(".") for line in fit_warnings if line]
     return f"Fit warnings: {'; '.join(lines)}." if lines else None
 
 

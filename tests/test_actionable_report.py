@@ -176,7 +176,7 @@ def test_fit_warnings_are_distinct_single_lines_capped_in_length_and_count():
     lines = fit_warning_lines(caught)
     assert len(lines) == MAX_FIT_WARNINGS and lines[-1] == "and 4 more distinct warning(s)"
 
-    assert fit_warnings_words(["A: one", "B: two"]) == "Fit warnings: A: one; B: two."
+    assert fit_warnings_words(["A: one.", "B: two"]) == "Fit warnings: A: one; B: two."
     assert fit_warnings_words([]) is None and fit_warnings_words(None) is None
 
 
@@ -200,10 +200,10 @@ def test_a_convergence_warning_reaches_the_model_record_manifest_history_report_
     assert TickRecord.from_json(line).warnings == fit_warnings
 
     _, text = read_pdf(project.path("models", "report.pdf"))
-    assert f"Fit warnings: {fit_warnings[0]}" in text
+    assert f"Fit warnings: {fit_warnings[0].rstrip('.')}." in text
     page = client_for(project).get("/").text
     found = re.search(r'<p class="warning" id="fit-warnings">([^<]*)</p>', page)
-    assert found and found.group(1) == f"v0001: Fit warnings: {fit_warnings[0]}."
+    assert found and found.group(1) == f"v0001: Fit warnings: {fit_warnings[0].rstrip('.')}."
 
 
 def test_a_fit_without_warnings_records_none(deployed):
