@@ -114,6 +114,9 @@ def deploy(
     if isinstance(record.get("calibration"), dict):
         # How well the calibrator the drift test "estimated" uses fits, or why there is none.
         fields["calibration"] = record["calibration"]
+    if isinstance(record.get("fit_warnings"), list):
+        # What its fit warned about (a ConvergenceWarning...), shown beside the deployed model.
+        fields["fit_warnings"] = record["fit_warnings"]
     store = production_store(config)
     manifest, removed = store.publish(files, fields, expected_current, config.keep_versions)
     log.info(

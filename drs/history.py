@@ -211,6 +211,7 @@ class TickRecord:
     drift: dict[str, Any] | None = None
     promotion: dict[str, Any] | None = None
     warning: str | None = None
+    warnings: list[str] | None = None  # the retrained model's fit warnings, one line each
     not_deployed: str | None = None
     lock_holder: dict[str, Any] | None = None  # a skipped tick: {"pid", "age_seconds"} of the tick holding the lock
     reports_regenerated: str | None = None

@@ -23,7 +23,8 @@ def feature_matrix(data, schema: Schema = COURSE_SCHEMA):
         return np.column_stack([np.asarray(data[name], dtype=np.float64) for name in schema.numeric_features])
     frame = pd.DataFrame({name: np.asarray(data[name], dtype=np.float64) for name in schema.numeric_features})
     for name in schema.categorical_features:
-        values = pd.Series(data[name], dtype=object, index=frame.index)
+        # By position: `data` may be a subset (the labelled rows) whose index has gaps.
+        values = pd.Series(np.asarray(data[name], dtype=object), index=frame.index)
         frame[name] = values.where(values.notna(), np.nan)
     return frame
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from drs import drift_registry
 from drs.config import Config
 from drs.files import HISTORY_FILE
+from drs.headline import drift_headline
 from drs.history import Decision, HistoryLog, QuietRun, TickRecord
 
 NO_DATA = "no data yet"
@@ -64,6 +65,24 @@ def history_view(config: Config) -> HistoryView:
 def last_drift_tick(records: list[TickRecord]) -> TickRecord | None:
     """The newest tick that ran the drift tests, or None."""
     return next((record for record in reversed(records) if record.drift is not None), None)
+
+
+def headline_words(record: TickRecord | None) -> str | None:
+    """The report's first sentences: what the drift tests of a tick found to move and whether its retrained
+    model scores below the one it replaced (``drs.headline.drift_headline``); None without a drift tick."""
+    if record is None:
+        return None
+    promoted = record.promotion.get("promoted") if isinstance(record.promotion, dict) else None
+    return drift_headline(record.drift, record.scores, record.deployed_version_before, promoted)
+
+
+def fit_warnings_words(fit_warnings) -> str | None:
+    """ "Fit warnings: ConvergenceWarning: lbfgs failed to converge ..." from a manifest's fit_warnings
+    (one line each), or None when its fit raised none (or a version deployed before they were recorded)."""
+    if not isinstance(fit_warnings, list):
+        return None
+    lines = [str(line).rstrip(".") for line in fit_warnings if line]
+    return f"Fit warnings: {'; '.join(lines)}." if lines else None
 
 
 def drift_verdict_words(record: TickRecord | None) -> str:

@@ -159,11 +159,14 @@ def retrain_and_deploy(
 
 def _train_and_score(config: Config, tick: Tick, data: pd.DataFrame) -> tuple[object, pd.DataFrame, float]:
     """(the retrained model, the test data, its F1 on it), both written to output_model_path."""
+    fit_warnings: list[str] = []
     with tick.stage("train"):
-        model = fit_model(data, config)
+        model = fit_model(data, config, warnings_out=fit_warnings)
         calibration = fit_calibration(data, config)  # only for estimating F1 without labels
-        save_model(model, config, rows=int(data[config.schema.target_column].notna().sum()), calibration=calibration)
+        rows = int(data[config.schema.target_column].notna().sum())
+        save_model(model, config, rows=rows, calibration=calibration, fit_warnings=fit_warnings)
         log.info("%s", calibration_summary(calibration.record))
+    tick.record.warnings = fit_warnings or None
     with tick.stage("score"):
         test_data = load_test_data(config)
         test_f1 = f1_on(model, test_data, config.schema)

@@ -230,8 +230,35 @@ def check_training_parameters(config: Config) -> None:
         raise ConfigError(f"invalid training parameter in config: {str(exc).splitlines()[0]}") from None
 
 
-def fit_model(data: pd.DataFrame, config: Config) -> Pipeline:
-    """Fit a fresh model on a DataFrame in the schema; returns the fitted pipeline."""
+# A fit's warnings as the history, the manifest and the report keep them: a few short lines.
+MAX_FIT_WARNINGS = 5
+FIT_WARNING_CHARS = 240
+
+
+def fit_warning_lines(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The warnings a fit raised as distinct one-line texts ("ConvergenceWarning: lbfgs failed to converge
+    ..."), in the order first raised, each cut to FIT_WARNING_CHARS; past MAX_FIT_WARNINGS of them, the
+    last line says how many more there were."""
+    lines: list[str] = []
+    for caught_warning in caught:
+        words = " ".join(str(caught_warning.message).split())
+        line = f"{caught_warning.category.__name__}: {words}"
+        if len(line) > FIT_WARNING_CHARS:
+            line = line[: FIT_WARNING_CHARS - 1] + "\u2026"
+        if line not in lines:
+            lines.append(line)
+    if len(lines) > MAX_FIT_WARNINGS:
+        more = len(lines) - (MAX_FIT_WARNINGS - 1)
+        lines = [*lines[: MAX_FIT_WARNINGS - 1], f"and {more} more distinct warning(s)"]
+    return lines
+
+
+def fit_model(data: pd.DataFrame, config: Config, warnings_out: list[str] | None = None) -> Pipeline:
+    """Fit a fresh model on a DataFrame in the schema; returns the fitted pipeline.
+
+    The fit's warnings (a ConvergenceWarning...) are not printed: each distinct one is logged as one
+    line and, when `warnings_out` is given, appended to it (``fit_warning_lines``).
+    """
     schema = config.schema
     features, labels = labelled_rows(data, schema)
     if len(labels) == 0:
@@ -252,10 +279,18 @@ def fit_model(data: pd.DataFrame, config: Config) -> Pipeline:
         )
     model = build_model(config)
     _check_dense_fits(model, features, config)
-    try:
-        model.fit(features, labels)
-    except ValueError as exc:
-        raise PipelineError(f"training failed: {exc}") from None
+    with warnings.catch_warnings(record=True) as caught:
+        # Recorded, not printed: a cron mail of raw warnings helps nobody; the history and the report keep them.
+        warnings.simplefilter("always")
+        try:
+            model.fit(features, labels)
+        except ValueError as exc:
+            raise PipelineError(f"training failed: {exc}") from None
+    lines = fit_warning_lines(caught)
+    for line in lines:
+        log.warning("fit warning: %s", line)
+    if warnings_out is not None:
+        warnings_out.extend(lines)
     return model
 
 
@@ -350,7 +385,10 @@ def fit_calibration(data: pd.DataFrame, config: Config) -> Calibration:
     if not hasattr(copy, "predict_proba"):
         return Calibration.skipped(f"{config.estimator} gives no probabilities")
     try:
-        copy.fit(train_x, train_y)
+        with warnings.catch_warnings():
+            # The copy warns as the served model's fit did, whose warnings are the ones recorded.
+            warnings.simplefilter("ignore")
+            copy.fit(train_x, train_y)
         method = "isotonic" if len(held_y) >= ISOTONIC_MIN_ROWS else "sigmoid"
         calibrator = CalibratedClassifierCV(FrozenEstimator(copy), method=method)
         column = list(copy.classes_).index(schema.positive_label)
@@ -381,10 +419,17 @@ def record_score(config: Config, score: float) -> None:
         write_json_atomic(config.model_folder / MODEL_RECORD_FILE, {**record, "f1": score})
 
 
-def save_model(model, config: Config, rows: int | None = None, calibration: Calibration | None = None) -> Path:
+def save_model(
+    model,
+    config: Config,
+    rows: int | None = None,
+    calibration: Calibration | None = None,
+    fit_warnings: list[str] | None = None,
+) -> Path:
     """Write trainedmodel.pkl (and calibrator.pkl, with a `calibration` that has a calibrator) and, after
     them, trainedmodel.json recording their sha256, the calibration's record, the sha256 of the
-    ingestedfiles.json it was trained from, and the estimator and parameters it was fitted with.
+    ingestedfiles.json it was trained from, the estimator and parameters it was fitted with, and the
+    warnings its fit raised (`fit_warnings`, [] when none).
 
     Deployment and scoring unpickle or publish only a model file whose bytes
     match that record: a pickle dropped into the folder by anything else is
@@ -414,6 +459,7 @@ def save_model(model, config: Config, rows: int | None = None, calibration: Cali
             "model_config": model_config_of(config),
             "calibrator_sha256": calibrator_sha256,
             "calibration": calibration.record if calibration is not None else None,
+            "fit_warnings": list(fit_warnings or []),
         },
     )
     return path
@@ -472,10 +518,11 @@ def train_model(config: Config | None = None):
     config = config or load_config()
     check_training_parameters(config)
     data = read_final_data(config)
-    model = fit_model(data, config)
+    fit_warnings: list[str] = []
+    model = fit_model(data, config, warnings_out=fit_warnings)
     calibration = fit_calibration(data, config)
     rows = int(data[config.schema.target_column].notna().sum())
-    save_model(model, config, rows=rows, calibration=calibration)
+    save_model(model, config, rows=rows, calibration=calibration, fit_warnings=fit_warnings)
     log.info("trained on %d row(s); saved %s", rows, config.model_folder / MODEL_FILE)
     log.info("%s", calibration_summary(calibration.record))
     return model

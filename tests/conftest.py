@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from pypdf import PdfReader
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,6 +30,13 @@ PYTHON = sys.executable
 # Tests never reach the network: the package-index look-up of diagnostics gets a refused connection.
 os.environ.setdefault("DRS_PYPI_URL", "http://127.0.0.1:9/pypi/{package}/json")
 COURSE_DATA = ROOT.parent / "shared" / "course-data"
+
+
+def read_pdf(path) -> tuple[PdfReader, str]:
+    """The parsed PDF and its text with all whitespace runs made single spaces."""
+    reader = PdfReader(path)
+    text = " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
+    return reader, text
 
 
 def scaled(seconds: float) -> float:

@@ -249,8 +249,8 @@ def test_a_test_registered_here_is_validated_listed_run_worded_and_reported(mean
     assert without["tests"]["mean_shift"]["verdict"] == INSUFFICIENT and without["drift"] is False
 
     text = drift_text({"new_rows": 500, "drift": moved})
-    assert text.startswith(
-        f"Drift on 500 new row(s): mean_shift: means moved by {moved['tests']['mean_shift']['statistic']:.2f}"
+    assert (
+        f" Drift on 500 new row(s): mean_shift: means moved by {moved['tests']['mean_shift']['statistic']:.2f}" in text
     )
     assert summary(moved["tests"]["mean_shift"]).startswith("statistic ")
     rows = report_rows(moved, str)

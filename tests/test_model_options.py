@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import client_for
 from sklearn.model_selection import FixedThresholdClassifier
@@ -75,3 +76,15 @@ def test_turning_an_option_on_retrains_on_the_next_tick_and_leaving_it_off_does_
 
 def last_decision(project) -> str:
     return json.loads(project.path("logs", "history.jsonl").read_text().splitlines()[-1])["decision_code"]
+
+
+def test_the_feature_matrix_takes_categories_by_position_whatever_the_index():
+    from drs.config import Schema
+
+    schema = Schema(None, "churn", "Yes", ("tenure",), ("contract",))
+    data = pd.DataFrame(
+        {"tenure": [1.0, 2.0, 3.0], "contract": ["monthly", "yearly", "two-year"], "churn": [None, "Yes", "No"]}
+    )
+    labelled = data[data["churn"].notna()]  # index 1 and 2
+    matrix = feature_matrix(labelled, schema)
+    assert matrix["contract"].tolist() == ["yearly", "two-year"] and matrix["tenure"].tolist() == [2.0, 3.0]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PYTHON, ROOT
+from conftest import PYTHON, ROOT, read_pdf
 from PIL import Image
 from pypdf import PdfReader
 from reportlab.platypus import Paragraph
@@ -36,13 +36,6 @@ SECTIONS = (
     "7. Outdated packages",
 )
 ODD_NAME = "odd <&> name.csv"
-
-
-def read_pdf(path) -> tuple[PdfReader, str]:
-    """The parsed PDF and its text with all whitespace runs made single spaces."""
-    reader = PdfReader(path)
-    text = " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
-    return reader, text
 
 
 def images_on(page) -> int:

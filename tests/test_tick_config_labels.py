@@ -101,7 +101,7 @@ DRIFT_WITHOUT_LABELS = {
 
 def test_drift_without_labels_is_worded_as_waiting_for_them():
     text = drift_text(DRIFT_WITHOUT_LABELS)
-    assert text.startswith("Drift on 400 new row(s): ks p-value 3.2e-05 < 0.01")
+    assert text.startswith("Drift: ks p-value 3.2e-05 < 0.01. Drift on 400 new row(s): ks p-value 3.2e-05 < 0.01")
     assert text.endswith("None of the new rows has a label: not retraining until labels arrive.")
     assert "Retraining" not in text
     words = drift_verdict_words(TickRecord.from_json(DRIFT_WITHOUT_LABELS))

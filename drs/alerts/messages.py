@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 
 from drs.drift_registry import DRIFT, figures
+from drs.headline import drift_headline
 from drs.history import Decision
 
 DETAIL_KEYS = (
@@ -80,11 +81,25 @@ def _number(value, pattern: str = "{:.4f}") -> str:
 
 
 def drift_text(record: dict) -> str:
-    """ "Drift on 800 new row(s): F1 0.574 vs deployed 0.675 (raw); ks, psi also found drift. Retraining."
+    """ "Drift in lastmonth_activity (ks p-value 3.2e-05). Drift on 800 new row(s): F1 0.574 vs deployed
+    0.675 (raw); ks, psi also found drift. Retraining."
 
-    Each test that fired is described in its registered words; drift in new rows without labels says the
-    tick is not retraining.
+    First the report's headline (``drs.headline``: the features that moved, and a retrained model
+    scoring below the one it replaced), then each test that fired in its registered words; drift in
+    new rows without labels says the tick is not retraining.
     """
+    drift = record["drift"]
+    promotion = record.get("promotion")
+    headline = drift_headline(
+        drift,
+        record.get("scores"),
+        record.get("deployed_version_before"),
+        promotion.get("promoted") if isinstance(promotion, dict) else None,
+    )
+    return f"{headline} {_trigger_text(record)}" if headline else _trigger_text(record)
+
+
+def _trigger_text(record: dict) -> str:
     drift = record["drift"]
     tests = drift.get("tests", {})
     fired = drift.get("trigger", {}).get("fired", [])

@@ -21,6 +21,7 @@ from drs.status_views import (
     display_time,
     drift_test_rows,
     drift_verdict_words,
+    fit_warnings_words,
     history_paths,
     history_view,
     number,
@@ -84,6 +85,7 @@ def _deployed_view(state: ApiState) -> tuple[dict | None, str | None]:
         "f1": f"{model.f1:.4f}" if model.f1 is not None else "-",
         "created": display_time(model.manifest.get("created")),
         "note": model.manifest.get("note", ""),
+        "fit_warnings": fit_warnings_words(model.manifest.get("fit_warnings")),
     }
     return deployed, state.models.problem
 

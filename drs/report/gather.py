@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sklearn.metrics import precision_score, recall_score, roc_auc_score
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score, roc_auc_score
 
 from drs import deploy, diagnostics, ingest, score
 from drs.config import Config, PipelineError, Schema
@@ -37,6 +38,22 @@ class ModelScores:
     roc_auc: float | None
     rows: int
     positives: int
+
+
+@dataclass(frozen=True)
+class FeatureImportance:
+    """A feature's permutation importance: how much the deployed model's F1 on the test rows falls when
+    the feature's values are shuffled, mean and standard deviation over the repeats."""
+
+    feature: str
+    mean: float
+    std: float
+
+
+# Permutation importance refits nothing but predicts features x repeats times: a sample bounds its cost.
+IMPORTANCE_ROWS = 2000
+IMPORTANCE_REPEATS = 5
+IMPORTANCE_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,9 @@ class ReportData:
     scores_problem: str | None = None
     # The deployed version's probability calibration (drs.train.Calibration's record); None before one was kept.
     calibration: dict | None = None
+    importances: list[FeatureImportance] = field(default_factory=list)  # most important first
+    importance_rows: int = 0  # the test rows they were measured on
+    importances_problem: str | None = None
     summary: dict = field(default_factory=dict)
     missing: dict = field(default_factory=dict)
     history: list[TickRecord] = field(default_factory=list)  # the last ticks, oldest first
@@ -129,6 +149,9 @@ def gather_report_data(
             data.scores_problem = f"no test data at {config.test_data_file}"
         else:
             data.confusion, data.scores, data.scores_problem = _test_scores(deployed, test_data, config.schema)
+            data.importances, data.importance_rows, data.importances_problem = feature_importances(
+                deployed, test_data, config.schema
+            )
     if final_data is not None:
         data.summary = diagnostics.dataframe_summary(config, data=final_data)
         data.missing = diagnostics.missing_data(config, data=final_data)
@@ -182,6 +205,42 @@ def _test_scores(
         positives=int(is_positive.sum()),
     )
     return matrix, scores, None
+
+
+def feature_importances(
+    deployed: DeployedModel, test_data: pd.DataFrame, schema: Schema, max_rows: int = IMPORTANCE_ROWS
+) -> tuple[list[FeatureImportance], int, str | None]:
+    """(each schema feature's permutation importance for the deployed model's F1, most important first;
+    the labelled test rows used, a fixed sample of at most `max_rows`; why there are none, or None).
+
+    The whole pipeline is scored on the raw feature columns, so a one-hot encoded feature is shuffled as
+    one: one importance per schema feature.
+    """
+    labelled = test_data[test_data[schema.target_column].notna()]
+    if len(labelled) == 0:
+        return [], 0, "no labelled rows in the test data"
+    if len(labelled) > max_rows:
+        labelled = labelled.sample(n=max_rows, random_state=IMPORTANCE_SEED)
+    # A fresh 0..n-1 index: the feature matrix lines its categorical columns up by position.
+    features, labels = labelled_rows(labelled.reset_index(drop=True), schema)
+    names = list(features.columns) if isinstance(features, pd.DataFrame) else list(schema.numeric_features)
+    scorer = make_scorer(f1_score, pos_label=schema.positive_label, zero_division=0.0)
+    try:
+        result = permutation_importance(
+            deployed.model,
+            features,
+            labels,
+            scoring=scorer,
+            n_repeats=IMPORTANCE_REPEATS,
+            random_state=IMPORTANCE_SEED,
+        )
+    except (ValueError, TypeError) as exc:  # a label the model never saw, an estimator scikit-learn cannot score
+        return [], len(labels), f"cannot measure them: {str(exc).splitlines()[0]}"
+    importances = [
+        FeatureImportance(name, float(mean), float(std))
+        for name, mean, std in zip(names, result.importances_mean, result.importances_std, strict=True)
+    ]
+    return sorted(importances, key=lambda item: -item.mean), len(labels), None
 
 
 def _distributions(

@@ -29,6 +29,8 @@ from drs.status_views import (
     display_time,
     drift_test_rows,
     drift_verdict_words,
+    fit_warnings_words,
+    headline_words,
     rejected_file_rows,
     seconds,
     tick_rows,
@@ -129,9 +131,12 @@ def pdf_bytes(data: ReportData, figures: ReportFigures) -> bytes:
 def story(data: ReportData, figures: ReportFigures) -> list[Flowable]:
     """The report's flowables: a title, then sections 1 to 7."""
     title = "Model report" + (f": {data.deployed.version}" if data.deployed else "")
+    # What to act on comes first: what moved, and a retrained model scoring below the one it replaced.
+    headline = headline_words(data.drift_tick)
     return [
         Paragraph(escape(title), STYLES.title),
         text(f"Generated {data.generated} from {data.config_name}.", STYLES.note),
+        *([text(headline, STYLES.verdict)] if headline else []),
         *deployed_section(data, figures),
         *data_section(data),
         *drift_section(data, figures),
@@ -226,7 +231,11 @@ def deployed_section(data: ReportData, figures: ReportFigures) -> list[Flowable]
     parts: list[Flowable] = [Paragraph("1. Deployed model", STYLES.heading)]
     if data.deployed is None:
         return parts + [text(f"No model deployed yet ({data.deployed_problem}).", STYLES.note)]
-    parts += [_manifest_table(data.deployed.manifest), Paragraph("Scores on the test data", STYLES.subheading)]
+    parts.append(_manifest_table(data.deployed.manifest))
+    fit_warnings = fit_warnings_words(data.deployed.manifest.get("fit_warnings"))
+    if fit_warnings:
+        parts.append(text(fit_warnings, STYLES.verdict))
+    parts.append(Paragraph("Scores on the test data", STYLES.subheading))
     if data.scores is None or figures.confusion_matrix is None:
         return (
             parts
@@ -248,7 +257,7 @@ def deployed_section(data: ReportData, figures: ReportFigures) -> list[Flowable]
     matrix = image(figures.confusion_matrix, TEXT_WIDTH - 7.4 * cm, 8 * cm)
     side_by_side = Table([[scores_table, matrix]], colWidths=[7.2 * cm, TEXT_WIDTH - 7.2 * cm], hAlign="LEFT")
     side_by_side.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
-    return parts + [side_by_side] + calibration_part(data, figures)
+    return parts + [side_by_side, *importances_part(data)] + calibration_part(data, figures)
 
 
 def calibration_part(data: ReportData, figures: ReportFigures) -> list[Flowable]:
@@ -275,6 +284,25 @@ def calibration_part(data: ReportData, figures: ReportFigures) -> list[Flowable]
     if figures.calibration_curve is not None:
         parts.append(image(figures.calibration_curve, TEXT_WIDTH * 0.6, 6.5 * cm))
     return parts
+
+
+def importances_part(data: ReportData) -> list[Flowable]:
+    """The permutation importance of each feature for the deployed model's F1 on the test data, most
+    important first (nothing when none were measured, and why when there is a reason)."""
+    heading = Paragraph("Feature importances", STYLES.subheading)
+    if not data.importances:
+        return (
+            [heading, no_data(f"Feature importances ({data.importances_problem})")] if data.importances_problem else []
+        )
+    note = text(
+        f"How much the F1 on {data.importance_rows} test rows falls when a feature's values are shuffled "
+        "(permutation importance): mean and standard deviation over the repeats. Near zero or below: the "
+        "model does not rely on that feature.",
+        STYLES.note,
+    )
+    rows = [["feature", "mean", "std"]]
+    rows += [[cell(item.feature), f"{item.mean:.4f}", f"{item.std:.4f}"] for item in data.importances]
+    return [KeepTogether([heading, note, table(rows, [7 * cm, 2.4 * cm, 2.4 * cm], numeric_columns=(1, 2))])]
 
 
 def _manifest_table(manifest: dict) -> Table:
