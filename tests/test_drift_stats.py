@@ -58,7 +58,8 @@ def test_the_label_test_flags_a_72_percent_bad_rate_against_43_and_not_the_same_
     assert worse["statistic"] == pytest.approx(float(expected.statistic), abs=1e-6) and worse["samples"] == [1000, 200]
     same = label_test(reference, labelled(rng, 200, 0.43), 0.01, 30)
     assert same["verdict"] == "no drift" and same["pvalue"] > 0.5
-    assert drift_text({"new_rows": 200, "drift": {"tests": {"label": worse}, "trigger": {"fired": ["label"]}}}) == (
+    record = {"new_rows": 200, "drift": {"drift": True, "tests": {"label": worse}, "trigger": {"fired": ["label"]}}}
+    assert drift_text(record).endswith(
         f"Drift on 200 new row(s): label p-value {worse['pvalue']:.2g} < 0.01 (positive share 0.430 -> 0.720). "
         "Retraining."
     )
@@ -146,8 +147,13 @@ def test_ks_records_raw_and_adjusted_p_values_and_the_words_name_the_correction(
     expected = false_discovery_control(raw).tolist()
     assert [adjusted["features"][name]["adjusted_pvalue"] for name in FEATURE_COLUMNS] == pytest.approx(expected)
     assert adjusted["verdict"] == "drift" and adjusted["measure"] == "pvalue" and adjusted["correction"] == "fdr"
-    words = drift_text({"new_rows": 300, "drift": {"tests": {"ks": adjusted}, "trigger": {"fired": ["ks"]}}})
-    assert words.startswith("Drift on 300 new row(s): ks p-value (fdr-adjusted) ")
+    words = drift_text(
+        {"new_rows": 300, "drift": {"drift": True, "tests": {"ks": adjusted}, "trigger": {"fired": ["ks"]}}}
+    )
+    assert (
+        words.startswith("Drift in lastmonth_activity (ks p-value ")
+        and " Drift on 300 new row(s): ks p-value (fdr-adjusted) " in words
+    )
     assert words.endswith(" < 0.01 on lastmonth_activity. Retraining.")
     (row,) = report_rows({"tests": {"ks": adjusted}, "trigger": {"tests": ["ks"]}}, lambda v: f"{v:.3g}")
     assert row["statistic"].startswith("p ") and "(fdr)" in row["statistic"] and row["threshold"] == "p < 0.01"
