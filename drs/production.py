@@ -1,9 +1,10 @@
 """The production store: the only code that knows how production is laid out.
 
 Every other module asks a ``ProductionStore`` (``production_store(config)``) and gets
-bytes, dicts and models back, never a path into ``versions/``. A second backend
-(object storage) is one new subclass with the same public methods, picked by
-``open_production``.
+bytes, dicts and models back, never a path into ``versions/``. A backend implements the
+primitives of ``StoreBackend``; ``ProductionStore`` builds publishing, rollback, pruning and the
+checked model load on them. A second backend (object storage) is one new subclass of
+``ProductionStore`` implementing those primitives, picked by ``open_production``.
 
 Standard library only, so the cheap cron tick can use it.
 
@@ -257,9 +258,9 @@ def unpickle_checked(data: bytes, expected: str | None, where: str) -> object:
 # --- the store ---------------------------------------------------------------------------
 
 
-class ProductionStore(abc.ABC):
-    """Production as its callers see it. A backend implements the abstract primitives; publishing,
-    rolling back, pruning and the checked model load are built on them here."""
+class StoreBackend(abc.ABC):
+    """The primitives a production backend implements (a local folder today: `LocalProductionStore`);
+    callers use them through `ProductionStore`, which builds the rest on them."""
 
     location: str  # where production is, for messages
 
@@ -346,7 +347,10 @@ class ProductionStore(abc.ABC):
     def remove_temp_files(self) -> list[str]:
         """Remove temp files a killed run left (call it holding the tick lock); returns what went."""
 
-    # --- built on the primitives ---
+
+class ProductionStore(StoreBackend):
+    """Production as its callers see it: publishing, rolling back, pruning and the checked model load,
+    built on a backend's primitives (`StoreBackend`)."""
 
     def manifest(self, version: str) -> dict | None:
         """A version's manifest (any format), or None when it is missing or unreadable."""
