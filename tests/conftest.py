@@ -126,6 +126,44 @@ def make_project(tmp_path) -> Project:
     return proj
 
 
+# The subscription customers of the generator's categorical variant (examples/subscriptions).
+SUBSCRIPTIONS_SCHEMA = {
+    "id_column": "customer_id",
+    "target_column": "churn",
+    "positive_label": "Yes",
+    "numeric_features": ["tenure", "monthly_charges", "total_charges"],
+    "categorical_features": ["contract", "internet_service", "payment_method", "paperless_billing"],
+}
+SUBSCRIPTION_RECORD = {
+    "tenure": 3,
+    "monthly_charges": 95.5,
+    "total_charges": 280.0,
+    "contract": "Month-to-month",
+    "internet_service": "Fiber optic",
+    "payment_method": "Electronic check",
+    "paperless_billing": "Yes",
+}
+
+
+def make_categorical_project(tmp_path, **overrides) -> Project:
+    """A project of the generator's subscription customers (examples/subscriptions) with their schema."""
+    from generate_data import write_categorical_example
+
+    root = tmp_path / "project"
+    root.mkdir()
+    write_categorical_example(root)
+    project = Project(root)
+    settings = {
+        "schema": SUBSCRIPTIONS_SCHEMA,
+        "estimator": "sklearn.linear_model.LogisticRegression",
+        "training": {"C": 1.0},
+        **overrides,
+    }
+    project.write_config(**settings)
+    project.write_config("config_production.json", input_folder_path="sourcedata", **settings)
+    return project
+
+
 @pytest.fixture
 def project(tmp_path) -> Project:
     """The bundled data copied into a temp project with a practice-phase config."""

@@ -10,7 +10,7 @@ import warnings
 
 import pandas as pd
 import pytest
-from conftest import client_for, read_pdf
+from conftest import SUBSCRIPTIONS_SCHEMA, client_for, read_pdf
 
 from drs.alerts.messages import drift_text
 from drs.deploy import DeployedModel, load_deployed_model
@@ -259,14 +259,7 @@ def test_a_drift_tick_report_opens_with_the_headline_of_its_drift_tests(deployed
 
 
 def test_a_one_hot_encoded_feature_gets_one_importance(project):
-    schema = {
-        "id_column": "customer_id",
-        "target_column": "churn",
-        "positive_label": "Yes",
-        "numeric_features": ["tenure", "monthly_charges", "total_charges"],
-        "categorical_features": ["contract", "internet_service", "payment_method", "paperless_billing"],
-    }
-    project.write_config(schema=schema)
+    project.write_config(schema=SUBSCRIPTIONS_SCHEMA)
     config = project.config()
     model = fit_model(generate_categorical(600, "practice", 21), config)
     test_data = pd.concat([generate_categorical(150, "practice", 22), generate_categorical(150, "source", 23)])

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Project, client_for, copy_project
+from conftest import SUBSCRIPTION_RECORD, SUBSCRIPTIONS_SCHEMA, Project, client_for, copy_project
 
 from drs import categories
 from drs.api import create_app
@@ -36,24 +36,8 @@ SMALL_SCHEMA = {
     "numeric_features": ["tenure"],
     "categorical_features": ["home", "plan"],
 }
-SUBSCRIPTIONS = {
-    "id_column": "customer_id",
-    "target_column": "churn",
-    "positive_label": "Yes",
-    "numeric_features": ["tenure", "monthly_charges", "total_charges"],
-    "categorical_features": ["contract", "internet_service", "payment_method", "paperless_billing"],
-}
-RECORD = {
-    "tenure": 3,
-    "monthly_charges": 95.5,
-    "total_charges": 280.0,
-    "contract": "Month-to-month",
-    "internet_service": "Fiber optic",
-    "payment_method": "Electronic check",
-    "paperless_billing": "Yes",
-}
 PADDED = {
-    **RECORD,
+    **SUBSCRIPTION_RECORD,
     "contract": "  Month-to-month ",
     "internet_service": "Fiber \t optic",
     "payment_method": "\u00a0Electronic   check\u3000",
@@ -224,7 +208,7 @@ def subscriptions(tmp_path_factory) -> Project:
     generate_categorical(600, "practice", 11).to_csv(root / "practicedata" / "a.csv", index=False)
     generate_categorical(400, "practice", 15).to_csv(root / "testdata" / "testdata.csv", index=False)
     project = Project(root)
-    project.write_config(schema=SUBSCRIPTIONS, drift={"trigger_tests": ["chi2"]})
+    project.write_config(schema=SUBSCRIPTIONS_SCHEMA, drift={"trigger_tests": ["chi2"]})
     result = project.run("fullprocess.py")
     assert result.returncode == 0, result.stderr
     return project
@@ -233,7 +217,7 @@ def subscriptions(tmp_path_factory) -> Project:
 def test_a_file_that_only_pads_categories_is_no_chi2_drift(subscriptions, tmp_path):
     project = copy_project(subscriptions, tmp_path / "project")
     new = generate_categorical(600, "practice", 12)
-    for name in SUBSCRIPTIONS["categorical_features"]:
+    for name in SUBSCRIPTIONS_SCHEMA["categorical_features"]:
         new[name] = new[name].map(pad, na_action="ignore")
     # As written, every category is one the model never saw: counted raw, each would be a shift.
     trained = pd.read_csv(project.path("practicedata", "a.csv"))
@@ -247,7 +231,7 @@ def test_a_file_that_only_pads_categories_is_no_chi2_drift(subscriptions, tmp_pa
     assert record["decision"] == "no drift", record
     chi2 = record["drift"]["tests"]["chi2"]
     assert {name: test["verdict"] for name, test in chi2["features"].items()} == dict.fromkeys(
-        SUBSCRIPTIONS["categorical_features"], "no drift"
+        SUBSCRIPTIONS_SCHEMA["categorical_features"], "no drift"
     )
     final = pd.read_csv(project.path("ingesteddata", "finaldata.csv"))
     assert set(final["contract"].dropna()) == set(trained["contract"].dropna())
@@ -255,8 +239,8 @@ def test_a_file_that_only_pads_categories_is_no_chi2_drift(subscriptions, tmp_pa
 
 def test_the_api_scores_padded_categories_as_the_plain_ones_and_warns_of_unseen_ones(subscriptions):
     client = client_for(subscriptions)
-    unseen = {**RECORD, "payment_method": " Crypto  wallet "}
-    response = client.post("/prediction", json={"records": [RECORD, PADDED, unseen]})
+    unseen = {**SUBSCRIPTION_RECORD, "payment_method": " Crypto  wallet "}
+    response = client.post("/prediction", json={"records": [SUBSCRIPTION_RECORD, PADDED, unseen]})
     assert response.status_code == 200, response.text
     body = response.json
     assert body["predictions"][0] == body["predictions"][1] and body["probabilities"][0] == body["probabilities"][1]
@@ -265,9 +249,9 @@ def test_the_api_scores_padded_categories_as_the_plain_ones_and_warns_of_unseen_
     ]
     assert "warnings_omitted" not in body
 
-    plain = client.post("/prediction", json={"records": [RECORD]}).json
+    plain = client.post("/prediction", json={"records": [SUBSCRIPTION_RECORD]}).json
     assert plain["warnings"] == [] and plain["probabilities"] == body["probabilities"][:1]
-    columns = list(RECORD)
+    columns = list(SUBSCRIPTION_RECORD)
     csv_body = ",".join(columns) + "\n" + ",".join(f'"{PADDED[name]}"' for name in columns) + "\n"
     by_csv = client.post("/prediction", data=csv_body, headers={"Content-Type": "text/csv"}).json
     assert by_csv["probabilities"] == plain["probabilities"] and by_csv["warnings"] == []
@@ -279,7 +263,7 @@ def test_the_api_scores_padded_categories_as_the_plain_ones_and_warns_of_unseen_
     assert set(schemas["Prediction"]["required"]) <= set(many) <= set(schemas["Prediction"]["properties"])
     warning = schemas["Warning"]
     assert all(set(entry) == set(warning["required"]) for entry in many["warnings"])
-    assert warning["properties"]["feature"]["enum"] == SUBSCRIPTIONS["categorical_features"]
+    assert warning["properties"]["feature"]["enum"] == SUBSCRIPTIONS_SCHEMA["categorical_features"]
 
 
 def test_the_known_categories_are_read_once_per_loaded_model(subscriptions, monkeypatch):
@@ -292,7 +276,7 @@ def test_the_known_categories_are_read_once_per_loaded_model(subscriptions, monk
     monkeypatch.setattr("drs.api.model_cache.known_categories", counted)
     client = client_for(subscriptions)
     for _ in range(3):
-        assert client.post("/prediction", json={"records": [RECORD]}).status_code == 200
+        assert client.post("/prediction", json={"records": [SUBSCRIPTION_RECORD]}).status_code == 200
     assert len(calls) == 1
 
 
@@ -303,5 +287,5 @@ def test_under_casefold_a_model_trained_on_other_spellings_warns_of_them(subscri
     settings.update({key: str(subscriptions.path(settings[key])) for key in folders}, normalize_categories="casefold")
     (tmp_path / "casefold.json").write_text(json.dumps(settings))
     client = create_app(tmp_path / "casefold.json").test_client()
-    body = client.post("/prediction", json={"records": [{**RECORD, "contract": "MONTH-TO-MONTH"}]}).json
+    body = client.post("/prediction", json={"records": [{**SUBSCRIPTION_RECORD, "contract": "MONTH-TO-MONTH"}]}).json
     assert ("contract", "month-to-month") in {(w["feature"], w["value"]) for w in body["warnings"]}

@@ -11,44 +11,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Project, _serve, stop_server
+from conftest import SUBSCRIPTION_RECORD as RECORD
+from conftest import SUBSCRIPTIONS_SCHEMA as SCHEMA
+from conftest import _serve, make_categorical_project, stop_server
 
 from drs.config import load_config
-
-SCHEMA = {
-    "id_column": "customer_id",
-    "target_column": "churn",
-    "positive_label": "Yes",
-    "numeric_features": ["tenure", "monthly_charges", "total_charges"],
-    "categorical_features": ["contract", "internet_service", "payment_method", "paperless_billing"],
-}
-RECORD = {
-    "tenure": 3,
-    "monthly_charges": 95.5,
-    "total_charges": 280.0,
-    "contract": "Month-to-month",
-    "internet_service": "Fiber optic",
-    "payment_method": "Electronic check",
-    "paperless_billing": "Yes",
-}
-
-
-def make_categorical_project(tmp_path, **overrides) -> Project:
-    from generate_data import write_categorical_example
-
-    root = tmp_path / "project"
-    root.mkdir()
-    write_categorical_example(root)
-    project = Project(root)
-    settings = {
-        "schema": SCHEMA,
-        "estimator": "sklearn.linear_model.LogisticRegression",
-        "training": {"C": 1.0},
-        **overrides,
-    }
-    project.write_config(**settings)
-    project.write_config("config_production.json", input_folder_path="sourcedata", **settings)
-    return project
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import io
 import json
 
 import pytest
-from conftest import client_for
+from conftest import client_for, read_pdf
 from pypdf import PdfReader
-from test_report import FIGURES, OFFLINE_INDEX, hand_made_data, read_pdf
+from report_fixtures import FIGURES, OFFLINE_INDEX, hand_made_data
 
 from drs.deploy import DeployedModel
 from drs.history import Decision, HistoryLog, TickRecord

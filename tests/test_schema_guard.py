@@ -9,8 +9,7 @@ import shutil
 import sys
 
 import pytest
-from conftest import copy_project
-from test_own_data import make_categorical_project
+from conftest import copy_project, make_categorical_project
 
 from drs.config import ConfigError
 from drs.files import INGESTED_DETAIL_FILE

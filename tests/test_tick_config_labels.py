@@ -10,7 +10,7 @@ import json
 
 import pandas as pd
 import pytest
-from test_alerts import Receiver
+from webhook_receiver import Receiver
 
 from drs.alerts.messages import drift_text
 from drs.history import Decision, TickRecord
