@@ -11,6 +11,7 @@ import warnings
 import pandas as pd
 import pytest
 from conftest import SUBSCRIPTIONS_SCHEMA, client_for, read_pdf
+from report_fixtures import OFFLINE_INDEX
 
 from drs.alerts.messages import drift_text
 from drs.deploy import DeployedModel, load_deployed_model
@@ -21,9 +22,6 @@ from drs.score import load_test_data
 from drs.status_views import fit_warnings_words, headline_words
 from drs.train import MAX_FIT_WARNINGS, fit_model, fit_warning_lines
 from generate_data import generate_categorical
-
-# Nothing listens there: outdated packages read "unknown" at once instead of asking the package index.
-OFFLINE_INDEX = {"DRS_PYPI_URL": "http://127.0.0.1:9/{package}/json"}
 
 
 def drift_record(**tests) -> dict:

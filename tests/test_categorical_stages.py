@@ -11,6 +11,7 @@ import pytest
 from conftest import Project
 from PIL import Image
 from pypdf import PdfReader
+from report_fixtures import OFFLINE_INDEX
 
 from drs import figures
 from drs.config import COURSE_SCHEMA, Schema
@@ -36,7 +37,6 @@ SCHEMA_CONFIG = {
     "numeric_features": list(CATEGORICAL.numeric_features),
     "categorical_features": list(CATEGORICAL.categorical_features),
 }
-OFFLINE_INDEX = {"DRS_PYPI_URL": "http://127.0.0.1:9/{package}/json"}
 
 
 def test_summary_of_categorical_features():
