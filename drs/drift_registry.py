@@ -281,8 +281,8 @@ def measured_summary(result: dict) -> str:
     found = result.get("verdict") == DRIFT
     words = "; ".join(_measure_words(result, measure, value, found) + _on(names) for measure, value, names in decided)
     raw_decided = [measure for measure, _, _ in decided] == ["pvalue"] and not _correction_words(result)
-    raw = "" if raw_decided else f"raw p-value {result.get('pvalue')}, "
-    return f"{words} ({raw}statistic {result.get('statistic')})"
+    raw = "" if raw_decided else f"smallest raw p-value {_number(result.get('pvalue'), '{:.2g}')}, "
+    return f"{words} ({raw}largest statistic {_number(result.get('statistic'), '{:.3g}')})"
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import is_classifier
+from sklearn.base import clone, is_classifier
 from sklearn.calibration import CalibratedClassifierCV, calibration_curve
 from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import brier_score_loss
-from sklearn.model_selection import FixedThresholdClassifier, cross_val_predict, train_test_split
+from sklearn.model_selection import FixedThresholdClassifier, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import get_tags
@@ -354,6 +354,22 @@ def calibration_summary(record: dict) -> str:
     )
 
 
+def _out_of_fold_probabilities(calibrator, features, labels: np.ndarray, column: int) -> np.ndarray:
+    """Each row's calibrated probability from a calibrator fitted on the other folds. By hand rather than
+    with cross_val_predict, which hands the calibrator labels encoded as integers while the frozen
+    model's classes stay the data's own ("Yes"/"No")."""
+    probabilities = np.empty(len(labels))
+    folds = StratifiedKFold(n_splits=CALIBRATION_FOLDS, shuffle=True, random_state=0)
+    for fitted_on, predicted in folds.split(np.zeros(len(labels)), labels):
+        part = clone(calibrator).fit(_rows(features, fitted_on), labels[fitted_on])
+        probabilities[predicted] = part.predict_proba(_rows(features, predicted))[:, column]
+    return probabilities
+
+
+def _rows(features, positions: np.ndarray):
+    return features.iloc[positions] if isinstance(features, pd.DataFrame) else features[positions]
+
+
 def fit_calibration(data: pd.DataFrame, config: Config) -> Calibration:
     """Learn the positive class's probability calibration from the labelled rows of `data`.
 
@@ -392,7 +408,7 @@ def fit_calibration(data: pd.DataFrame, config: Config) -> Calibration:
         method = "isotonic" if len(held_y) >= ISOTONIC_MIN_ROWS else "sigmoid"
         calibrator = CalibratedClassifierCV(FrozenEstimator(copy), method=method)
         column = list(copy.classes_).index(schema.positive_label)
-        after = cross_val_predict(calibrator, held_x, held_y, cv=CALIBRATION_FOLDS, method="predict_proba")[:, column]
+        after = _out_of_fold_probabilities(calibrator, held_x, held_y, column)
         calibrator.fit(held_x, held_y)
     except ValueError as exc:
         return Calibration.skipped(f"calibration failed: {str(exc).splitlines()[0]}")

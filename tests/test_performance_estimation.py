@@ -10,7 +10,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Project, client_for
+from conftest import SUBSCRIPTIONS_SCHEMA, Project, client_for
 from pypdf import PdfReader
 from sklearn.metrics import f1_score
 
@@ -25,7 +25,7 @@ from drs.production import LocalProductionStore, ModelUnavailable
 from drs.report.gather import ReportData, gather_report_data
 from drs.report.pdf import ReportFigures, pdf_bytes
 from drs.train import calibration_skip_reason, feature_matrix, fit_calibration, fit_model, save_model
-from generate_data import generate
+from generate_data import generate, generate_categorical
 
 SETTINGS = {"estimated_margin": 0.05}
 
@@ -134,6 +134,18 @@ def test_the_calibration_record_holds_brier_scores_and_the_curve(fitted):
     for curve in record["curve"].values():
         assert 1 <= len(curve["mean_predicted"]) == len(curve["fraction_positive"]) <= 10
         assert all(0 <= value <= 1 for value in curve["mean_predicted"] + curve["fraction_positive"])
+
+
+def test_a_text_target_is_calibrated_too(project):
+    # "Yes"/"No" labels: scikit-learn's cross_val_predict would hand the calibrator integers instead.
+    project.write_config(schema=SUBSCRIPTIONS_SCHEMA)
+    config = project.config()
+    data = generate_categorical(800, "practice", 31)
+    calibration = fit_calibration(data, config)
+    assert calibration.record["calibrated"], calibration.record
+    probabilities = calibration.calibrator.predict_proba(feature_matrix(data, config.schema))
+    assert list(calibration.calibrator.classes_) == ["No", "Yes"] and probabilities.shape == (800, 2)
+    assert 0 < calibration.record["brier_after"] < 0.25
 
 
 def test_beyond_the_row_cap_a_stratified_sample_is_calibrated_on(fitted, monkeypatch):
