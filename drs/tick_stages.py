@@ -177,8 +177,8 @@ def _train_and_score(config: Config, tick: Tick, data: pd.DataFrame) -> tuple[ob
     if test_f1 <= floor:
         # Deployed all the same (a bootstrap has nothing better), but nobody should miss it.
         tick.record.warning = (
-            f"the retrained model's F1 {test_f1:.4f} is no better than calling every "
-            f"customer a churner ({floor:.4f}): check the estimator and its parameters"
+            f"the retrained model's F1 {test_f1:.4f} is no better than calling every row "
+            f"{config.schema.positive_label!r} ({floor:.4f}): check the estimator and its parameters"
         )
         log.warning("%s", tick.record.warning)
     return model, test_data, test_f1

@@ -321,7 +321,7 @@ def test_a_model_no_better_than_calling_everyone_a_churner_is_flagged(tmp_path):
     assert result.returncode == 0, result.stderr
     record = json.loads(project.path("logs", "history.jsonl").read_text().splitlines()[-1])
     assert record["scores"]["retrained_test_f1"] == 0.0
-    assert "no better than calling every customer a churner" in record["warning"]
+    assert "no better than calling every row 'Yes'" in record["warning"]
     assert record["scores"]["all_positive_f1"] == pytest.approx(
         all_positive_f1(pd.read_csv(project.path("testdata", "testdata.csv"))["churn"]), abs=1e-6
     )
