@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PYTHON, ROOT, read_pdf
+from conftest import OFFLINE_INDEX, PYTHON, ROOT, images_on, read_pdf
 from PIL import Image
 from pypdf import PdfReader
 from reportlab.platypus import Paragraph
@@ -23,9 +23,6 @@ from drs.report import write_report
 from drs.report.gather import Distributions, ModelScores, ReportData
 from drs.report.pdf import ReportFigures, pdf_bytes, story
 
-# Nothing listens there: outdated packages read "unknown" at once instead of asking PyPI.
-OFFLINE_INDEX = {"DRS_PYPI_URL": "http://127.0.0.1:9/{package}/json"}
-
 SECTIONS = (
     "1. Deployed model",
     "2. Ingested data",
@@ -36,12 +33,6 @@ SECTIONS = (
     "7. Outdated packages",
 )
 ODD_NAME = "odd <&> name.csv"
-
-
-def images_on(page) -> int:
-    resources = page.get("/Resources") or {}
-    objects = resources.get("/XObject") or {}
-    return sum(1 for ref in objects.values() if ref.get_object().get("/Subtype") == "/Image")
 
 
 @pytest.fixture
