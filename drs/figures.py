@@ -125,7 +125,7 @@ def prediction_histogram_png(probabilities: PredictedProbabilities) -> bytes | N
         return None
     figure = Figure(figsize=(6.5, 3.6), dpi=120)
     axes = figure.subplots()
-    bins = np.linspace(0.0, 1.0, PROBABILITY_BINS + 1)
+    bins = np.linspace(0.0, 1.0, PROBABILITY_BINS + 1).tolist()
     rates = []
     for values, label, colour in sides:
         if not len(values):
