@@ -11,11 +11,17 @@ import re
 import numpy as np
 from conftest import OFFLINE_INDEX, client_for, images_on, read_pdf
 from PIL import Image
+from pypdf import PdfReader
 
 from drs.api.status import predicted_rates
 from drs.figures import PredictedProbabilities, prediction_histogram_png
 from drs.history import TickRecord
-from drs.report.pdf import predicted_rate_words
+from drs.ingest import read_final_data
+from drs.production import production_store
+from drs.report import draw_figures
+from drs.report.gather import gather_report_data
+from drs.report.pdf import pdf_bytes, predicted_rate_words
+from drs.status_views import read_history
 
 RATE_SENTENCE = re.compile(
     r"Predicted positive rate: (\d+\.\d)% on the training sample, (\d+\.\d)% on the new rows "
@@ -109,3 +115,30 @@ def test_a_production_tick_shows_the_predicted_rates_in_its_report_and_on_the_st
         f"Predicted positive rate: {expected[0]} on the training sample \u2192 {expected[1]} on the new rows "
         f"(prediction test p = {expected[2]}, {prediction['verdict']})"
     )
+
+
+def test_after_a_redeploy_the_histogram_draws_the_model_the_prediction_test_ran(deployed):
+    result = deployed.run("fullprocess.py", config="config_production.json", env=OFFLINE_INDEX)
+    assert result.returncode == 0, result.stderr
+    config = deployed.config("config_production.json")
+    store = production_store(config)
+    assert store.current_version() == "v0002"
+    prediction = read_history(config, last=1)[-1].drift["tests"]["prediction"]
+    reference = read_final_data(config, io.BytesIO(store.reference_sample("v0001")))
+    inputs = {"version": "v0001", "reference": reference, "new": reference.head(50)}
+
+    data = gather_report_data(config, drift_inputs=inputs, packages=[])
+
+    assert data.predictions is not None and data.predictions_problem is None
+    assert data.predictions.version == "v0001" and len(data.predictions.new) == 50
+    # The rate the drift test recorded on the same reference sample with the same model.
+    assert round(float(np.mean(data.predictions.reference > 0.5)), 6) == prediction["positive_rate_reference"]
+
+    deployed.path("production_deployment", "versions", "v0001", "trainedmodel.pkl").unlink()
+    gone = gather_report_data(config, drift_inputs=inputs, packages=[])
+    assert gone.predictions is None
+    assert gone.predictions_problem.startswith("Probabilities of v0001: ")
+    assert gone.predictions_problem.endswith("trainedmodel.pkl is no longer kept")
+    reader = PdfReader(io.BytesIO(pdf_bytes(gone, draw_figures(gone))))
+    text = " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
+    assert RATE_SENTENCE.search(text) and "is no longer kept" in text
