@@ -26,6 +26,9 @@ from drs.status_views import NO_DATA  # noqa: E402
 # Distribution plots: a grid at most this many across and down per image (one image fits a page).
 PLOTS_ACROSS, PLOTS_DOWN = 3, 4
 TOP_CATEGORIES_PLOTTED = 10
+# The prediction drift test counts a row as predicted positive above this probability.
+PREDICTED_POSITIVE_ABOVE = 0.5
+PROBABILITY_BINS = 20
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,18 @@ class ConfusionMatrix:
     version: str
     f1: float | None
     target_column: str
+
+
+@dataclass(frozen=True)
+class PredictedProbabilities:
+    """What the prediction histogram draws: the positive-class probabilities model `version` gives the
+    reference sample and the new rows (None or empty for a side without rows)."""
+
+    reference: np.ndarray | None
+    new: np.ndarray | None
+    version: str
+    reference_label: str = "training sample"
+    new_label: str = "new rows"
 
 
 def _png(figure: Figure) -> bytes:
@@ -96,6 +111,54 @@ def calibration_curve_png(record: dict) -> bytes | None:
     axes.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     return _png(figure)
+
+
+def prediction_histogram_png(probabilities: PredictedProbabilities) -> bytes | None:
+    """PNG of the positive-class probabilities on the reference sample and on the new rows, overlaid as
+    densities on the same 20 bins over [0, 1], each side's predicted positive rate (probability above
+    0.5) in the legend; None when neither side has a probability."""
+    sides = [
+        (_finite(probabilities.reference), probabilities.reference_label, "tab:blue"),
+        (_finite(probabilities.new), probabilities.new_label, "tab:orange"),
+    ]
+    if not any(len(values) for values, _, _ in sides):
+        return None
+    figure = Figure(figsize=(6.5, 3.6), dpi=120)
+    axes = figure.subplots()
+    bins = np.linspace(0.0, 1.0, PROBABILITY_BINS + 1).tolist()
+    rates = []
+    for values, label, colour in sides:
+        if not len(values):
+            rates.append("-")
+            axes.plot([], [], color=colour, label=f"{label}: {NO_DATA}")
+            continue
+        rate = f"{float(np.mean(values > PREDICTED_POSITIVE_ABOVE)):.1%}"
+        rates.append(rate)
+        axes.hist(
+            values,
+            bins=bins,
+            density=True,
+            alpha=0.55,
+            color=colour,
+            label=f"{label} ({len(values)} rows): {rate} predicted positive",
+        )
+    axes.axvline(PREDICTED_POSITIVE_ABOVE, linestyle=":", color="grey")
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("probability of the positive class")
+    axes.set_ylabel("density")
+    axes.set_title(
+        f"Predictions of model {probabilities.version}\npredicted positive rate {rates[0]} -> {rates[1]}", fontsize=10
+    )
+    axes.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _finite(values) -> np.ndarray:
+    if values is None:
+        return np.empty(0)
+    values = np.asarray(values, dtype=float).ravel()
+    return values[np.isfinite(values)]
 
 
 def score_history_png(history: list[dict]) -> bytes | None:

@@ -30,6 +30,8 @@ PYTHON = sys.executable
 # Tests never reach the network: the package-index look-up of diagnostics gets a refused connection.
 os.environ.setdefault("DRS_PYPI_URL", "http://127.0.0.1:9/pypi/{package}/json")
 COURSE_DATA = ROOT.parent / "shared" / "course-data"
+# Nothing listens there: outdated packages read "unknown" at once instead of asking PyPI.
+OFFLINE_INDEX = {"DRS_PYPI_URL": "http://127.0.0.1:9/{package}/json"}
 
 
 def read_pdf(path) -> tuple[PdfReader, str]:
@@ -37,6 +39,13 @@ def read_pdf(path) -> tuple[PdfReader, str]:
     reader = PdfReader(path)
     text = " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
     return reader, text
+
+
+def images_on(page) -> int:
+    """How many images a PDF page (pypdf) draws."""
+    resources = page.get("/Resources") or {}
+    objects = resources.get("/XObject") or {}
+    return sum(1 for ref in objects.values() if ref.get_object().get("/Subtype") == "/Image")
 
 
 def scaled(seconds: float) -> float:

@@ -1,4 +1,4 @@
-"""The report's shared test data: a hand-made ReportData, tiny figures, and an offline package index."""
+"""The report's shared test data: a hand-made ReportData and tiny figures."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from drs.deploy import DeployedModel
 from drs.history import TickRecord
 from drs.report.gather import Distributions, ModelScores, ReportData
 from drs.report.pdf import ReportFigures
-
-# Nothing listens there: outdated packages read "unknown" at once instead of asking PyPI.
-OFFLINE_INDEX = {"DRS_PYPI_URL": "http://127.0.0.1:9/{package}/json"}
 
 
 def tiny_png(width: int = 40, height: int = 30) -> bytes:

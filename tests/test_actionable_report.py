@@ -10,8 +10,7 @@ import warnings
 
 import pandas as pd
 import pytest
-from conftest import SUBSCRIPTIONS_SCHEMA, client_for, read_pdf
-from report_fixtures import OFFLINE_INDEX
+from conftest import OFFLINE_INDEX, SUBSCRIPTIONS_SCHEMA, client_for, read_pdf
 
 from drs.alerts.messages import drift_text
 from drs.deploy import DeployedModel, load_deployed_model

@@ -8,10 +8,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Project
+from conftest import OFFLINE_INDEX, Project
 from PIL import Image
 from pypdf import PdfReader
-from report_fixtures import OFFLINE_INDEX
 
 from drs import figures
 from drs.config import COURSE_SCHEMA, Schema

@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, ROOT, read_pdf
+from conftest import OFFLINE_INDEX, PYTHON, ROOT, images_on, read_pdf
 from pypdf import PdfReader
-from report_fixtures import FIGURES, OFFLINE_INDEX, hand_made_data, tiny_png
+from report_fixtures import FIGURES, hand_made_data, tiny_png
 from reportlab.platypus import Paragraph
 
 from drs.config import COURSE_SCHEMA
@@ -30,12 +30,6 @@ SECTIONS = (
     "7. Outdated packages",
 )
 ODD_NAME = "odd <&> name.csv"
-
-
-def images_on(page) -> int:
-    resources = page.get("/Resources") or {}
-    objects = resources.get("/XObject") or {}
-    return sum(1 for ref in objects.values() if ref.get_object().get("/Subtype") == "/Image")
 
 
 @pytest.fixture

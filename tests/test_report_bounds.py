@@ -7,9 +7,9 @@ import io
 import json
 
 import pytest
-from conftest import client_for, read_pdf
+from conftest import OFFLINE_INDEX, client_for, read_pdf
 from pypdf import PdfReader
-from report_fixtures import FIGURES, OFFLINE_INDEX, hand_made_data
+from report_fixtures import FIGURES, hand_made_data
 
 from drs.deploy import DeployedModel
 from drs.history import Decision, HistoryLog, TickRecord

@@ -65,6 +65,22 @@ def estimate_rows(records: list[TickRecord], last: int = ESTIMATE_ROWS) -> list[
     return rows
 
 
+def predicted_rates(record: TickRecord | None) -> dict | None:
+    """The predicted positive rate before and after that the drift test "prediction" of `record` recorded
+    (training sample, new rows, as percentages), its p-value and verdict; None when it recorded no rates."""
+    result = (((record.drift or {}).get("tests") or {}).get("prediction") or {}) if record is not None else {}
+    before, after = result.get("positive_rate_reference"), result.get("positive_rate_new")
+    if not isinstance(before, (int, float)) or not isinstance(after, (int, float)):
+        return None
+    pvalue = result.get("pvalue")
+    return {
+        "reference": f"{before:.1%}",
+        "new": f"{after:.1%}",
+        "pvalue": f"{pvalue:.2g}" if isinstance(pvalue, (int, float)) else "-",
+        "verdict": result.get("verdict", "?"),
+    }
+
+
 def _modified(path: Path) -> str | None:
     """A file's modification time as "YYYY-MM-DD HH:MM:SS" (UTC), or None when it does not exist."""
     try:
@@ -115,6 +131,7 @@ def status_page():
         drift_tick={"start": display_time(drift_tick.start)} if drift_tick else None,
         drift_words=drift_verdict_words(drift_tick),
         drift_rows=drift_test_rows(drift_tick),
+        predicted=predicted_rates(drift_tick),
         estimates=estimates,
         score_history=any(record.get("f1") is not None for record in deployments),
         score_warning=score_fall_warning(deployments, config.promotion_margin),

@@ -5,7 +5,8 @@
 * ``write_report()`` writes ``output_model_path/report.pdf``: the deployed
   version, its scores and confusion matrix; summary statistics and missing
   data of the ingested data; the drift tests of the last tick that ran them,
-  with distribution plots; the score history; recent ticks with their stage
+  with distribution plots and the predicted positive rate before and after
+  (its histogram when the tick draws the report); the score history; recent ticks with their stage
   durations; ingested and rejected files; outdated packages. A piece that does
   not exist yet (no history, no drift tick, no reference sample) reads
   "no data yet" instead of failing the report.
@@ -28,7 +29,13 @@ import pandas as pd
 from drs import deploy, diagnostics, score
 from drs.config import Config, load_config
 from drs.deploy import DeployedModel
-from drs.figures import calibration_curve_png, confusion_matrix_png, distribution_pngs, score_history_png
+from drs.figures import (
+    calibration_curve_png,
+    confusion_matrix_png,
+    distribution_pngs,
+    prediction_histogram_png,
+    score_history_png,
+)
 from drs.files import CONFUSION_MATRIX_FILE, REPORT_FILE, REPORTS_RECORD_FILE
 from drs.history import TickRecord
 from drs.report.gather import ReportData, confusion_matrix_inputs, gather_report_data
@@ -130,7 +137,7 @@ def draw_figures(data: ReportData, confusion_png: bytes | None = None) -> Report
     """The report's figures from its data; `confusion_png` is the confusion matrix when already drawn.
 
     The confusion matrix is drawn only beside the scores, the distributions only for a drift tick
-    with both frames.
+    with both frames, the prediction histogram only from the frames that tick handed on.
     """
     if data.scores is None or data.confusion is None:
         confusion_png = None
@@ -143,7 +150,8 @@ def draw_figures(data: ReportData, confusion_png: bytes | None = None) -> Report
         else []
     )
     calibration = calibration_curve_png(data.calibration) if data.calibration is not None else None
-    return ReportFigures(confusion_png, score_history_png(data.deployments), distributions, calibration)
+    predictions = prediction_histogram_png(data.predictions) if data.predictions is not None else None
+    return ReportFigures(confusion_png, score_history_png(data.deployments), distributions, calibration, predictions)
 
 
 def save_confusion_matrix(config: Config, deployed: DeployedModel, test_data: pd.DataFrame) -> Path:

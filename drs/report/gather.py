@@ -20,10 +20,11 @@ from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
 from drs import deploy, diagnostics, ingest, score
 from drs.config import Config, PipelineError, Schema
 from drs.deploy import DeployedModel
-from drs.figures import ConfusionMatrix
+from drs.figures import ConfusionMatrix, PredictedProbabilities
+from drs.files import MODEL_FILE
 from drs.history import QuietRun, TickRecord
-from drs.model_data import labelled_rows, positive_probabilities
-from drs.production import production_store
+from drs.model_data import feature_matrix, labelled_rows, positive_probabilities
+from drs.production import production_store, unpickle_checked
 from drs.status_views import NO_DATA, history_view
 
 
@@ -97,6 +98,9 @@ class ReportData:
     drift_tick: TickRecord | None = None
     distributions: Distributions | None = None
     distributions_problem: str | None = None
+    # The probabilities the drift test "prediction" compared, drawn only from the frames the tick hands on.
+    predictions: PredictedProbabilities | None = None
+    predictions_problem: str | None = None
     ingested_detail: dict = field(default_factory=dict)
     packages: list[dict] = field(default_factory=list)
 
@@ -159,6 +163,7 @@ def gather_report_data(
         data.distributions, data.distributions_problem = _distributions(
             config, data.drift_tick, drift_inputs, deployed, final_data
         )
+        data.predictions, data.predictions_problem = _predictions(config, data.drift_tick, drift_inputs, deployed)
     return data
 
 
@@ -273,6 +278,42 @@ def _distributions(
     except PipelineError as exc:  # e.g. written under another schema
         return None, f"Reference sample of the training data: {exc}"
     return Distributions(reference, version, final_data, f"the ingested data ({len(final_data)} rows)"), None
+
+
+def _predictions(
+    config: Config, record: TickRecord, drift_inputs: dict | None, deployed: DeployedModel | None
+) -> tuple[PredictedProbabilities | None, str | None]:
+    """(the positive-class probabilities the drift test "prediction" of `record` compared, why there are
+    none); only from the frames that tick hands on: a report rebuilt later shows the recorded rates."""
+    result = ((record.drift or {}).get("tests") or {}).get("prediction") or {}
+    given = drift_inputs or {}
+    if result.get("positive_rate_new") is None or given.get("version") != record.deployed_version_before:
+        return None, None
+    if given.get("reference") is None or given.get("new") is None:
+        return None, None
+    version = given["version"]
+    try:
+        model = _model_of(config, version, deployed)
+    except PipelineError as exc:
+        return None, f"Probabilities of {version}: {exc}"
+    reference = positive_probabilities(model, feature_matrix(given["reference"], config.schema), config.schema)
+    new = positive_probabilities(model, feature_matrix(given["new"], config.schema), config.schema)
+    if reference is None or new is None:
+        return None, f"Probabilities of {version}: the model gives none"
+    return PredictedProbabilities(reference, new, version, f"training sample of {version}"), None
+
+
+def _model_of(config: Config, version: str, deployed: DeployedModel | None) -> Any:
+    """The fitted model of `version`: the deployed one, or after a redeploy the one it replaced, read from
+    production and checked against its manifest (a PipelineError when it is gone or does not match)."""
+    if deployed is not None and deployed.version == version:
+        return deployed.model
+    store = production_store(config)
+    data = store.read_file(version, MODEL_FILE)
+    if data is None:
+        raise PipelineError(f"{store.describe(version, MODEL_FILE)} is no longer kept")
+    expected = (store.manifest(version) or {}).get("files", {}).get(MODEL_FILE)
+    return unpickle_checked(data, expected, store.describe(version, MODEL_FILE))
 
 
 def _optional_final_data(config: Config) -> pd.DataFrame | None:

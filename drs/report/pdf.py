@@ -57,6 +57,7 @@ class ReportFigures:
     score_history: bytes | None = None
     distributions: list[bytes] = field(default_factory=list)
     calibration_curve: bytes | None = None
+    prediction_histogram: bytes | None = None
 
 
 class _NumberedCanvas(pdf_canvas.Canvas):
@@ -400,7 +401,8 @@ def _categories_table(data: ReportData) -> Table:
 
 
 def drift_section(data: ReportData, figures: ReportFigures) -> list[Flowable]:
-    """The drift tests of the last tick that ran them, per test and per feature, with distribution plots."""
+    """The drift tests of the last tick that ran them, per test and per feature, with distribution plots
+    and the predicted positive rate before and after."""
     parts: list[Flowable] = [Paragraph("3. Drift", STYLES.heading)]
     record = data.drift_tick
     if record is None:
@@ -432,7 +434,37 @@ def drift_section(data: ReportData, figures: ReportFigures) -> list[Flowable]:
     per_feature = [(row["test"], feature) for row in test_rows for feature in row["features"]]
     if per_feature:
         parts += [Paragraph("Per feature", STYLES.subheading), _per_feature_table(per_feature)]
-    return parts + _distributions(data, figures)
+    return parts + predictions_part(data, figures) + _distributions(data, figures)
+
+
+def predicted_rate_words(record) -> str | None:
+    """The sentence "Predicted positive rate: <before> on the training sample, <after> on the new rows
+    (prediction test p = <p-value>)." from the drift tick's record; None when its test "prediction"
+    recorded no rates."""
+    result = ((record.drift or {}).get("tests") or {}).get("prediction") or {}
+    before, after = result.get("positive_rate_reference"), result.get("positive_rate_new")
+    if not isinstance(before, (int, float)) or not isinstance(after, (int, float)):
+        return None
+    pvalue = result.get("pvalue")
+    test = f"prediction test p = {pvalue:.2g}" if isinstance(pvalue, (int, float)) else "prediction test"
+    return f"Predicted positive rate: {before:.1%} on the training sample, {after:.1%} on the new rows ({test})."
+
+
+def predictions_part(data: ReportData, figures: ReportFigures) -> list[Flowable]:
+    """The deployed model's predicted positive rate before and after (drift test "prediction"), with the
+    histogram of its probabilities when the tick that ran the test drew it."""
+    words = predicted_rate_words(data.drift_tick) if data.drift_tick is not None else None
+    if words is None:
+        return []
+    parts: list[Flowable] = [Paragraph("Predictions on training data against new data", STYLES.subheading)]
+    parts.append(text(words))
+    if figures.prediction_histogram is not None:
+        return [KeepTogether(parts + [image(figures.prediction_histogram, TEXT_WIDTH * 0.75, 8 * cm)])]
+    why = data.predictions_problem or (
+        "The histogram of the probabilities is drawn by the tick that ran the test; this report was rebuilt "
+        "from its recorded rates."
+    )
+    return [KeepTogether(parts + [text(why, STYLES.note)])]
 
 
 def _per_feature_table(per_feature: list[tuple[str, dict]]) -> Table:
