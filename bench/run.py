@@ -121,9 +121,13 @@ def measure(command: list[str], repeats: int, setup=None, **kwargs) -> dict:
 # --- scratch data and projects -----------------------------------------------------------
 
 
+DATA_VERSION = 2  # raise it when generate_data.py changes what it writes (2: one customer per id)
+
+
 def scale_data(rows: int, files: int) -> Path:
     """A folder of `rows` source-regime rows in `files` CSVs, generated once and kept."""
-    folder = WORK_DIR / "data" / f"source-{rows}-{files}"
+    # The generator's version is in the name: data kept from an older generator is not reused.
+    folder = WORK_DIR / "data" / f"source-{rows}-{files}-v{DATA_VERSION}"
     marker = folder / ".complete"
     if not marker.exists():
         sys.path.insert(0, str(PROJECT_DIR))
