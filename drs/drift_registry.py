@@ -329,7 +329,9 @@ class DriftTest:
 TRIGGER_TESTS = Setting(
     "trigger_tests",
     ["raw"],
-    lambda value: isinstance(value, list) and bool(value) and all(name in _REGISTRY for name in value),
+    lambda value: (
+        isinstance(value, list) and bool(value) and all(isinstance(name, str) and name in _REGISTRY for name in value)
+    ),
     "a non-empty list drawn from the registered tests",
 )
 TRIGGER_MODE = Setting("trigger_mode", "any", lambda value: value in TRIGGER_MODES, '"any" or "all"')
@@ -635,6 +637,7 @@ register_drift_test(
                 lambda value: _finite_number(value) and 0 <= value < 1,
                 "a number from 0 up to (not including) 1",
             ),
+            MIN_SAMPLES,
         ),
         f1_below_past,
     )

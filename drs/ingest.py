@@ -484,6 +484,9 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
     del tables, valid
     # Before deduplication: " owner " and "owner" rows are the same row, of one category.
     normalize_categories(every_row, schema.categorical_features, config.normalize_categories, config.na_values)
+    if schema.id_column is not None:
+        # An id is text: " a17" is "a17", and a blank or a spelling of missing is no id (rows without one stay).
+        normalize_categories(every_row, [schema.id_column], "trim", (*MISSING_ID_SPELLINGS, *config.na_values))
     # The course keeps the first of identical rows; so do we (NaN equals NaN). Then one row per id.
     unique = every_row.drop_duplicates()
     latest = latest_per_id(unique, _files_of_rows(spans, len(every_row))[unique.index], file_ranks(ingested), schema)
@@ -509,6 +512,10 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
     if write:
         _write_result(result, config, read_seconds, dedup_seconds)
     return result
+
+
+# Spellings an export uses for "no id": such rows are kept one by one, never merged as one id.
+MISSING_ID_SPELLINGS = ("NA", "N/A", "null", "NULL", "NaN", "nan", "None", "-")
 
 
 def _files_of_rows(spans: dict[str, tuple[int, int]], rows: int) -> np.ndarray:

@@ -4,7 +4,8 @@ or corrects a label, replaces the earlier row instead of standing beside it.
 
 Of the rows that share an id, the one kept is a labelled one rather than an unlabelled one (a
 re-sent application without its outcome does not erase a known outcome), then the one from the
-newest file (by modification time, then name), then the later one within that file. Rows without
+newest file (by modification time, then by when it came into the folder, then by name), then the later
+one within that file. Ids are text, trimmed; a blank id or a spelling of missing is no id. Rows without
 an id are all kept. Without an ``id_column`` nothing changes.
 """
 
@@ -29,8 +30,15 @@ class LatestRows:
 
 
 def file_ranks(fingerprints: dict[str, dict]) -> dict[str, int]:
-    """File name -> its rank, 0 the oldest: by modification time, then by name."""
-    order = sorted(fingerprints, key=lambda name: (fingerprints[name].get("mtime_ns") or 0, name))
+    """File name -> its rank, 0 the oldest: by modification time, then by the time it came into the
+    folder (ctime: a copy that kept its source's mtime, `cp -p`, `rsync -a`, an unpacked archive, still
+    came later), then by name."""
+
+    def age(name: str) -> tuple:
+        found = fingerprints[name]
+        return (found.get("mtime_ns") or 0, found.get("ctime_ns") or 0, name)
+
+    order = sorted(fingerprints, key=age)
     return {name: rank for rank, name in enumerate(order)}
 
 

@@ -98,10 +98,20 @@ def run_estimated(inputs: DriftInputs, settings: dict) -> dict:
     estimate = f1_of_confusion(confusion)
     if estimate is None:
         return {**result, "verdict": INSUFFICIENT, "detail": "no positive row expected nor predicted: F1 undefined"}
+    verdict = DRIFT if estimate < threshold else NO_DRIFT
+    fewest = int(settings.get("min_samples", 0))
+    if len(inputs.new) < fewest:  # recorded, but a handful of rows is no verdict (nor a trigger)
+        return {
+            **result,
+            "statistic": round(estimate, 6),
+            "verdict": INSUFFICIENT,
+            "rows": len(inputs.new),
+            "detail": f"{len(inputs.new)} new row(s), fewer than min_samples {fewest}: the estimate is not judged",
+        }
     return {
         **result,
         "statistic": round(estimate, 6),
-        "verdict": DRIFT if estimate < threshold else NO_DRIFT,
+        "verdict": verdict,
         "probabilities": source,
         "rows": len(inputs.new),
         "expected_confusion": {name: round(value, 3) for name, value in confusion.items()},

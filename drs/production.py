@@ -162,7 +162,11 @@ def trained_schema(manifest: dict) -> dict:
 
 
 def model_config_record(
-    estimator: str, training: dict, scale_numeric: bool = False, decision_threshold: float | None = None
+    estimator: str,
+    training: dict,
+    scale_numeric: bool = False,
+    decision_threshold: float | None = None,
+    normalize_categories: str = "trim",
 ) -> dict:
     """What makes the model, as a manifest records it (JSON values): the estimator, its training
     parameters, and the model options not at their defaults (so that a record made before an option
@@ -172,12 +176,16 @@ def model_config_record(
         record["scale_numeric"] = True
     if decision_threshold is not None:
         record["decision_threshold"] = decision_threshold
+    if normalize_categories != "trim":  # the categories the model learnt are spelt this way
+        record["normalize_categories"] = normalize_categories
     return json.loads(json.dumps(record))
 
 
 def model_config_of(config: Config) -> dict:
     """`model_config_record` of a config."""
-    return model_config_record(config.estimator, config.training, config.scale_numeric, config.decision_threshold)
+    return model_config_record(
+        config.estimator, config.training, config.scale_numeric, config.decision_threshold, config.normalize_categories
+    )
 
 
 def trained_model_config(manifest: dict) -> dict | None:

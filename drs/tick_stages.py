@@ -19,7 +19,7 @@ from drs.api_client import api_listening, call_api, save_api_returns, shown_url
 from drs.config import Config, PipelineError
 from drs.deploy import DeployedModel, ProductionChanged, deploy, deployed_score_history
 from drs.drift import summary
-from drs.drift_registry import DriftInputs, run_registered
+from drs.drift_registry import INSUFFICIENT, DriftInputs, run_registered
 from drs.ingest import IngestionResult, merge_multiple_dataframe, read_final_data, row_keys
 from drs.production import ModelUnavailable, ProductionStore, production_store
 from drs.score import all_positive_f1, f1_on, load_test_data, save_score
@@ -99,7 +99,21 @@ def check_drift(config: Config, tick: Tick, new_rows: pd.DataFrame) -> tuple[dic
         f"{estimated:.4f}" if estimated is not None else "n/a",
         "yes" if verdict["drift"] else "no",
     )
+    unjudged = unjudged_triggers(verdict)
+    if unjudged:
+        tick.record.warning = unjudged
+        log.warning("%s", unjudged)
     return verdict, {"version": model.version, "reference": reference, "new": new_rows}
+
+
+def unjudged_triggers(verdict: dict) -> str | None:
+    """Words for a drift verdict none of whose trigger tests could judge the new rows (each "insufficient
+    data"): "no drift" then means no test looked, which the record must say. None otherwise."""
+    tests, chosen = verdict.get("tests", {}), verdict.get("trigger", {}).get("tests", [])
+    if not chosen or any((tests.get(name) or {}).get("verdict") != INSUFFICIENT for name in chosen):
+        return None
+    reasons = "; ".join(f"{name}: {(tests.get(name) or {}).get('detail') or 'no reason recorded'}" for name in chosen)
+    return f"no trigger test could judge the new rows ({reasons}): recorded as no drift without a verdict"
 
 
 def _deployed_calibrator(store: ProductionStore, model: DeployedModel) -> tuple[object | None, dict | None]:

@@ -210,6 +210,15 @@ def _json_features(config: Config, body: bytes):
 
 def request_features(config: Config):
     """The model's input a POST /prediction carries: ?filepath=, JSON records or filepath, or a CSV body."""
+    try:
+        return _request_features(config)
+    except UnicodeEncodeError:  # JSON may escape half a surrogate pair ("\ud800"): no text a file or model holds
+        raise ApiError(
+            400, "the request holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
+        ) from None
+
+
+def _request_features(config: Config):
     filepaths = request.args.getlist("filepath")
     if filepaths:
         return _query_file_features(config, filepaths)

@@ -133,6 +133,7 @@ def status_page():
         drift_rows=drift_test_rows(drift_tick),
         predicted=predicted_rates(drift_tick),
         estimates=estimates,
+        estimate_scan=ESTIMATE_SCAN,
         score_history=any(record.get("f1") is not None for record in deployments),
         score_warning=score_fall_warning(deployments, config.promotion_margin),
         report_time=_modified(config.model_folder / REPORT_FILE),
