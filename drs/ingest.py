@@ -48,7 +48,7 @@ from drs.files import (
     REFERENCE_SAMPLE_FILE,
     REFERENCE_SAMPLE_ROWS,
 )
-from drs.latest_rows import file_ranks, latest_per_id
+from drs.latest_rows import MISSING_ID_SPELLINGS, clean_ids, file_ranks, latest_per_id
 from drs.production import production_store, trained_schema
 from drs.storage import atomic_path, input_csvs, stat_fingerprint, write_json_atomic, write_text_atomic
 
@@ -485,8 +485,7 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
     # Before deduplication: " owner " and "owner" rows are the same row, of one category.
     normalize_categories(every_row, schema.categorical_features, config.normalize_categories, config.na_values)
     if schema.id_column is not None:
-        # An id is text: " a17" is "a17", and a blank or a spelling of missing is no id (rows without one stay).
-        normalize_categories(every_row, [schema.id_column], "trim", (*MISSING_ID_SPELLINGS, *config.na_values))
+        every_row[schema.id_column] = clean_ids(every_row[schema.id_column], (*MISSING_ID_SPELLINGS, *config.na_values))
     # The course keeps the first of identical rows; so do we (NaN equals NaN). Then one row per id.
     unique = every_row.drop_duplicates()
     latest = latest_per_id(unique, _files_of_rows(spans, len(every_row))[unique.index], file_ranks(ingested), schema)
@@ -512,10 +511,6 @@ def merge_multiple_dataframe(config: Config | None = None, write: bool = True) -
     if write:
         _write_result(result, config, read_seconds, dedup_seconds)
     return result
-
-
-# Spellings an export uses for "no id": such rows are kept one by one, never merged as one id.
-MISSING_ID_SPELLINGS = ("NA", "N/A", "null", "NULL", "NaN", "nan", "None", "-")
 
 
 def _files_of_rows(spans: dict[str, tuple[int, int]], rows: int) -> np.ndarray:

@@ -18,6 +18,18 @@ import pandas as pd
 
 from drs.config import Schema
 
+# Spellings an export uses for "no id": such rows are kept one by one, never merged as one id.
+MISSING_ID_SPELLINGS = ("NA", "N/A", "null", "NULL", "NaN", "nan", "None", "-")
+
+
+def clean_ids(ids: pd.Series, missing: tuple[str, ...] = MISSING_ID_SPELLINGS) -> pd.Series:
+    """An id column as text ids: surrounding whitespace trimmed (" a17" is "a17"), and a blank or a
+    spelling of missing no id. Vectorised: every id is distinct, so there is no per-value shortcut."""
+    if pd.api.types.is_numeric_dtype(ids.dtype):
+        return ids
+    trimmed = ids.str.strip()
+    return trimmed.where(~(trimmed.isin(missing) | (trimmed == "")), None)
+
 
 @dataclass
 class LatestRows:
