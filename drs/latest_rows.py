@@ -80,9 +80,10 @@ def latest_per_id(data: pd.DataFrame, files: np.ndarray, ranks: dict[str, int], 
     winners = rows[last]
     kept_by = np.repeat(winners, np.diff(np.append(0, np.flatnonzero(last) + 1)))  # each row's winner
     losers, kept_by = rows[~last], kept_by[~last]
-    # A kept label that an earlier row of its id did not have (no label, or another one); a later row
-    # without a label gives nothing to the one kept.
-    earlier = (rank[losers] < rank[kept_by]) | ((rank[losers] == rank[kept_by]) & (losers < kept_by))
+    # A kept label that a row of its id in an older file did not have (no label, or another one): a
+    # label that arrived later. A later row without a label gives nothing to the one kept, and two rows
+    # of one file are one export, not a label that came afterwards.
+    earlier = rank[losers] < rank[kept_by]
     changed = ~labelled[losers] | (labels[losers] != labels[kept_by])
     relabelled = np.unique(kept_by[labelled[kept_by] & earlier & changed])
     new_labels: dict[str, int] = {}

@@ -116,3 +116,24 @@ def test_text_no_file_can_hold_is_a_400(api_client):
     assert response.status_code == 400
     response = api_client.post("/prediction", data='{"filepath": "\\ud800.csv"}', content_type="application/json")
     assert response.status_code == 400 and "not valid Unicode" in response.get_json()["error"]
+
+
+def test_two_rows_of_one_id_in_one_file_are_no_late_label():
+    import numpy as np
+    import pandas as pd
+
+    from drs.config import COURSE_SCHEMA
+    from drs.latest_rows import latest_per_id
+
+    data = pd.DataFrame(
+        {
+            "corporation": ["a", "a", "b"],
+            "lastmonth_activity": [1, 2, 3],
+            "lastyear_activity": [1, 2, 3],
+            "number_of_employees": [1, 2, 3],
+            "exited": [None, 1, 0],
+        }
+    )
+    files = np.array(["one.csv"] * 3, dtype=object)
+    latest = latest_per_id(data, files, {"one.csv": 0}, COURSE_SCHEMA)
+    assert latest.data["exited"].tolist() == [1, 0] and latest.replaced == 1 and latest.new_labels == {}
