@@ -69,6 +69,27 @@ def setup_logging(
         file_handler.setFormatter(formatter)
         root.addHandler(file_handler)
     root.setLevel(level)
+    # Library warnings (scikit-learn's, numpy's) go to the log, each once: raw on stderr they reach cron's
+    # mail, and libraries that catch warnings themselves reset Python's own once-per-place memory.
+    logging.captureWarnings(True)
+    warnings_log = logging.getLogger("py.warnings")
+    warnings_log.filters.clear()
+    warnings_log.addFilter(_OncePerMessage())
+
+
+class _OncePerMessage(logging.Filter):
+    """Lets each distinct message through once per process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
 
 
 def stage_main(stage: str, description: str, action, argv=None, add_arguments=None, lock: bool = False) -> int:

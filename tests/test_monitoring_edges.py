@@ -137,3 +137,16 @@ def test_two_rows_of_one_id_in_one_file_are_no_late_label():
     files = np.array(["one.csv"] * 3, dtype=object)
     latest = latest_per_id(data, files, {"one.csv": 0}, COURSE_SCHEMA)
     assert latest.data["exited"].tolist() == [1, 0] and latest.replaced == 1 and latest.new_labels == {}
+
+
+def test_library_warnings_go_to_the_log_once_not_raw_to_stderr(project):
+    # A feature no row fills: scikit-learn's imputer warns on every fit and transform of the tick.
+    for path in project.path("practicedata").glob("*.csv"):
+        lines = path.read_text().splitlines()
+        rows = [line.split(",") for line in lines[1:]]
+        path.write_text("\n".join([lines[0], *(",".join([r[0], "", *r[2:]]) for r in rows)]) + "\n")
+    result = project.run("fullprocess.py")
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+    imputer = [line for line in result.stdout.splitlines() if "Skipping features without any observed values" in line]
+    assert 1 <= len(imputer) <= 3, imputer  # the fit's own record, and each place it was raised: once
